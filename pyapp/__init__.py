@@ -1,0 +1,8 @@
+"""MHSA Visualizer: multi-head self-attention of a real pretrained Transformer, step by step.
+
+Layers (imports point down only): ``browser`` -> ``views`` -> ``core``.  ``cli`` is the command line.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,564 @@
+"""The page: wires web/index.html's controls to the Session and draws the chosen view on the canvas.
+
+Everything the user typed reaches the DOM through ``textContent`` (or the canvas' ``fillText``), never as
+markup. The work itself lives below: ``views.session`` (what to compute and what to fetch), the view modules
+(what to draw) and ``browser.canvas`` (how to draw it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import time
+import traceback
+from typing import Any, Dict, List, Optional
+
+from ..core.catalogue import CatalogueError, load_catalogue
+from ..core.weights import WeightFileError
+from ..views import interact
+from ..views.session import Session, SessionError, format_bits, row_entropy_bits, shown_matrix
+from ..views.state import D_MODEL_CHOICES, HEADS_CHOICES, AppState, slider_from_temperature, \
+    temperature_from_slider
+from . import canvas as canvas_backend
+from .compat import create_proxy, js
+from .fetch import FetchError, fetch_bytes
+
+CATALOGUE_PATH = "models/index.json"   # written into the file system by PyScript's [files]
+MODELS_URL = "../models/"              # weight files: fetched on demand, relative to web/index.html
+TEXT_DEBOUNCE_MS = 250
+VIEW_MODULES = {"overview": "overview", "steps": "steps", "heads": "heads", "math": "mathematics",
+                "architecture": "architecture"}
+TAB_ORDER = ["overview", "steps", "heads", "math", "architecture"]
+STEP_NAMES = ["Tokens and ids", "Embeddings X", "Q, K, V projections", "Scores Q·Kᵀ", "Scale by 1/√d_k",
+              "Softmax (with temperature)", "Weighted sum of V", "Concatenate heads", "Output projection W_O"]
+
+
+def _doc():
+    return js.document
+
+
+def _el(id_: str):
+    return js.document.getElementById(id_)
+
+
+def _clear(node):
+    while node.firstChild:
+        node.removeChild(node.firstChild)
+
+
+def _option(select, value: str, label: str, selected: bool = False, disabled: bool = False):
+    opt = js.document.createElement("option")
+    opt.value = value
+    opt.textContent = label
+    opt.selected = selected
+    opt.disabled = disabled
+    select.appendChild(opt)
+
+
+def _size_label(n: int) -> str:
+    if n >= 1 << 20:
+        return "%.1f MB" % (n / float(1 << 20))
+    return "%d kB" % max(1, round(n / 1024.0))
+
+
+class App:
+    def __init__(self, session: Session, state: AppState):
+        self.session = session
+        self.state = session.normalise(state) if session.catalogue.models else state
+        self.scene = None
+        self.ctx = None
+        self.dirty = True
+        self.running = False
+        self.error: Optional[WeightFileError] = None
+        self.draws = 0
+        self.timing: Dict[str, float] = {}
+        self._proxies: List[Any] = []
+        self._text_timer = None
+        self._resize_timer = None
+        self._last_width = 0
+        self._chip_key = None
+        self._update_started = 0.0
+        self._fetching = 0
+
+    # ---- wiring ----------------------------------------------------------------------------------
+    def _on(self, target, event: str, fn):
+        proxy = create_proxy(fn)
+        self._proxies.append(proxy)
+        target.addEventListener(event, proxy)
+        return proxy
+
+    def bind(self):
+        self._populate_models()
+        text = _el("text")
+        text.value = self.state.text
+        text.disabled = False
+        _el("model").disabled = False
+        self._on(text, "input", self._on_text_input)
+        self._on(_el("model"), "change", self._on_model)
+        self._on(_el("d-model"), "change", lambda e: self.set(d_model=int(e.target.value)))
+        self._on(_el("n-heads"), "change", lambda e: self.set(heads=int(e.target.value)))
+        self._on(_el("layer"), "change", lambda e: self.set(layer=int(e.target.value), pinned_row=None))
+        self._on(_el("head"), "change", lambda e: self.set(head=int(e.target.value)))
+        self._on(_el("temperature"), "input", self._on_temperature)
+        self._on(_el("causal"), "change", lambda e: self.set(causal=bool(e.target.checked)))
+        for tab in TAB_ORDER:
+            b = _el("tab-" + tab)
+            self._on(b, "click", self._tab_clicker(tab))
+            self._on(b, "keydown", self._on_tab_key)
+        self._on(_el("prev"), "click", lambda e: self.step_by(-1))
+        self._on(_el("next"), "click", lambda e: self.step_by(1))
+        self._on(js.document, "keydown", self._on_key)
+        cv = _el("view")
+        self._on(cv, "mousemove", self._on_hover)
+        self._on(cv, "mouseleave", lambda e: self._hide_tooltip())
+        self._on(cv, "click", self._on_click)
+        self._on(_el("retry"), "click", lambda e: self._retry())
+        chips = _el("chips")
+        self._on(chips, "mouseover", self._on_chip)
+        self._on(chips, "focusin", self._on_chip)
+        self._on(chips, "mouseout", lambda e: self._highlight(None))
+        self._on(chips, "focusout", lambda e: self._highlight(None))
+        self._on(js.window, "resize", self._on_resize)
+        self._text_proxy = create_proxy(self._text_settled)
+        self._resize_proxy = create_proxy(self._resized)
+        self._tick_proxy = create_proxy(lambda *a: self._tick())
+        self._sync_controls()
+
+    def _populate_models(self):
+        sel = _el("model")
+        _clear(sel)
+        real = js.document.createElement("optgroup")
+        real.label = "Pretrained"
+        synth = js.document.createElement("optgroup")
+        synth.label = "Synthetic (no download)"
+        for m in self.session.model_options():
+            if not m.available and not m.synthetic:
+                continue        # catalogue entries whose weights are not shipped (e.g. DistilBERT unbuilt)
+            _option(synth if m.synthetic else real, m.id, m.label, m.id == self.state.model, not m.available)
+        if real.childElementCount:
+            sel.appendChild(real)
+        sel.appendChild(synth)
+        for select, choices, value in ((_el("d-model"), D_MODEL_CHOICES, self.state.d_model),
+                                       (_el("n-heads"), HEADS_CHOICES, self.state.heads)):
+            _clear(select)
+            for c in choices:
+                _option(select, str(c), str(c), c == value)
+
+    # ---- state changes ----------------------------------------------------------------------------
+    def set(self, **changes):
+        new = self.state.with_(**changes)
+        if new == self.state:
+            return
+        self.state = new
+        self.schedule()
+
+    def schedule(self):
+        self.dirty = True
+        if not self.running:
+            js.setTimeout(self._tick_proxy, 0)
+
+    def _tick(self):
+        if not self.running and self.dirty:
+            asyncio.ensure_future(self.update())
+
+    def _on_text_input(self, event):
+        if self._text_timer is not None:
+            js.clearTimeout(self._text_timer)
+        self._text_timer = js.setTimeout(self._text_proxy, TEXT_DEBOUNCE_MS)
+
+    def _text_settled(self, *args):
+        self._text_timer = None
+        self.set(text=str(_el("text").value), pinned_row=None)
+
+    def _on_model(self, event):
+        self.error = None
+        self.set(model=str(event.target.value), pinned_row=None, layer=min(self.state.layer, 0)
+                 if str(event.target.value) in ("deterministic", "random") else self.state.layer)
+
+    def _on_temperature(self, event):
+        t = temperature_from_slider(float(event.target.value))
+        _el("temperature-value").textContent = "T = %.2f" % t
+        self.set(temperature=t)
+
+    def _tab_clicker(self, tab):
+        return lambda e: self.set(tab=tab)
+
+    def _on_tab_key(self, event):
+        key = str(event.key)
+        i = TAB_ORDER.index(self.state.tab)
+        j = {"ArrowRight": i + 1, "ArrowLeft": i - 1, "Home": 0, "End": len(TAB_ORDER) - 1}.get(key)
+        if j is None:
+            return
+        event.preventDefault()
+        tab = TAB_ORDER[j % len(TAB_ORDER)]
+        self.set(tab=tab)
+        _el("tab-" + tab).focus()
+
+    def _on_key(self, event):
+        if self.state.tab != "steps" or event.defaultPrevented:
+            return
+        target = event.target
+        tag = str(getattr(target, "tagName", "") or "").upper()
+        if tag in ("TEXTAREA", "INPUT", "SELECT") or str(getattr(target, "getAttribute", None)
+                                                          and target.getAttribute("role")) == "tab":
+            return
+        key = str(event.key)
+        if key in ("ArrowRight", "ArrowDown", "PageDown"):
+            event.preventDefault()
+            self.step_by(1)
+        elif key in ("ArrowLeft", "ArrowUp", "PageUp"):
+            event.preventDefault()
+            self.step_by(-1)
+
+    def step_by(self, d: int):
+        step = min(max(self.state.step + d, 1), len(STEP_NAMES))
+        if self.state.tab != "steps":
+            self.set(tab="steps", step=step)
+        else:
+            self.set(step=step)
+
+    def _retry(self):
+        self.error = None
+        self._status("")
+        self.schedule()
+
+    def _on_resize(self, event):
+        if self._resize_timer is not None:
+            js.clearTimeout(self._resize_timer)
+        self._resize_timer = js.setTimeout(self._resize_proxy, 120)
+
+    def _resized(self, *args):
+        self._resize_timer = None
+        if self._stage_width() != self._last_width:
+            self.schedule()
+
+    # ---- canvas interaction -------------------------------------------------------------------------
+    def _on_hover(self, event):
+        if self.scene is None:
+            return
+        x, y = float(event.offsetX), float(event.offsetY)
+        tip = interact.tooltip(self.scene.hit_test(x, y))
+        if not tip:
+            self._hide_tooltip()
+            return
+        t = _el("tooltip")
+        t.textContent = tip
+        t.hidden = False
+        stage = _el("stage")
+        cv = _el("view")
+        left = float(cv.offsetLeft) + x + 14 - float(stage.scrollLeft)
+        top = float(cv.offsetTop) + y + 16 - float(stage.scrollTop)
+        width = float(stage.clientWidth)
+        tw = float(t.offsetWidth)
+        if left + tw > width - 4:
+            left = max(4.0, float(cv.offsetLeft) + x - tw - 10 - float(stage.scrollLeft))
+        t.style.left = "%dpx" % left
+        t.style.top = "%dpx" % top
+        cv.style.cursor = "pointer" if interact.action(self.scene.hit_test(x, y)) else "crosshair"
+
+    def _hide_tooltip(self):
+        _el("tooltip").hidden = True
+
+    def _on_click(self, event):
+        if self.scene is None:
+            return
+        act = interact.action(self.scene.hit_test(float(event.offsetX), float(event.offsetY)))
+        if act:
+            allowed = {k: v for k, v in act.items()
+                       if k in ("pinned_row", "head", "tab", "step", "arch", "layer")}
+            if allowed:
+                self.set(**allowed)
+
+    # ---- chips and the source-span mirror -----------------------------------------------------------
+    def _on_chip(self, event):
+        target = event.target
+        idx = getattr(getattr(target, "dataset", None), "index", None)
+        if idx is None or str(idx) in ("undefined", ""):
+            return
+        self._highlight(int(str(idx)))
+
+    def _highlight(self, i: Optional[int]):
+        mirror = _el("mirror")
+        ctx = self.ctx
+        text = ctx.text if ctx is not None else self.state.text
+        _clear(mirror)
+        if ctx is None or i is None or ctx.offsets is None or not 0 <= i < len(ctx.offsets):
+            mirror.textContent = text
+            return
+        s, e = ctx.offsets[i]
+        if e <= s:
+            mirror.textContent = text
+            return
+        mirror.appendChild(js.document.createTextNode(text[:s]))
+        mark = js.document.createElement("mark")
+        mark.textContent = text[s:e]
+        mirror.appendChild(mark)
+        mirror.appendChild(js.document.createTextNode(text[e:]))
+
+    def _render_chips(self, ctx):
+        key = (tuple(ctx.tokens), ctx.text)
+        if key == self._chip_key:
+            return
+        self._chip_key = key
+        box = _el("chips")
+        _clear(box)
+        frag = js.document.createDocumentFragment()
+        for i, tok in enumerate(ctx.tokens):
+            span = js.document.createElement("span")
+            span.className = "chip special" if tok in ("[CLS]", "[SEP]", "[UNK]", "[PAD]") else "chip"
+            span.textContent = tok
+            span.tabIndex = 0
+            span.setAttribute("role", "listitem")
+            span.dataset.index = str(i)
+            s, e = ctx.offsets[i] if ctx.offsets else (0, 0)
+            span.title = "token %d, id %d%s" % (i, ctx.ids[i] if ctx.ids else -1,
+                                                  ", characters %d–%d" % (s, e) if e > s else "")
+            frag.appendChild(span)
+        box.appendChild(frag)
+        _el("mirror").textContent = ctx.text
+
+    # ---- the update loop ------------------------------------------------------------------------------
+    async def update(self):
+        if self.running:
+            self.dirty = True
+            return
+        self.running = True
+        try:
+            while self.dirty:
+                self.dirty = False
+                self._update_started = time.time()
+                try:
+                    await self._update_once()
+                except (SessionError, CatalogueError) as e:
+                    self._status(str(e), kind="error")
+                except Exception as e:  # noqa: BLE001 - show it, keep the page alive
+                    traceback.print_exc()
+                    self._status("Something went wrong: %s: %s" % (type(e).__name__, e), kind="error")
+        finally:
+            self.running = False
+
+    async def _update_once(self):
+        if self.error is not None and self.error.model == self._model_id():
+            return                                              # stays until Retry or another model
+        self.error = None
+        st = self.session.normalise(self.state)
+        needs = self.session.needs(st)
+        while needs.required:
+            if not await self._fetch_all(needs.required):
+                return
+            if self.dirty:
+                return                                          # the user moved on: start over
+            st = self.session.normalise(self.state)
+            needs = self.session.needs(st)
+        self.state = st
+        self._sync_controls()
+        later = needs.later
+        if not later:
+            self._loading_done()
+        self._draw(st, loading=("V/O weights of layer %d" % st.layer) if later else "")
+        if later and await self._fetch_all(later):
+            self._loading_done()
+            if not self.dirty:
+                self._draw(self.session.normalise(self.state))
+
+    def _model_id(self) -> str:
+        return self.state.model
+
+    async def _fetch_all(self, files) -> bool:
+        bar = _el("loading")
+        if self._fetching == 0 and bar.hidden:                 # a new download episode: fresh list
+            js.mhsaBoot.clear()
+            js.mhsaBoot.progress("runtime", "Python runtime", 1)
+            js.mhsaBoot.progress("numpy", "numpy", 1)
+        bar.hidden = False
+        bar.classList.remove("failed")
+        self._fetching += 1
+        try:
+            results = await asyncio.gather(*[self._fetch_one(f) for f in files])
+        finally:
+            self._fetching -= 1
+        errors = [r for r in results if r is not None]
+        if errors:
+            e = errors[0]
+            self.error = e
+            self._status("Could not load %s for %s: %s" % (e.path, e.model, e.problem), kind="error", retry=True)
+            js.document.body.dataset.error = str(e)
+            bar.classList.add("failed")
+            return False
+        return True
+
+    def _loading_done(self):
+        if self._fetching == 0 and self.error is None:
+            _el("loading").hidden = True
+
+    async def _fetch_one(self, f) -> Optional[WeightFileError]:
+        key = "file:" + f.path
+        label = "%s (%s)" % (f.path, _size_label(f.size))
+        js.mhsaBoot.progress(key, label, 0)
+        try:
+            data = await fetch_bytes(MODELS_URL + f.path,
+                                     lambda done, total: js.mhsaBoot.progress(key, label, done / float(total or 1)),
+                                     expected=f.size)
+        except FetchError as e:
+            return self.session.fetch_error(f.path, "could not be downloaded (%s)" % e)
+        try:
+            self.session.add_file(f.path, data)
+        except WeightFileError as e:
+            return e
+        js.mhsaBoot.progress(key, label, 1)
+        return None
+
+    # ---- drawing ----------------------------------------------------------------------------------------
+    def _stage_width(self) -> int:
+        stage = _el("stage")
+        return max(int(stage.clientWidth) - 2, 300)
+
+    def _draw(self, st: AppState, loading: str = ""):
+        t0 = time.time()
+        ctx = self.session.context(st, loading=loading)
+        t1 = time.time()
+        width = self._stage_width()
+        self._last_width = width
+        try:
+            module = importlib.import_module("pyapp.views." + VIEW_MODULES[st.tab])
+            scene = module.render(ctx, width)
+        except ImportError as e:
+            self._status("The %s view is not available: %s" % (st.tab, e), kind="error")
+            return
+        t2 = time.time()
+        cv = _el("view")
+        canvas_backend.draw(scene, cv, float(js.window.devicePixelRatio or 1))
+        t3 = time.time()
+        self.scene, self.ctx = scene, ctx
+        cv.setAttribute("aria-label", scene.label or "Attention visualization")
+        _el("alt").textContent = scene.alt_text or scene.label
+        self._render_chips(ctx)
+        matrix, what = shown_matrix(ctx, st.tab)
+        h = row_entropy_bits(matrix)
+        _el("entropy").textContent = format_bits(h)
+        _el("entropy-of").textContent = what
+        dropped = int(ctx.extra.get("dropped", 0))
+        if dropped:
+            self._status("Your text is longer than %d tokens: it was truncated, the last %d token%s dropped."
+                         % (len(ctx.tokens), dropped, " was" if dropped == 1 else "s were"), kind="notice")
+        elif loading:
+            self._status("Loading %s…" % loading, kind="info")
+        else:
+            self._status("")
+        self.draws += 1
+        self.timing = {"context_ms": (t1 - t0) * 1000, "view_ms": (t2 - t1) * 1000,
+                       "draw_ms": (t3 - t2) * 1000, "update_ms": (t3 - self._update_started) * 1000}
+        self._report(st, ctx, scene, h)
+        body = js.document.body
+        if str(body.dataset.state) != "ready":
+            body.dataset.state = "ready"
+            js.mhsaBoot.ready()
+
+    def _report(self, st: AppState, ctx, scene, entropy: float):
+        """A JSON summary on <body data-report> for tests and the benchmark (read-only, no markup)."""
+        grid = next((r for r in scene.regions if r["kind"] == "attn_cell"), None)
+        heat = None
+        if grid is not None:
+            m = grid["data"].get("matrix")
+            heat = {"x": grid["x"], "y": grid["y"], "w": grid["w"], "h": grid["h"],
+                    "rows": grid["rows"], "cols": grid["cols"]}
+            if m is not None and m.size <= 64 * 64:
+                heat["matrix"] = [[round(float(v), 7) for v in row] for row in m]
+                mask = grid["data"].get("mask")
+                heat["mask"] = mask.tolist() if mask is not None else None
+        report = {"model": st.model, "model_name": ctx.model_name, "layer": ctx.layer, "head": ctx.head_index,
+                  "n_layers": ctx.n_layers, "n_heads": ctx.n_heads, "tab": st.tab, "step": st.step,
+                  "temperature": st.temperature, "causal": st.causal, "pinned_row": ctx.pinned_row, "tokens": ctx.tokens, "n": ctx.n,
+                  "dropped": int(ctx.extra.get("dropped", 0)), "entropy": entropy, "draws": self.draws,
+                  "heatmap": heat, "scene": {"w": scene.width, "h": scene.height, "ops": len(scene.ops)},
+                  "dpr": float(js.window.devicePixelRatio or 1), "timing": self.timing,
+                  "stats": dict(self.session.stats), "images": canvas_backend.stats["images"]}
+        js.document.body.dataset.report = json.dumps(report)
+
+    def _status(self, message: str, kind: str = "", retry: bool = False):
+        box = _el("status")
+        _el("status-text").textContent = message
+        box.className = "status " + kind if message else "status"
+        _el("retry").hidden = not retry
+
+    def _sync_controls(self):
+        st = self.state
+        synthetic = st.model in ("deterministic", "random")
+        try:
+            n_layers, n_heads = self.session.shape(st)
+        except SessionError:
+            n_layers, n_heads = 1, 1
+        sel = _el("model")
+        if str(sel.value) != st.model:
+            sel.value = st.model
+        _el("synthetic").hidden = not synthetic
+        _el("d-model").value = str(st.d_model)
+        _el("n-heads").value = str(st.heads)
+        for id_, n, value, fmt in (("layer", n_layers, st.layer, "Layer %d"), ("head", n_heads, st.head, "Head %d")):
+            select = _el(id_)
+            if int(select.length) != n:
+                _clear(select)
+                for i in range(n):
+                    _option(select, str(i), fmt % i)
+            select.value = str(value)
+            select.disabled = n <= 1
+        temp = _el("temperature")
+        pos = slider_from_temperature(st.temperature)
+        if abs(float(temp.value) - pos) > 0.006:
+            temp.value = str(pos)
+        _el("temperature-value").textContent = "T = %.2f" % st.temperature
+        _el("causal").checked = st.causal
+        info = next((m.description for m in self.session.model_options() if m.id == st.model), "")
+        _el("model-info").textContent = info
+        for tab in TAB_ORDER:
+            b = _el("tab-" + tab)
+            on = tab == st.tab
+            b.setAttribute("aria-selected", "true" if on else "false")
+            b.tabIndex = 0 if on else -1
+        _el("stage").setAttribute("aria-labelledby", "tab-" + st.tab)
+        steps = st.tab == "steps"
+        _el("stepbar").hidden = not steps
+        if steps:
+            _el("step-progress").value = st.step
+            _el("step-label").textContent = "Step %d of %d · %s" % (st.step, len(STEP_NAMES),
+                                                                   STEP_NAMES[st.step - 1])
+            _el("prev").disabled = st.step <= 1
+            _el("next").disabled = st.step >= len(STEP_NAMES)
+
+
+# ---- entry point ------------------------------------------------------------------------------------------
+def _load_catalogue():
+    try:
+        with open(CATALOGUE_PATH, "rb") as fh:
+            return load_catalogue(fh.read()), ""
+    except OSError:
+        return None, "The model catalogue (models/index.json) is missing: only synthetic sources are available."
+    except CatalogueError as e:
+        return None, str(e)
+
+
+async def main():
+    """Start the app (called by web/main.py)."""
+    boot = js.mhsaBoot
+    boot.progress("runtime", "Python runtime", 1)
+    boot.progress("numpy", "numpy", 1)
+    try:
+        catalogue, problem = _load_catalogue()
+        session = Session(catalogue)
+        query = str(js.location.search or "")
+        state = AppState.from_query(query) if query else AppState()
+        app = App(session, state)
+        js.window.mhsaApp = create_proxy(app)        # handle for the benchmark / debugging
+        app.bind()
+        if problem:
+            app._status(problem, kind="error")
+        await app.update()
+        if str(js.document.body.dataset.state) != "ready":
+            js.document.body.dataset.state = "ready"     # controls work even if the first model failed
+            boot.ready()
+            if app.error is not None:
+                _el("loading").hidden = False
+    except Exception as e:  # noqa: BLE001 - the page must say what happened
+        traceback.print_exc()
+        boot.fail("The app could not start: %s: %s" % (type(e).__name__, e))

@@ -1,0 +1,140 @@
+"""Command line: ``python -m pyapp models | tokenize | attention`` (CPython; reads models/ from disk).
+
+    python -m pyapp models
+    python -m pyapp tokenize [--model ID] [--jsonl] TEXT|-
+    python -m pyapp attention [--model ID] [--layer N | --all-layers] [--temperature T] [--causal]
+                              [--jsonl] TEXT|-
+
+``-`` reads one input per line from stdin and prints one JSON object per input line; with ``--jsonl``
+every input (line or TEXT) is a JSON string, so inputs may hold newlines.  Bad input exits with code 2
+and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Iterator, List, Optional, Sequence
+
+from .core.attention import check_temperature
+from .core.catalogue import CatalogueError
+from .core.encoder import WeightsMissing
+from .core.files import LocalModel, default_models_dir, load_local_catalogue
+from .core.weights import WeightFileError
+
+DEFAULT_MODEL = "minilm-l6"
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too by default)
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = Parser(prog="python -m pyapp", description="Multi-head self-attention of a real Transformer.")
+    ap.add_argument("--models-dir", default=None, help="folder holding index.json (default: models/ "
+                                                       "next to the pyapp package)")
+    sub = ap.add_subparsers(dest="command", parser_class=Parser)
+    sub.required = True
+    sub.add_parser("models", help="list the model catalogue")
+
+    def common(p):
+        p.add_argument("text", help="the text, or - to read one input per line from stdin")
+        p.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL})")
+        p.add_argument("--jsonl", action="store_true", help="inputs are JSON strings (may hold newlines)")
+        p.add_argument("--models-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    common(sub.add_parser("tokenize", help="print tokens, ids and offsets"))
+    att = sub.add_parser("attention", help="print attention probabilities (heads x n x n) per layer")
+    common(att)
+    which = att.add_mutually_exclusive_group()
+    which.add_argument("--layer", type=int, default=0, help="layer to show (default 0)")
+    which.add_argument("--all-layers", action="store_true", help="every layer")
+    att.add_argument("--temperature", type=float, default=1.0, help="softmax temperature T > 0 (default 1)")
+    att.add_argument("--causal", action="store_true", help="apply the causal (decoder) mask")
+    return ap
+
+
+def inputs(text: str, jsonl: bool, stdin) -> Iterator[str]:
+    lines = (line.rstrip("\r\n") for line in stdin) if text == "-" else iter([text])
+    for n, line in enumerate(lines, 1):
+        if not jsonl:
+            yield line
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as e:
+            raise UsageError(f"input {n} is not a JSON string: {e}") from None
+        if not isinstance(value, str):
+            raise UsageError(f"input {n} is not a JSON string")
+        yield value
+
+
+def cmd_models(args, out) -> None:
+    cat = load_local_catalogue(args.models_dir)
+    rows = [(m.id, m.name, m.layers_x_heads, "built" if m.built else "not built") for m in cat]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        out.write("  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] + "\n")
+
+
+def open_model(args) -> LocalModel:
+    cat = load_local_catalogue(args.models_dir)
+    cat.get(args.model)  # unknown id -> CatalogueError
+    return LocalModel(args.model, args.models_dir, catalogue=cat)
+
+
+def cmd_tokenize(args, out, stdin) -> None:
+    model = open_model(args)
+    for text in inputs(args.text, args.jsonl, stdin):
+        enc = model.tokenizer.encode(text)
+        out.write(json.dumps({"text": text, "tokens": enc.tokens, "ids": enc.ids,
+                              "offsets": [list(o) for o in enc.offsets]}, ensure_ascii=False) + "\n")
+        out.flush()
+
+
+def cmd_attention(args, out, stdin) -> None:
+    t = check_temperature(args.temperature) if args.temperature > 0 else None
+    if t is None:
+        raise UsageError(f"--temperature must be > 0, got {args.temperature}")
+    model = open_model(args)
+    n_layers = model.entry.n_layers
+    layers: List[int] = list(range(n_layers)) if args.all_layers else [args.layer]
+    if not all(0 <= layer < n_layers for layer in layers):
+        raise UsageError(f"--layer {args.layer} out of range: model {model.entry.id!r} has layers "
+                         f"0..{n_layers - 1}")
+    for text in inputs(args.text, args.jsonl, stdin):
+        enc = model.tokenizer.encode(text, max_length=model.entry.max_positions)
+        model.need(enc.ids, max(layers), ("qk",))
+        probs = model.encoder.attentions(enc.ids, layers, t, args.causal)
+        model.encoder.clear()
+        doc = {"text": text, "tokens": enc.tokens,
+               "layers": [{"layer": layer, "attention": probs[layer].tolist()} for layer in layers]}
+        out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        out.flush()
+
+
+def main(argv: Optional[Sequence[str]] = None, out=None, stdin=None) -> int:
+    out = out or sys.stdout
+    stdin = stdin or sys.stdin
+    try:
+        args = build_parser().parse_args(argv)
+        args.models_dir = args.models_dir or default_models_dir()
+        if args.command == "models":
+            cmd_models(args, out)
+        elif args.command == "tokenize":
+            cmd_tokenize(args, out, stdin)
+        else:
+            cmd_attention(args, out, stdin)
+    except (UsageError, CatalogueError, WeightFileError, WeightsMissing, ValueError, OSError) as e:
+        msg = str(e).replace("\n", " ")
+        sys.stderr.write(f"python -m pyapp: error: {msg}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

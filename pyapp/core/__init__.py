@@ -1,0 +1,1 @@
+"""The maths core: tokenizer, weight format, catalogue, embeddings, attention, encoder (no browser imports)."""

@@ -1,0 +1,388 @@
+"""What the attention of a whole model says: rollout, per-head statistics, and exports.
+
+Pure NumPy on attention arrays, no browser and no file system. "Attentions" are per layer, bottom layer
+first: a sequence (or a dict keyed by layer index, as ``Encoder.attentions`` returns) of (heads, n, n)
+arrays whose rows sum to 1 (row i = query token i, column j = key token j).
+
+Attention rollout (Abnar & Zuidema 2020, "Quantifying Attention Flow in Transformers")
+    Per layer l, average the heads and model the residual connection as an identity:
+
+        Â_l = mean_h A_l,h                         # (n, n)
+        A'_l = rownorm(½ Â_l + ½ I)                # the paper's A = 0.5 W_att + 0.5 I
+
+    Weighting: ½ / ½ is what the paper writes, and it is exactly "(Â + I), rows renormalised", because
+    every row of Â sums to 1, so (Â + I) has row sums 2. It says the residual stream and the attention
+    sublayer contribute equally to a token's next representation; we keep the paper's choice so the
+    numbers match the published method. The explicit renormalisation only removes float drift (and keeps
+    rows stochastic for inputs that are not, e.g. a head subset that was renormalised elsewhere).
+
+    Ordering: the representation at layer l is A'_l applied to the one below, so
+
+        R_1 = A'_1,   R_l = A'_l @ R_(l-1),   i.e.   R_L = A'_L @ A'_(L-1) @ ... @ A'_1
+
+    (top layer on the LEFT). Row i of R_L is how much output token i at layer L draws from each input
+    token; rows sum to 1.
+
+Head statistics (after Clark et al. 2019, "What Does BERT Look At?")
+    For every head, averaged over query rows:
+
+    * entropy        -sum_j p_ij ln p_ij, in NATS (natural log, as Clark et al. report); also given
+                     normalised, divided by ln(number of keys the row may see), so 1.0 = uniform and the
+                     "broad" threshold does not depend on sentence length
+    * distance       sum_j p_ij |i - j|, in tokens
+    * cls, sep       attention mass on [CLS] / [SEP] tokens (BERT) or <s> / </s> (RoBERTa-style)
+    * punct          mass on punctuation tokens (every character is Unicode punctuation; special tokens
+                     are not punctuation)
+    * prev, next     p_(i,i-1) averaged over rows that have a previous token; p_(i,i+1) likewise
+    * self           p_ii
+
+Labels (the thresholds are the ``LABEL_THRESHOLDS`` constants and the view prints them): a head gets the
+name of its largest mass among previous / next / self / [CLS] / [SEP] / punctuation when that mass is
+above ``MASS_THRESHOLD`` (0.5: "more than half of its attention", Clark et al.'s criterion for the
+previous-token and [SEP] heads); otherwise "broad" when its normalised entropy is at least
+``BROAD_THRESHOLD``; otherwise "mixed".
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+Attentions = Union[Sequence[np.ndarray], Mapping[int, np.ndarray], np.ndarray]
+
+RESIDUAL_WEIGHT = 0.5  # weight of the identity in A' = (1 - w) Â + w I  (Abnar & Zuidema: 0.5)
+MASS_THRESHOLD = 0.5  # a head "attends to X" when more than this share of its attention goes to X
+BROAD_THRESHOLD = 0.8  # a head is "broad" when its normalised entropy is at least this (1.0 = uniform)
+
+CLS_TOKENS = ("[CLS]", "<s>")
+SEP_TOKENS = ("[SEP]", "</s>")
+SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "<s>", "</s>", "<pad>", "<mask>", "<unk>")
+
+# Statistic keys, in table order, with the column title and unit the views print.
+STAT_COLUMNS = (
+    ("entropy", "entropy", "nats"),
+    ("entropy_norm", "H / ln n", ""),
+    ("distance", "distance", "tokens"),
+    ("cls", "[CLS]", "mass"),
+    ("sep", "[SEP]", "mass"),
+    ("punct", "punct.", "mass"),
+    ("prev", "previous", "mass"),
+    ("next", "next", "mass"),
+    ("self", "self", "mass"),
+)
+STAT_KEYS = tuple(c[0] for c in STAT_COLUMNS)
+MASS_KEYS = ("prev", "next", "self", "cls", "sep", "punct")  # candidates for a label, in tie order
+
+LABEL_NAMES = {
+    "prev": "previous token",
+    "next": "next token",
+    "self": "self",
+    "cls": "[CLS]",
+    "sep": "[SEP]",
+    "punct": "punctuation",
+    "broad": "broad",
+    "mixed": "mixed",
+}
+LABEL_THRESHOLDS = (
+    ("previous token", f"mass on token i-1 > {MASS_THRESHOLD:.2f}"),
+    ("next token", f"mass on token i+1 > {MASS_THRESHOLD:.2f}"),
+    ("self", f"mass on token i itself > {MASS_THRESHOLD:.2f}"),
+    ("[CLS] / [SEP]", f"mass on [CLS] / [SEP] > {MASS_THRESHOLD:.2f}"),
+    ("punctuation", f"mass on punctuation > {MASS_THRESHOLD:.2f}"),
+    ("broad", f"none of the above, and entropy / ln(keys) >= {BROAD_THRESHOLD:.2f}"),
+    ("mixed", "none of the above"),
+)
+
+
+# ---- inputs -----------------------------------------------------------------------------------------
+def layer_list(attentions: Attentions) -> List[Tuple[int, np.ndarray]]:
+    """(layer index, (heads, n, n) float64) pairs, bottom layer first."""
+    if isinstance(attentions, Mapping):
+        items = sorted((int(k), v) for k, v in attentions.items())
+    else:
+        items = list(enumerate(attentions))
+    out = []
+    for layer, a in items:
+        a = np.asarray(a, dtype=np.float64)
+        if a.ndim == 2:
+            a = a[None]
+        if a.ndim != 3 or a.shape[1] != a.shape[2]:
+            raise ValueError(f"layer {layer}: attention must be (heads, n, n), got {a.shape}")
+        out.append((layer, a))
+    return out
+
+
+def stack_layers(attentions: Attentions) -> np.ndarray:
+    """All layers 0..L-1 as one (layers, heads, n, n) array; the layers must be consecutive from 0."""
+    items = layer_list(attentions)
+    if [k for k, _ in items] != list(range(len(items))):
+        raise ValueError("layers must be 0..L-1 without gaps, got %s" % [k for k, _ in items])
+    return np.stack([a for _, a in items])
+
+
+# ---- attention rollout ------------------------------------------------------------------------------
+def row_normalise(a: np.ndarray) -> np.ndarray:
+    """Rows divided by their sums (rows summing to 0 are left at 0)."""
+    s = a.sum(axis=-1, keepdims=True)
+    return np.divide(a, s, out=np.zeros_like(a), where=s > 0)
+
+
+def residual_attention(attn: np.ndarray, residual: float = RESIDUAL_WEIGHT) -> np.ndarray:
+    """One layer's A' = rownorm((1 - w) mean_h A + w I): (heads, n, n) -> (n, n)."""
+    a = np.asarray(attn, dtype=np.float64)
+    mean = a.mean(axis=0) if a.ndim == 3 else a  # (n, n)
+    n = mean.shape[-1]
+    return row_normalise((1.0 - residual) * mean + residual * np.eye(n))
+
+
+def rollout(attentions: Attentions, residual: float = RESIDUAL_WEIGHT) -> np.ndarray:
+    """Cumulative rollouts (layers, n, n): entry l is R_(l+1) = A'_(l+1) @ ... @ A'_1 (layers 0..l).
+
+    The last entry is the rollout of the whole stack; the first is layer 0's A' alone.
+    """
+    items = layer_list(attentions)
+    if [k for k, _ in items] != list(range(len(items))):
+        raise ValueError("rollout needs layers 0..L-1 without gaps, got %s" % [k for k, _ in items])
+    out = []
+    r = None
+    for _, a in items:
+        step = residual_attention(a, residual)  # (n, n)
+        r = step if r is None else step @ r  # the higher layer on the left
+        out.append(r)
+    return np.stack(out)
+
+
+# ---- head statistics --------------------------------------------------------------------------------
+def is_punctuation(token: str) -> bool:
+    """True for tokens made only of punctuation characters (a WordPiece "##" prefix is ignored)."""
+    if token in SPECIAL_TOKENS:
+        return False
+    t = token[2:] if token.startswith("##") and len(token) > 2 else token
+    t = t.lstrip("\u0120\u2581")  # byte-level BPE / SentencePiece word-start marks
+    return bool(t) and all(unicodedata.category(ch).startswith("P") for ch in t)
+
+
+def token_masks(tokens: Sequence[str]) -> Dict[str, np.ndarray]:
+    """Boolean (n,) masks of the [CLS], [SEP] and punctuation tokens."""
+    toks = [str(t) for t in tokens]
+    return {
+        "cls": np.array([t in CLS_TOKENS for t in toks], dtype=bool),
+        "sep": np.array([t in SEP_TOKENS for t in toks], dtype=bool),
+        "punct": np.array([is_punctuation(t) for t in toks], dtype=bool),
+    }
+
+
+def _keys_per_row(n: int, causal: bool) -> np.ndarray:
+    """How many keys each query row may attend to: n, or i + 1 under a causal mask."""
+    return np.arange(1, n + 1, dtype=np.float64) if causal else np.full(n, float(n))
+
+
+def layer_stats(attn: np.ndarray, tokens: Sequence[str], causal: bool = False) -> Dict[str, np.ndarray]:
+    """Every statistic of STAT_KEYS for one layer: dict of (heads,) float64 arrays."""
+    p = np.asarray(attn, dtype=np.float64)  # (heads, n, n)
+    if p.ndim == 2:
+        p = p[None]
+    heads, n, _ = p.shape
+    if len(tokens) != n:
+        raise ValueError(f"{len(tokens)} tokens for an attention of {n} tokens")
+    logp = np.log(np.where(p > 0, p, 1.0))  # 0 log 0 = 0
+    row_h = -(p * logp).sum(axis=-1)  # (heads, n)
+    max_h = np.log(_keys_per_row(n, causal))  # (n,)
+    idx = np.arange(n)
+    dist = np.abs(idx[:, None] - idx[None, :]).astype(np.float64)  # (n, n)
+    masks = token_masks(tokens)
+    stats = {
+        "entropy": row_h.mean(axis=-1),
+        "entropy_norm": row_h.sum(axis=-1) / max_h.sum() if max_h.sum() > 0 else np.zeros(heads),
+        "distance": (p * dist).sum(axis=-1).mean(axis=-1),
+        "cls": p[:, :, masks["cls"]].sum(axis=-1).mean(axis=-1),
+        "sep": p[:, :, masks["sep"]].sum(axis=-1).mean(axis=-1),
+        "punct": p[:, :, masks["punct"]].sum(axis=-1).mean(axis=-1),
+        "prev": p[:, idx[1:], idx[:-1]].mean(axis=-1) if n > 1 else np.zeros(heads),
+        "next": p[:, idx[:-1], idx[1:]].mean(axis=-1) if n > 1 else np.zeros(heads),
+        "self": p[:, idx, idx].mean(axis=-1),
+    }
+    return stats
+
+
+def head_label(stat: Mapping[str, float]) -> str:
+    """The label key of one head ("prev", "sep", …, "broad", "mixed"); see LABEL_THRESHOLDS."""
+    best = max(MASS_KEYS, key=lambda k: (float(stat[k]), -MASS_KEYS.index(k)))
+    if float(stat[best]) > MASS_THRESHOLD:
+        return best
+    if float(stat["entropy_norm"]) >= BROAD_THRESHOLD:
+        return "broad"
+    return "mixed"
+
+
+@dataclass
+class HeadStatRow:
+    layer: int
+    head: int
+    values: Dict[str, float]
+    label: str  # a key of LABEL_NAMES
+
+    @property
+    def label_text(self) -> str:
+        return LABEL_NAMES[self.label]
+
+
+@dataclass
+class HeadStats:
+    """One row per (layer, head) of the layers given, in layer-then-head order."""
+
+    rows: List[HeadStatRow] = field(default_factory=list)
+
+    def table(self, layer: int) -> np.ndarray:
+        """(heads, len(STAT_KEYS)) values of one layer."""
+        return np.array([[r.values[k] for k in STAT_KEYS] for r in self.rows if r.layer == layer])
+
+    def get(self, layer: int, head: int) -> HeadStatRow:
+        for r in self.rows:
+            if r.layer == layer and r.head == head:
+                return r
+        raise KeyError((layer, head))
+
+
+def head_stats(attentions: Attentions, tokens: Sequence[str], causal: bool = False) -> HeadStats:
+    """Statistics and a label for every head of every layer given (layers may be a partial dict)."""
+    rows = []
+    for layer, a in layer_list(attentions):
+        st = layer_stats(a, tokens, causal)
+        for h in range(a.shape[0]):
+            values = {k: float(st[k][h]) for k in STAT_KEYS}
+            rows.append(HeadStatRow(layer, h, values, head_label(values)))
+    return HeadStats(rows)
+
+
+SORT_KEYS = ("layer", "head") + STAT_KEYS + ("label",)
+
+
+def sort_rows(rows: Sequence[HeadStatRow], key: str = "layer", descending: bool = False) -> List[HeadStatRow]:
+    """Rows sorted by a column (a SORT_KEYS entry); ties keep layer-then-head order (the sort is stable)."""
+    if key not in SORT_KEYS:
+        raise ValueError(f"unknown sort key {key!r} (one of {', '.join(SORT_KEYS)})")
+    base = sorted(rows, key=lambda r: (r.layer, r.head))
+    if key == "layer":
+        return sorted(base, key=lambda r: r.layer, reverse=descending)
+    if key == "head":
+        return sorted(base, key=lambda r: (r.head, r.layer), reverse=descending)
+    if key == "label":
+        return sorted(base, key=lambda r: r.label_text, reverse=descending)
+    return sorted(base, key=lambda r: r.values[key], reverse=descending)
+
+
+# ---- exports ----------------------------------------------------------------------------------------
+def attention_csv(attn: np.ndarray, tokens: Sequence[str], layer: int = 0,
+                  heads: Optional[Sequence[int]] = None) -> str:
+    """One layer's attention as CSV text: a row per (head, query) and a column per key token.
+
+    Header: layer, head, query_index, query_token, then the key tokens as they are (duplicates kept, in
+    order). Tokens are quoted by the csv module (commas, quotes, newlines survive a round trip). Weights
+    are written with 9 significant digits, enough to read back every float32 exactly.
+    """
+    a = np.asarray(attn)
+    if a.ndim == 2:
+        a = a[None]
+    n = a.shape[-1]
+    if len(tokens) != n:
+        raise ValueError(f"{len(tokens)} tokens for an attention of {n} tokens")
+    heads = list(range(a.shape[0])) if heads is None else [int(h) for h in heads]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(["layer", "head", "query_index", "query_token"] + [str(t) for t in tokens])
+    for h in heads:
+        for i in range(n):
+            w.writerow([layer, h, i, str(tokens[i])] + _numbers(a[h, i].ravel()))
+    return buf.getvalue()
+
+
+def _numbers(values: np.ndarray) -> List[str]:
+    """Shortest exact-for-float32 text of each value; non-finite values (masked -inf) become ''."""
+    return [f"{v:.9g}" if math.isfinite(v) else "" for v in np.asarray(values, dtype=np.float64).tolist()]
+
+
+TRACE_FIELDS = ("x", "q", "k", "v", "scores", "scaled", "masked", "logits", "probs", "head_outputs",
+                "concat", "output")
+TRACE_FORMAT = "mhsa-trace/1"
+
+
+def trace_json(trace: Any, tokens: Sequence[str], meta: Optional[Mapping[str, Any]] = None,
+               attentions: Optional[Attentions] = None) -> str:
+    """The full trace of one layer (every intermediate of AttentionTrace) as JSON text.
+
+    Each array is {"shape": [...], "dtype": "float32", "data": nested lists}; values that are not finite
+    (the -inf of causally masked scores) are written as null, since JSON has no infinities. Arrays the
+    trace does not hold (V/O not loaded) are null. ``attentions`` (optional) adds the softmax of every
+    layer computed so far under "attentions": {"<layer>": array}. ``meta`` (model id, layer, text, …) is
+    copied to the top level.
+    """
+    doc: Dict[str, Any] = {"format": TRACE_FORMAT}
+    for k, v in (meta or {}).items():
+        doc[str(k)] = _plain(v)
+    doc["tokens"] = [str(t) for t in tokens]
+    doc["temperature"] = float(getattr(trace, "temperature", 1.0))
+    doc["causal"] = bool(getattr(trace, "causal", False))
+    doc["n_heads"] = int(np.asarray(trace.q).shape[0])
+    doc["d_k"] = int(np.asarray(trace.q).shape[2])
+    arrays = {}
+    for name in TRACE_FIELDS:
+        arr = getattr(trace, name, None)
+        arrays[name] = None if arr is None else _ArrayJSON(np.asarray(arr))
+    doc["arrays"] = arrays
+    if attentions is not None:
+        doc["attentions"] = {str(k): _ArrayJSON(np.asarray(a)) for k, a in layer_list(attentions)}
+    return _dumps(doc)
+
+
+class _ArrayJSON:
+    def __init__(self, arr: np.ndarray):
+        self.arr = arr
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    return v
+
+
+def _array_text(arr: np.ndarray) -> str:
+    """{"shape", "dtype", "data"} with numbers as %.9g text joined into nested JSON lists."""
+    flat = [f"{v:.9g}" if math.isfinite(v) else "null"
+            for v in np.asarray(arr, dtype=np.float64).ravel().tolist()]
+    shape = list(arr.shape)
+
+    def nest(start: int, dims: List[int]) -> Tuple[str, int]:
+        if not dims:
+            return flat[start], start + 1
+        if len(dims) == 1:
+            return "[" + ",".join(flat[start:start + dims[0]]) + "]", start + dims[0]
+        parts = []
+        for _ in range(dims[0]):
+            s, start = nest(start, dims[1:])
+            parts.append(s)
+        return "[" + ",".join(parts) + "]", start
+
+    data, _ = nest(0, shape)
+    dtype = "float32" if arr.dtype.kind == "f" else str(arr.dtype)
+    return f'{{"shape":{json.dumps(shape)},"dtype":"{dtype}","data":{data}}}'
+
+
+def _dumps(v: Any) -> str:
+    """JSON text of a document whose arrays are _ArrayJSON (written by _array_text, the rest by json)."""
+    if isinstance(v, _ArrayJSON):
+        return _array_text(v.arr)
+    if isinstance(v, dict):
+        return "{" + ",".join(json.dumps(str(k), ensure_ascii=False) + ":" + _dumps(x) for k, x in v.items()) + "}"
+    return json.dumps(v, ensure_ascii=False, allow_nan=False)

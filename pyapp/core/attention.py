@@ -1,0 +1,162 @@
+"""Multi-head self-attention, written like the paper, returning every intermediate.
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
+    MultiHead(X) = Concat(head_1 .. head_h) W_O^T + b_O,   head_i = Attention(X W_Qi^T + b_Qi, ...)
+
+Weights use the ``nn.Linear`` layout of the checkpoints: ``weight`` is (out, in) and y = x @ W.T + b.
+All heads are computed together (one matmul per projection, batched over heads), in float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass
+class AttentionWeights:
+    """One layer's attention projections (nn.Linear layout).  ``v_*``/``o_*`` may be None (Q/K-only load)."""
+
+    q_weight: np.ndarray  # (heads*d_k, d_model)
+    q_bias: np.ndarray  # (heads*d_k,)
+    k_weight: np.ndarray  # (heads*d_k, d_model)
+    k_bias: np.ndarray  # (heads*d_k,)
+    v_weight: Optional[np.ndarray]  # (heads*d_k, d_model)
+    v_bias: Optional[np.ndarray]  # (heads*d_k,)
+    o_weight: Optional[np.ndarray]  # (d_model, heads*d_k)
+    o_bias: Optional[np.ndarray]  # (d_model,)
+    n_heads: int
+
+    @property
+    def d_k(self) -> int:
+        return int(self.q_weight.shape[0]) // self.n_heads
+
+    @property
+    def has_values(self) -> bool:
+        return self.v_weight is not None and self.o_weight is not None
+
+
+@dataclass
+class AttentionTrace:
+    """Every intermediate of the nine steps, float32."""
+
+    x: np.ndarray  # (n, d_model)   input to the layer
+    q: np.ndarray  # (heads, n, d_k)
+    k: np.ndarray  # (heads, n, d_k)
+    v: Optional[np.ndarray]  # (heads, n, d_k)  None when only Q/K weights are loaded
+    scores: np.ndarray  # (heads, n, n)   Q K^T
+    scaled: np.ndarray  # (heads, n, n)   / sqrt(d_k)
+    masked: Optional[np.ndarray]  # (heads, n, n)   causal mask applied (-inf above the diagonal), else None
+    logits: np.ndarray  # (heads, n, n)   what enters the softmax: (masked or scaled) / temperature
+    probs: np.ndarray  # (heads, n, n)   softmax, rows sum to 1
+    head_outputs: Optional[np.ndarray]  # (heads, n, d_k)  probs @ V
+    concat: Optional[np.ndarray]  # (n, heads*d_k)
+    output: Optional[np.ndarray]  # (n, d_model)     concat @ W_O^T + b_O
+    temperature: float
+    causal: bool
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.q.shape[0])
+
+    @property
+    def d_k(self) -> int:
+        return int(self.q.shape[2])
+
+    def with_temperature(self, temperature: float) -> "AttentionTrace":
+        """The same trace seen through another temperature: one softmax, plus probs @ V if V is loaded."""
+        logits, probs = attention_probs(self, temperature)
+        heads = concat = output = None
+        if self.v is not None:
+            heads = np.matmul(probs, self.v)  # (heads, n, d_k)
+            concat = concat_heads(heads)  # (n, heads*d_k)
+            if self.output is not None and self._o is not None:
+                output = linear(concat, self._o[0], self._o[1])
+        trace = AttentionTrace(self.x, self.q, self.k, self.v, self.scores, self.scaled, self.masked,
+                               logits, probs, heads, concat, output, float(temperature), self.causal)
+        trace._o = self._o
+        return trace
+
+    _o = None  # (o_weight, o_bias) kept so a new temperature can redo the output projection
+
+
+def linear(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
+    """y = x W^T + b in float32 (nn.Linear)."""
+    y = np.matmul(x, weight.T.astype(np.float32, copy=False))
+    if bias is not None:
+        y += bias.astype(np.float32, copy=False)
+    return y
+
+
+def split_heads(x: np.ndarray, n_heads: int) -> np.ndarray:
+    """(n, heads*d_k) -> (heads, n, d_k)"""
+    n, width = x.shape
+    return x.reshape(n, n_heads, width // n_heads).transpose(1, 0, 2)
+
+
+def concat_heads(x: np.ndarray) -> np.ndarray:
+    """(heads, n, d_k) -> (n, heads*d_k)"""
+    heads, n, d_k = x.shape
+    return np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(n, heads * d_k)
+
+
+def causal_mask(scores: np.ndarray) -> np.ndarray:
+    """-inf above the diagonal: token i may only look at tokens j <= i."""
+    n = scores.shape[-1]
+    future = np.triu(np.ones((n, n), dtype=bool), k=1)  # (n, n)
+    return np.where(future, np.float32(-np.inf), scores).astype(np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax over the last axis (numerically stable, float32)."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def check_temperature(temperature: float) -> float:
+    t = float(temperature)
+    if not (t > 0.0 and np.isfinite(t)):
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    return t
+
+
+def attention_probs(trace_or_logits, temperature: float = 1.0):
+    """Cheap re-softmax for a new temperature (no matmuls).
+
+    Given an AttentionTrace: returns ``(logits, probs)`` computed from its scaled (or masked) scores.
+    Given an array of T=1 logits (scaled or masked scores): returns the probabilities only.
+    """
+    t = check_temperature(temperature)
+    if isinstance(trace_or_logits, AttentionTrace):
+        base = trace_or_logits.masked if trace_or_logits.masked is not None else trace_or_logits.scaled
+        logits = (base / np.float32(t)).astype(np.float32)
+        return logits, softmax(logits)
+    return softmax((np.asarray(trace_or_logits, dtype=np.float32) / np.float32(t)).astype(np.float32))
+
+
+def multi_head_attention(x: np.ndarray, w: AttentionWeights, temperature: float = 1.0,
+                         causal: bool = False) -> AttentionTrace:
+    """Multi-head self-attention of one layer, keeping every intermediate."""
+    t = check_temperature(temperature)
+    x = np.asarray(x, dtype=np.float32)  # (n, d_model)
+    h, d_k = w.n_heads, w.d_k
+    q = split_heads(linear(x, w.q_weight, w.q_bias), h)  # (heads, n, d_k)
+    k = split_heads(linear(x, w.k_weight, w.k_bias), h)  # (heads, n, d_k)
+    scores = np.matmul(q, k.transpose(0, 2, 1))  # (heads, n, n)   Q K^T
+    scaled = scores / np.float32(np.sqrt(d_k))  # (heads, n, n)   / sqrt(d_k)
+    masked = causal_mask(scaled) if causal else None  # (heads, n, n)   -inf above the diagonal
+    logits = ((masked if causal else scaled) / np.float32(t)).astype(np.float32)  # (heads, n, n)
+    probs = softmax(logits)  # (heads, n, n)   rows sum to 1
+    v = heads = concat = output = None
+    if w.has_values:
+        v = split_heads(linear(x, w.v_weight, w.v_bias), h)  # (heads, n, d_k)
+        heads = np.matmul(probs, v)  # (heads, n, d_k)  probs @ V
+        concat = concat_heads(heads)  # (n, heads*d_k)
+        output = linear(concat, w.o_weight, w.o_bias)  # (n, d_model)
+    trace = AttentionTrace(x, q, k, v, scores, scaled, masked, logits, probs, heads, concat, output, t, causal)
+    if w.has_values:
+        trace._o = (w.o_weight, w.o_bias)
+    return trace

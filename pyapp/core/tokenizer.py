@@ -1,0 +1,543 @@
+"""A pure-Python WordPiece tokenizer that gives what Hugging Face `tokenizers` gives.
+
+Pipeline (what a BERT-style ``tokenizer.json`` declares), for each piece of text between added
+(special) tokens such as ``[MASK]`` typed by the user:
+
+    BertNormalizer    clean_text -> handle_chinese_chars -> strip_accents (NFD, drop nonspacing marks)
+                      -> lowercase, keeping for every normalized character the index of the
+                      original character it came from
+    BertPreTokenizer  split on whitespace (dropped) and punctuation (kept, one character each)
+    WordPiece         greedy longest-match-first with the ``##`` continuation prefix; a word longer
+                      than ``max_input_chars_per_word`` or with an unmatched rest is one [UNK]
+    template          [CLS] ... [SEP], after truncation to ``max_length``
+
+Character classes come from ``_unicode_tables`` (measured from the reference by
+scripts/gen_tokenizer_tables.py), never from ``unicodedata``: Pyodide 0.17's Unicode 12.1, CPython
+3.11's Unicode 14 and the Rust crate's own tables all disagree somewhere.
+
+Offsets are Python string indices (code points) into the original text, as the Python
+``tokenizers`` binding reports them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from . import _unicode_tables as _tables
+
+DEFAULT_MAX_LENGTH = 512
+
+
+class TokenizerError(ValueError):
+    """A tokenizer file this module cannot load (malformed, or declaring an unsupported pipeline)."""
+
+
+@dataclass
+class Encoding:
+    tokens: List[str]
+    ids: List[int]
+    offsets: List[Tuple[int, int]]  # character offsets into the ORIGINAL text, as HF reports them
+    dropped: int = 0  # tokens removed by truncation to max_length
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _in_ranges(ranges: Sequence[int], cp: int) -> bool:
+    """Is ``cp`` inside one of the flat half-open (start, end, start, end, ...) ranges?"""
+    return bisect_right(ranges, cp) % 2 == 1
+
+
+def _char_class(ranges: Sequence[int]) -> str:
+    """A regex character class body for flat half-open ranges."""
+    parts = []
+    for start, end in zip(ranges[::2], ranges[1::2]):
+        parts.append(re.escape(chr(start)))
+        if end - start > 1:
+            parts.append("-" + re.escape(chr(end - 1)))
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- normalizer
+
+
+def _decompose(ch: str) -> str:
+    """Canonical decomposition (NFD) of one character, before canonical ordering."""
+    cp = ord(ch)
+    if 0xAC00 <= cp <= 0xD7A3:  # Hangul syllable -> leading consonant, vowel, optional trailing
+        s = cp - 0xAC00
+        tail = s % 28
+        return chr(0x1100 + s // 588) + chr(0x1161 + (s % 588) // 28) + (chr(0x11A7 + tail) if tail else "")
+    return _tables.DECOMPOSITION.get(cp, ch)
+
+
+def _ccc(ch: str) -> int:
+    return _tables.COMBINING_CLASS.get(ord(ch), 0)
+
+
+def _is_nonspacing_mark(ch: str) -> bool:
+    return _in_ranges(_tables.NONSPACING_MARK, ord(ch))
+
+
+def _lower(ch: str) -> str:
+    return _tables.LOWERCASE.get(ord(ch), ch)
+
+
+def _realign(sources: List[int], changes: Sequence[int]) -> List[int]:
+    """Follow HF ``NormalizedString::transform``: the source of each new character.
+
+    ``changes[k]`` is 1 for an inserted character (it takes the source of the character before the
+    cursor, or none at the very start), 0 for a replacement and -n for a replacement followed by n
+    removed characters.  -1 stands for "no source" (HF's (0, 0) alignment).
+    """
+    out = []
+    cursor = 0
+    for change in changes:
+        if change > 0:
+            out.append(sources[cursor - 1] if cursor > 0 else -1)
+        else:
+            out.append(sources[cursor])
+            cursor += 1 - change
+    return out
+
+
+class BertNormalizer:
+    """HF ``BertNormalizer`` with alignments: ``normalize(text) -> (normalized, sources)``."""
+
+    def __init__(self, clean_text: bool = True, handle_chinese_chars: bool = True,
+                 strip_accents: Optional[bool] = None, lowercase: bool = True) -> None:
+        self.clean_text = bool(clean_text)
+        self.handle_chinese_chars = bool(handle_chinese_chars)
+        # HF: strip_accents = null follows lowercase
+        self.strip_accents = bool(lowercase) if strip_accents is None else bool(strip_accents)
+        self.lowercase = bool(lowercase)
+        self._cache: Dict[str, Tuple[str, bool]] = {}
+        self._ascii = {cp: self._char(chr(cp))[0] or None for cp in range(128)}
+
+    def normalize(self, text: str) -> Tuple[str, Sequence[int]]:
+        """The normalized text and, per normalized character, the index in ``text`` of its source."""
+        if text.isascii():
+            out = text.translate(self._ascii)
+            if len(out) == len(text):  # nothing removed: an ASCII character maps to at most one
+                return out, range(len(text))
+        cache = self._cache
+        parts = []
+        sources: List[int] = []
+        for i, ch in enumerate(text):
+            entry = cache.get(ch)
+            if entry is None:
+                entry = self._char(ch)
+            out, needs_reordering = entry
+            if needs_reordering:
+                return self._normalize_exact(text)
+            if out:
+                parts.append(out)
+                if len(out) == 1:
+                    sources.append(i)
+                else:
+                    sources.extend([i] * len(out))
+        return "".join(parts), sources
+
+    def _char(self, ch: str) -> Tuple[str, bool]:
+        """All stages on one character: its output, and whether NFD canonical ordering could move it.
+
+        Only non-starters that survive accent stripping (a few spacing marks such as U+1D165) can
+        change the result when reordered; text holding one takes the exact path.
+        """
+        chars = [ch]
+        if self.clean_text:
+            cp = ord(ch)
+            if _in_ranges(_tables.CLEAN_REMOVE, cp):
+                chars = []
+            elif _in_ranges(_tables.CLEAN_SPACE, cp):
+                chars = [" "]
+        if self.handle_chinese_chars and chars and _in_ranges(_tables.CHINESE, ord(chars[0])):
+            chars = [" ", chars[0], " "]
+        needs_reordering = False
+        if self.strip_accents:
+            decomposed = "".join(_decompose(c) for c in chars)
+            needs_reordering = any(_ccc(c) and not _is_nonspacing_mark(c) for c in decomposed)
+            chars = [c for c in decomposed if not _is_nonspacing_mark(c)]
+        if self.lowercase:
+            chars = [_lower(c) for c in chars]
+        result = ("".join(chars), needs_reordering)
+        self._cache[ch] = result
+        return result
+
+    def _normalize_exact(self, text: str) -> Tuple[str, List[int]]:
+        """Stage by stage, with NFD canonical ordering and HF's alignment bookkeeping."""
+        chars = list(text)
+        sources = list(range(len(text)))
+        if self.clean_text:
+            kept = [(c, s) for c, s in zip(chars, sources)
+                    if not _in_ranges(_tables.CLEAN_REMOVE, ord(c))]
+            chars = [" " if _in_ranges(_tables.CLEAN_SPACE, ord(c)) else c for c, _ in kept]
+            sources = [s for _, s in kept]
+        if self.handle_chinese_chars:
+            new_chars, changes = [], []
+            for c in chars:
+                if _in_ranges(_tables.CHINESE, ord(c)):
+                    new_chars += [" ", c, " "]
+                    changes += [1, 0, 1]
+                else:
+                    new_chars.append(c)
+                    changes.append(0)
+            sources = _realign(sources, changes)
+            chars = new_chars
+        if self.strip_accents:
+            items = []  # (char, change) of the decomposition; changes travel with the characters
+            for c in chars:
+                d = _decompose(c)
+                items.append((d[0], 0))
+                items.extend((x, 1) for x in d[1:])
+            items = _canonical_order(items)
+            sources = _realign(sources, [change for _, change in items])
+            kept = [(c, s) for (c, _), s in zip(items, sources) if not _is_nonspacing_mark(c)]
+            chars = [c for c, _ in kept]
+            sources = [s for _, s in kept]
+        if self.lowercase:
+            new_chars, new_sources = [], []
+            for c, s in zip(chars, sources):
+                low = _lower(c)
+                new_chars.extend(low)
+                new_sources.extend([s] * len(low))
+            chars, sources = new_chars, new_sources
+        return "".join(chars), sources
+
+
+def _canonical_order(items: List[Tuple[str, int]]) -> List[Tuple[str, int]]:
+    """Stable-sort every run of non-starters by canonical combining class (NFD step 2)."""
+    out: List[Tuple[str, int]] = []
+    run: List[Tuple[str, int]] = []
+    for item in items:
+        if _ccc(item[0]):
+            run.append(item)
+            continue
+        if run:
+            out.extend(sorted(run, key=lambda it: _ccc(it[0])))
+            run = []
+        out.append(item)
+    if run:
+        out.extend(sorted(run, key=lambda it: _ccc(it[0])))
+    return out
+
+
+# --------------------------------------------------------------------------- pre-tokenizer
+
+_WORD_RE = None
+
+
+def _word_re():
+    """Words: one punctuation character, or a run of characters that are neither it nor whitespace."""
+    global _WORD_RE
+    if _WORD_RE is None:
+        punct = _char_class(_tables.PUNCTUATION)
+        space = _char_class(_tables.WHITESPACE)
+        _WORD_RE = re.compile("[%s]|[^%s%s]+" % (punct, punct, space))
+    return _WORD_RE
+
+
+def pre_tokenize(normalized: str) -> List[Tuple[int, int]]:
+    """HF ``BertPreTokenizer``: (start, end) of each word in the normalized text."""
+    return [m.span() for m in _word_re().finditer(normalized)]
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+@dataclass(frozen=True)
+class AddedToken:
+    content: str
+    id: int
+    special: bool = True
+
+
+class WordPieceTokenizer:
+    """BERT-style tokenizer: ``encode(text)`` gives the tokens, ids and offsets HF gives."""
+
+    def __init__(self, vocab: Dict[str, int], *, unk_token: str = "[UNK]",
+                 continuing_subword_prefix: str = "##", max_input_chars_per_word: int = 100,
+                 normalizer: Optional[BertNormalizer] = None,
+                 prefix_tokens: Sequence[Any] = ("[CLS]",), suffix_tokens: Sequence[Any] = ("[SEP]",),
+                 added_tokens: Sequence[AddedToken] = (),
+                 truncation_max_length: Optional[int] = None) -> None:
+        if unk_token not in vocab:
+            raise TokenizerError("the unknown token %r is not in the vocabulary" % unk_token)
+        self.vocab = vocab
+        self.unk_token = unk_token
+        self.unk_id = vocab[unk_token]
+        self.prefix = continuing_subword_prefix
+        self.max_input_chars_per_word = max_input_chars_per_word
+        self.normalizer = normalizer
+        self.added_tokens = list(added_tokens)
+        self._added_by_content = {t.content: t for t in self.added_tokens}
+        self._added_ids = {t.content: t.id for t in self.added_tokens}
+        self._id_to_token: Optional[Dict[int, str]] = None  # built on first use
+        #: template special tokens as (token, id); items given as a bare token take its id
+        self.prefix_tokens = [self._special(t) for t in prefix_tokens]
+        self.suffix_tokens = [self._special(t) for t in suffix_tokens]
+        #: the file's own truncation length (all-MiniLM-L6-v2 says 128); encode() keeps its
+        #: max_length argument (default 512, the model's positions) and only reports this one.
+        self.truncation_max_length = truncation_max_length
+        self._max_word_piece = max(map(len, vocab), default=0)
+        self._max_continuation = max(
+            (len(t) - len(self.prefix) for t in vocab if t.startswith(self.prefix)), default=0)
+        self._added_re = None
+        if self.added_tokens:
+            alternatives = sorted((t.content for t in self.added_tokens), key=len, reverse=True)
+            # leftmost-longest, like the Aho-Corasick matcher of HF's AddedVocabulary
+            self._added_re = re.compile("|".join(re.escape(a) for a in alternatives))
+        self._words: Dict[str, Tuple[Tuple[str, int, int, int], ...]] = {}
+
+    # ---- loading
+
+    @classmethod
+    def from_json(cls, data: Any) -> "WordPieceTokenizer":
+        """From an HF ``tokenizer.json``: its text (str or bytes) or the parsed dict."""
+        if isinstance(data, (bytes, bytearray)):
+            data = bytes(data).decode("utf-8")
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError as e:
+                raise TokenizerError("tokenizer.json is not valid JSON: %s" % e) from None
+        if not isinstance(data, dict):
+            raise TokenizerError("tokenizer.json must hold a JSON object")
+        model = data.get("model") or {}
+        if model.get("type", "WordPiece") != "WordPiece" or not isinstance(model.get("vocab"), dict):
+            raise TokenizerError("tokenizer.json: only a WordPiece model with a vocab is supported, got %r"
+                                 % model.get("type"))
+        normalizer = _normalizer_from_json(data.get("normalizer"))
+        pre = data.get("pre_tokenizer")
+        if not (isinstance(pre, dict) and pre.get("type") == "BertPreTokenizer"):
+            raise TokenizerError("tokenizer.json: only the BertPreTokenizer is supported, got %r"
+                                 % (pre.get("type") if isinstance(pre, dict) else pre))
+        prefix, suffix = _template_from_json(data.get("post_processor"))
+        added = []
+        for t in data.get("added_tokens") or []:
+            if t.get("lstrip") or t.get("rstrip") or t.get("single_word") or t.get("normalized"):
+                raise TokenizerError("tokenizer.json: added token %r uses lstrip/rstrip/single_word/"
+                                     "normalized, which is not supported" % t.get("content"))
+            if t.get("content"):
+                added.append(AddedToken(t["content"], int(t["id"]), bool(t.get("special", False))))
+        truncation = data.get("truncation") or {}
+        return cls(
+            _checked_vocab(model["vocab"]),
+            unk_token=model.get("unk_token", "[UNK]"),
+            continuing_subword_prefix=model.get("continuing_subword_prefix", "##"),
+            max_input_chars_per_word=int(model.get("max_input_chars_per_word", 100)),
+            normalizer=normalizer, prefix_tokens=prefix, suffix_tokens=suffix, added_tokens=added,
+            truncation_max_length=truncation.get("max_length"),
+        )
+
+    @classmethod
+    def from_vocab(cls, text: str, lowercase: bool = True) -> "WordPieceTokenizer":
+        """From a BERT ``vocab.txt`` (one token per line, id = line number), BERT's defaults."""
+        tokens = text.split("\n")
+        if tokens and tokens[-1] == "":
+            tokens.pop()
+        vocab: Dict[str, int] = {}
+        for i, token in enumerate(tokens):
+            vocab.setdefault(token.rstrip("\r"), i)
+        specials = [AddedToken(t, vocab[t]) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+                    if t in vocab]
+        for needed in ("[UNK]", "[CLS]", "[SEP]"):
+            if needed not in vocab:
+                raise TokenizerError("vocab.txt has no %s token" % needed)
+        return cls(vocab, normalizer=BertNormalizer(lowercase=lowercase), added_tokens=specials)
+
+    def _special(self, item: Any) -> Tuple[str, int]:
+        if isinstance(item, str):
+            return item, self._special_id(item)
+        token, token_id = item
+        return str(token), int(token_id)
+
+    def _special_id(self, token: str) -> int:
+        if token in self._added_ids:
+            return self._added_ids[token]
+        if token in self.vocab:
+            return self.vocab[token]
+        raise TokenizerError("the special token %r has no id" % token)
+
+    # ---- vocabulary
+
+    def _ids(self) -> Dict[int, str]:
+        if self._id_to_token is None:
+            ids = {i: t for t, i in self.vocab.items()}
+            for t in self.added_tokens:
+                ids.setdefault(t.id, t.content)
+            self._id_to_token = ids
+        return self._id_to_token
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._ids())
+
+    def token_to_id(self, token: str) -> Optional[int]:
+        if token in self._added_ids:
+            return self._added_ids[token]
+        return self.vocab.get(token)
+
+    def id_to_token(self, token_id: int) -> Optional[str]:
+        return self._ids().get(int(token_id))
+
+    @property
+    def cls_id(self) -> int:
+        return self._special_id("[CLS]")
+
+    @property
+    def sep_id(self) -> int:
+        return self._special_id("[SEP]")
+
+    @property
+    def num_special_tokens(self) -> int:
+        return len(self.prefix_tokens) + len(self.suffix_tokens)
+
+    # ---- encoding
+
+    def encode(self, text: str, max_length: Optional[int] = DEFAULT_MAX_LENGTH) -> Encoding:
+        """Tokens, ids and original-text offsets of ``text`` with [CLS] ... [SEP].
+
+        With ``max_length`` (None: no limit) the word tokens are cut to ``max_length`` minus the
+        special tokens, like HF ``enable_truncation(max_length)``; ``dropped`` says how many went.
+        """
+        if not isinstance(text, str):
+            raise TypeError("encode() needs a str, got %s" % type(text).__name__)
+        tokens: List[str] = []
+        ids: List[int] = []
+        offsets: List[Tuple[int, int]] = []
+        for start, end, added in self._split_added(text):
+            if added is not None:
+                tokens.append(added.content)
+                ids.append(added.id)
+                offsets.append((start, end))
+            else:
+                self._encode_piece(text[start:end], start, tokens, ids, offsets)
+        dropped = 0
+        if max_length is not None:
+            room = max_length - self.num_special_tokens
+            if room < 0:
+                raise ValueError("max_length %d leaves no room for the %d special tokens"
+                                 % (max_length, self.num_special_tokens))
+            if len(ids) > room:
+                dropped = len(ids) - room
+                del tokens[room:], ids[room:], offsets[room:]
+        return Encoding(
+            [t for t, _ in self.prefix_tokens] + tokens + [t for t, _ in self.suffix_tokens],
+            [i for _, i in self.prefix_tokens] + ids + [i for _, i in self.suffix_tokens],
+            [(0, 0)] * len(self.prefix_tokens) + offsets + [(0, 0)] * len(self.suffix_tokens),
+            dropped,
+        )
+
+    def _split_added(self, text: str):
+        """(start, end, AddedToken or None) pieces of the raw text, added tokens matched first."""
+        pos = 0
+        if self._added_re is not None:
+            for m in self._added_re.finditer(text):
+                if m.start() > pos:
+                    yield pos, m.start(), None
+                yield m.start(), m.end(), self._added_by_content[m.group()]
+                pos = m.end()
+        if pos < len(text):
+            yield pos, len(text), None
+
+    def _encode_piece(self, piece: str, base: int, tokens: List[str], ids: List[int],
+                      offsets: List[Tuple[int, int]]) -> None:
+        if self.normalizer is not None:
+            normalized, sources = self.normalizer.normalize(piece)
+        else:
+            normalized, sources = piece, range(len(piece))
+        for w_start, w_end in pre_tokenize(normalized):
+            for token, token_id, a, b in self.wordpiece(normalized[w_start:w_end]):
+                first, last = sources[w_start + a], sources[w_start + b - 1]
+                tokens.append(token)
+                ids.append(token_id)
+                offsets.append((base + (first if first >= 0 else 0), base + (last + 1 if last >= 0 else 0)))
+
+    def wordpiece(self, word: str) -> Tuple[Tuple[str, int, int, int], ...]:
+        """HF ``WordPiece``: (token, id, start, end) of each sub-token, positions in ``word``."""
+        cached = self._words.get(word)
+        if cached is not None:
+            return cached
+        n = len(word)
+        unk = ((self.unk_token, self.unk_id, 0, n),)
+        if n > self.max_input_chars_per_word:
+            result = unk
+        else:
+            pieces = []
+            start = 0
+            vocab = self.vocab
+            while start < n:
+                if start == 0:
+                    end = min(n, self._max_word_piece)
+                else:
+                    end = min(n, start + self._max_continuation)
+                while end > start:
+                    sub = word[start:end] if start == 0 else self.prefix + word[start:end]
+                    token_id = vocab.get(sub)
+                    if token_id is not None:
+                        pieces.append((sub, token_id, start, end))
+                        break
+                    end -= 1
+                else:
+                    pieces = None
+                    break
+                start = end
+            result = unk if pieces is None else tuple(pieces)
+        if len(self._words) > 50000:
+            self._words.clear()
+        self._words[word] = result
+        return result
+
+
+def _checked_vocab(vocab: Dict[Any, Any]) -> Dict[str, int]:
+    """The file's vocab as is when it maps str -> int (the usual case, no copy), else converted."""
+    if all(type(v) is int for v in vocab.values()):
+        return vocab
+    try:
+        return {str(k): int(v) for k, v in vocab.items()}
+    except (TypeError, ValueError):
+        raise TokenizerError("tokenizer.json: the vocab must map tokens to integer ids") from None
+
+
+def _normalizer_from_json(spec: Any) -> Optional[BertNormalizer]:
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or spec.get("type") != "BertNormalizer":
+        raise TokenizerError("tokenizer.json: only the BertNormalizer is supported, got %r"
+                             % (spec.get("type") if isinstance(spec, dict) else spec))
+    return BertNormalizer(
+        clean_text=spec.get("clean_text", True),
+        handle_chinese_chars=spec.get("handle_chinese_chars", True),
+        strip_accents=spec.get("strip_accents"),
+        lowercase=spec.get("lowercase", True),
+    )
+
+
+def _template_from_json(spec: Any) -> Tuple[List[Any], List[Any]]:
+    """Special tokens, as (token, id) or bare tokens, before and after the sequence in the template."""
+    if spec is None:
+        return [], []
+    kind = spec.get("type")
+    if kind == "BertProcessing":
+        return [tuple(spec["cls"])], [tuple(spec["sep"])]
+    if kind == "TemplateProcessing":
+        prefix: List[Any] = []
+        suffix: List[Any] = []
+        seen_sequence = False
+        for item in spec.get("single", []):
+            if "Sequence" in item:
+                seen_sequence = True
+            elif "SpecialToken" in item:
+                name = item["SpecialToken"]["id"]
+                declared = spec.get("special_tokens", {}).get(name)
+                tokens = list(zip(declared["tokens"], declared["ids"])) if declared else [name]
+                (suffix if seen_sequence else prefix).extend(tokens)
+        if not seen_sequence:
+            raise TokenizerError("tokenizer.json: the single template has no sequence")
+        return prefix, suffix
+    raise TokenizerError("tokenizer.json: unsupported post_processor %r" % kind)

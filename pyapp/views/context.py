@@ -1,0 +1,99 @@
+"""ViewContext: everything a view needs to draw, and nothing browser-specific.
+
+The shell builds it from the app state; tests build it from numpy arrays (e.g. with
+``pyapp.core.attention.multi_head_attention``). Views only read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+
+ARCH_DIAGRAMS = ("encoder", "decoder", "transformer")
+
+
+@dataclass
+class ViewContext:
+    tokens: List[str]                          # n tokens, [CLS] ... [SEP]
+    trace: Any                                 # pyapp.core.attention.AttentionTrace of the shown layer
+    weights: Any = None                        # pyapp.core.attention.AttentionWeights of that layer (v/o may be None)
+    offsets: Optional[List[Tuple[int, int]]] = None
+    ids: Optional[List[int]] = None            # token ids (step 1 shows them when given)
+    text: str = ""                             # the input sentence
+    layer: int = 0                             # 0-based layer index
+    n_layers: int = 1
+    head: int = 0                              # selected / enlarged head (0-based)
+    model_name: str = ""
+    step: int = 1                              # 1..9 in the Step-by-step tab
+    pinned_row: Optional[int] = None           # pinned query row in heatmaps
+    arch: str = "encoder"                      # Architecture tab diagram: one of ARCH_DIAGRAMS
+    loading: str = ""                          # e.g. "V/O weights of layer 0" while they download
+    extra: dict = field(default_factory=dict)  # free-form, for forward-compatible additions
+
+    # ---- derived from the trace ----------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return int(self.trace.probs.shape[-1])
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.trace.q.shape[0])
+
+    @property
+    def d_k(self) -> int:
+        return int(self.trace.q.shape[2])
+
+    @property
+    def d_model(self) -> int:
+        return int(self.trace.x.shape[1])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.trace.temperature)
+
+    @property
+    def causal(self) -> bool:
+        return bool(self.trace.causal)
+
+    @property
+    def has_values(self) -> bool:
+        return self.trace.v is not None and self.trace.head_outputs is not None
+
+    @property
+    def has_output(self) -> bool:
+        return self.trace.concat is not None and self.trace.output is not None
+
+    @property
+    def head_index(self) -> int:
+        """`head` clamped to the model's heads."""
+        return max(0, min(int(self.head), self.n_heads - 1))
+
+    def causal_mask(self) -> Optional[np.ndarray]:
+        """(n, n) bool, True where a causal model hides key j from query i (j > i); None if not causal."""
+        if not self.causal:
+            return None
+        return np.triu(np.ones((self.n, self.n), dtype=bool), k=1)
+
+    def average_probs(self) -> np.ndarray:
+        """(n, n) head-averaged attention weights of the layer."""
+        return self.trace.probs.mean(axis=0)
+
+    def describe(self) -> str:
+        """One line of what is shown: model, layer, heads, temperature, mask."""
+        parts = []
+        if self.model_name:
+            parts.append(self.model_name)
+        parts.append("layer %d (of %d)" % (self.layer, self.n_layers))
+        parts.append("%d heads × d_k %d, d_model %d" % (self.n_heads, self.d_k, self.d_model))
+        parts.append("%d tokens" % self.n)
+        if abs(self.temperature - 1.0) > 1e-9:
+            parts.append("temperature %g" % self.temperature)
+        if self.causal:
+            parts.append("causal mask on")
+        return " · ".join(parts)
+
+    def loading_message(self, what: str = "V/O") -> str:
+        """What a view shows where V / W_O are still missing ("loading V/O weights of layer 0…")."""
+        return "loading %s…" % (self.loading or ("%s weights of layer %d" % (what, self.layer)))

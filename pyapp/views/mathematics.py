@@ -1,0 +1,182 @@
+"""Mathematics tab: the formulas of multi-head attention typeset on the canvas (mathtext.py), then the
+same formulas with the real numbers of the selected head: Q, K, V, scaled scores, weights, the head's
+output and the layer's output, wide matrices truncated with ⋯ ⋮ ⋱, and the dimensions at every step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Optional
+
+from .context import ViewContext
+from .mathtext import (
+    Box,
+    Frac,
+    Row,
+    Space,
+    Sqrt,
+    Text,
+    cols_that_fit,
+    draw,
+    label_column,
+    matrix_of,
+    op,
+    var,
+)
+from .scene import Scene, header, notice, text_width
+
+TITLE = "Mathematics"
+MARGIN = 12.0
+
+
+def _real(size: float, a: int, b: int) -> Box:
+    """ℝ^{a×b}"""
+    return var("ℝ", size, sup="%d×%d" % (a, b))
+
+
+def _symbolic_dims(size: float, a: str, b: str) -> Box:
+    return var("ℝ", size, sup="%s×%s" % (a, b))
+
+
+def attention_formula(s: float) -> Box:
+    """Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V"""
+    qk = Row([var("Q", s), var("K", s, sup="T")])
+    frac = Frac(qk, Sqrt(var("d", s, sub="k", sub_italic=True), s), s)
+    return Row([Text("Attention", s), Text("(", s), var("Q", s), Text(", ", s), var("K", s), Text(", ", s),
+                var("V", s), Text(")", s), op("=", s), Text("softmax", s), Text("(", s * 1.5), frac,
+                Text(")", s * 1.5), var("V", s)])
+
+
+def head_formula(s: float) -> Box:
+    return Row([var("head", s, sub="i", sub_italic=True), op("=", s), Text("Attention", s), Text("(", s),
+                var("X", s), var("W", s, sub="i", sup="Q", sub_italic=True), Text(", ", s),
+                var("X", s), var("W", s, sub="i", sup="K", sub_italic=True), Text(", ", s),
+                var("X", s), var("W", s, sub="i", sup="V", sub_italic=True), Text(")", s)])
+
+
+def multihead_formula(s: float) -> Box:
+    return Row([Text("MultiHead", s), Text("(", s), var("X", s), Text(")", s), op("=", s), Text("Concat", s),
+                Text("(", s), var("head", s, sub="1"), Text(", …, ", s), var("head", s, sub="h", sub_italic=True),
+                Text(")", s), var("W", s, sup="O")])
+
+
+def _fit(build, size: float, width: float, min_size: float = 9.0) -> Box:
+    """Build at `size`, shrinking until the box fits `width`."""
+    box = build(size)
+    if box.w > width:
+        box = build(max(min_size, size * width / box.w * 0.98))
+    return box
+
+
+def _numbers_line(lhs: Box, matrix, labels: Optional[List[str]], dims: Box, s: float, ms: float,
+                  width: float, max_rows: int) -> List[Box]:
+    """[labels] lhs = [matrix] ∈ ℝ^{a×b}, split over two lines when too wide."""
+    used = lhs.w + text_width("=", s) + 0.5 * s + dims.w + 40
+    lab = None
+    if labels is not None:
+        lab = label_column(labels, matrix.shape[0], ms * 0.9, max_rows, ms)
+        used += lab.w + 6
+    cols = cols_that_fit(width - used, ms)
+    mat = matrix_of(matrix, ms, max_rows=max_rows, max_cols=cols)
+    parts = [lhs, op("=", s)] + ([lab, Space(4)] if lab is not None else []) + [mat]
+    row = Row(parts + [Space(0.6 * s), op("∈", s), dims])
+    if row.w <= width:
+        return [row]
+    return [Row(parts), Row([Space(lhs.w), op("∈", s), dims])]
+
+
+def render(ctx: ViewContext, width: float) -> Scene:
+    width = max(float(width), 320.0)
+    h, n, dk, dm, H = ctx.head_index, ctx.n, ctx.d_k, ctx.d_model, ctx.n_heads
+    tr = ctx.trace
+    scene = Scene(width, 100, label="Mathematics of multi-head attention with the numbers of head %d, layer %d"
+                  % (h, ctx.layer))
+    inner = width - 2 * MARGIN
+    s = 20.0 if width >= 700 else 15.0
+    ms = 13.0 if width >= 700 else 10.5
+    y = header(scene, MARGIN, MARGIN, inner, "The mathematics",
+               "The formulas of the paper, then the same formulas with the numbers of head %d, layer %d. "
+               "Matrices show their first and last rows and columns." % (h, ctx.layer))
+
+    def section(title: str):
+        nonlocal y
+        y += 6
+        scene.text(MARGIN, y + 14, title, size=14, bold=True, color="#0b4f9c")
+        scene.line(MARGIN, y + 20, MARGIN + inner, y + 20, color="#dde3ea")
+        y += 30
+
+    def put(box: Box, indent: float = 10.0, tooltip: str = ""):
+        nonlocal y
+        hh = draw(scene, box, MARGIN + indent, y)
+        if tooltip:
+            scene.region(MARGIN + indent, y, box.w, hh, "formula", tooltip=tooltip)
+        y += hh + 14
+
+    def note(text: str):
+        nonlocal y
+        scene.text(MARGIN + 10, y + 12, text, size=12, color="#555555", max_width=inner - 10)
+        y += 22
+
+    section("Scaled dot-product attention")
+    put(_fit(attention_formula, s, inner - 10))
+    note("√d_k = √%d = %.3f ;  softmax normalises each row;  T = %g%s" % (
+        dk, math.sqrt(dk), ctx.temperature, " (divides the scaled scores)" if abs(ctx.temperature - 1) > 1e-9
+        else ""))
+    section("Each head projects the same input")
+    put(_fit(head_formula, s, inner - 10))
+    put(_fit(lambda z: Row([var("W", z, sub="i", sup="Q", sub_italic=True), Text(", ", z),
+                            var("W", z, sub="i", sup="K", sub_italic=True), Text(", ", z),
+                            var("W", z, sub="i", sup="V", sub_italic=True), op("∈", z),
+                            _symbolic_dims(z, "d_model", "d_k"), op("=", z), _real(z, dm, dk)]), s * 0.85,
+             inner - 10))
+    section("Heads are concatenated and projected")
+    put(_fit(multihead_formula, s, inner - 10))
+    put(_fit(lambda z: Row([var("W", z, sup="O"), op("∈", z), _symbolic_dims(z, "hd_k", "d_model"), op("=", z),
+                            _real(z, H * dk, dm), Text(",   h = %d,  d_k = %d" % (H, dk), z)]), s * 0.85,
+             inner - 10))
+
+    section("With the numbers: head %d, layer %d, %d tokens" % (h, ctx.layer, n))
+    max_rows = 6 if n > 6 else n
+    labels = ctx.tokens
+    lines = [
+        ("Q", tr.q[h], "Q_h = X W_Q,h + b", (n, dk)),
+        ("K", tr.k[h], "K_h = X W_K,h + b", (n, dk)),
+    ]
+    for letter, m, tip, shp in lines:
+        for box in _numbers_line(var(letter, s, sub="h", sub_italic=True), m, labels, _real(s * 0.8, *shp), s, ms,
+                                 inner - 10, max_rows):
+            put(box, tooltip="%s: %d × %d" % (tip, shp[0], shp[1]))
+    if tr.v is not None:
+        for box in _numbers_line(var("V", s, sub="h", sub_italic=True), tr.v[h], labels, _real(s * 0.8, n, dk),
+                                 s, ms, inner - 10, max_rows):
+            put(box, tooltip="V_h = X W_V,h + b: %d × %d" % (n, dk))
+    else:
+        notice(scene, MARGIN + 10, y, min(inner - 10, 360), 40, ctx.loading_message())
+        y += 54
+    scaled_lhs = Frac(Row([var("Q", s, sub="h", sub_italic=True), var("K", s, sub="h", sup="T", sub_italic=True)]),
+                      Sqrt(Text(str(dk), s), s), s)
+    for box in _numbers_line(scaled_lhs, tr.scaled[h], labels, _real(s * 0.8, n, n), s, ms, inner - 10, max_rows):
+        put(box, tooltip="scaled scores: %d × %d" % (n, n))
+    a_lhs = Row([var("A", s, sub="h", sub_italic=True), op("=", s), Text("softmax", s), Text("(", s), Text("…", s),
+                 Text(")", s)])
+    for box in _numbers_line(a_lhs, tr.probs[h], labels, _real(s * 0.8, n, n), s, ms, inner - 10, max_rows):
+        put(box, tooltip="attention weights: %d × %d, rows sum to 1" % (n, n))
+    note("Each row of A_h sums to 1 (row 0: %.6f)." % float(tr.probs[h][0].sum()))
+    if tr.head_outputs is not None:
+        lhs = Row([var("head", s, sub="%d" % h), op("=", s), var("A", s, sub="h", sub_italic=True),
+                   var("V", s, sub="h", sub_italic=True)])
+        for box in _numbers_line(lhs, tr.head_outputs[h], labels, _real(s * 0.8, n, dk), s, ms, inner - 10,
+                                 max_rows):
+            put(box, tooltip="head output: %d × %d" % (n, dk))
+    if tr.output is not None:
+        lhs = Row([Text("MultiHead", s), Text("(", s), var("X", s), Text(")", s)])
+        for box in _numbers_line(lhs, tr.output, labels, _real(s * 0.8, n, dm), s, ms, inner - 10, max_rows):
+            put(box, tooltip="layer output: %d × %d" % (n, dm))
+    elif tr.v is not None or tr.head_outputs is None:
+        notice(scene, MARGIN + 10, y, min(inner - 10, 360), 40, ctx.loading_message())
+        y += 54
+    scene.height = y + MARGIN
+    scene.alt_text = ("Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V; head_i = Attention(X W_i^Q, X W_i^K, "
+                      "X W_i^V); MultiHead(X) = Concat(head_1..head_h) W^O. Head %d of layer %d: Q, K, V are "
+                      "%d × %d, the weights %d × %d." % (h, ctx.layer, n, dk, n, n))
+    return scene

@@ -1,0 +1,125 @@
+"""Attention rollout (Abnar & Zuidema 2020) of the whole stack, as a heatmap and as [CLS] bars.
+
+Per layer: average the heads, add the identity for the residual connection and renormalise rows
+(A' = ½ Â + ½ I); then multiply through the layers, top layer on the left: R = A'_(L-1) ⋯ A'_1 A'_0
+(see pyapp.core.analysis.rollout). Row i of R says how much token i at the top of the model draws on
+each input token. The bars show the [CLS] row (the token classifiers read) next to the raw
+head-averaged attention of [CLS] in the last layer, to show what rollout adds.
+
+Data: ``ctx.extra["attentions"]`` (dict layer -> (heads, n, n)), as for the model view; while layers are
+still being computed the view shows the rollout of the contiguous layers 0..k it has and says so.
+Hit regions: the heatmap's "attn_cell" / "attn_row" grids (layer None, head None, what "rollout"), and
+one "rollout_bar" per token with a tooltip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.analysis import CLS_TOKENS, rollout
+from .context import ViewContext
+from .heatmap import alt_text, draw_heatmap, short_label
+from .model_view import layer_attentions
+from .scene import Scene, header, notice, text_width
+
+TITLE = "Rollout"
+MARGIN = 12.0
+BAR_COLOR = "#1f6feb"
+RAW_COLOR = "#9aa3ad"
+
+
+def contiguous_layers(ctx: ViewContext) -> int:
+    """How many layers 0..k-1 are available without a gap."""
+    att = layer_attentions(ctx)
+    k = 0
+    while k < ctx.n_layers and k in att:
+        k += 1
+    return k
+
+
+def cls_index(tokens) -> int:
+    """Index of the [CLS] (or <s>) token, else 0 (the first token)."""
+    for i, t in enumerate(tokens):
+        if t in CLS_TOKENS:
+            return i
+    return 0
+
+
+def rollout_matrix(ctx: ViewContext) -> np.ndarray:
+    """(n, n) rollout through every available contiguous layer (0..k-1)."""
+    att = layer_attentions(ctx)
+    k = contiguous_layers(ctx)
+    return rollout([att[layer] for layer in range(k)])[-1]
+
+
+def render(ctx: ViewContext, width: float) -> Scene:
+    width = max(float(width), 360.0)
+    k = contiguous_layers(ctx)
+    n_layers = int(ctx.n_layers)
+    scene = Scene(width, 100, label="Attention rollout through %d layers" % k)
+    inner = width - 2 * MARGIN
+    product = "A'%d" % (k - 1) if k <= 1 else "A'%d ⋯ A'0" % (k - 1)
+    sub = ("Abnar & Zuidema (2020): per layer, average the heads, add the identity for the residual and "
+           "renormalise rows (A' = ½·mean_h A + ½·I); multiply through the layers, top layer on the left: "
+           "R = %s. Row i: how much token i at the top draws on each input token." % product)
+    if k < n_layers:
+        sub += " Computing layers: %d of %d ready; shown: the rollout of layers 0–%d." % (k, n_layers, k - 1)
+    y = header(scene, MARGIN, MARGIN, inner, "Attention rollout · layers 0–%d" % (k - 1) if k else
+               "Attention rollout", sub)
+    if k == 0:
+        notice(scene, MARGIN, y, inner, 80, "computing layer 0…")
+        scene.height = y + 80 + MARGIN
+        return scene
+    att = layer_attentions(ctx)
+    r = rollout([att[layer] for layer in range(k)])[-1]  # (n, n)
+    toks = ctx.tokens
+    n = len(toks)
+    wide = width >= 760
+    main_w = inner * 0.58 if wide else inner
+    lay = draw_heatmap(scene, MARGIN, y, main_w, r, toks, toks, pinned_row=ctx.pinned_row, layer=None,
+                       head=None, title="Rollout R (rows: output token, columns: input token)",
+                       max_grid=min(560.0, 44.0 * n), what="rollout")
+    if wide:
+        bx, by, bw = MARGIN + main_w + 24, y, inner - main_w - 24
+    else:
+        bx, by, bw = MARGIN, y + lay.height + 24, inner
+    c = cls_index(toks)
+    raw = np.asarray(att[k - 1], dtype=np.float64).mean(axis=0)[c]  # (n,)  last layer, heads averaged
+    bottom = _bars(scene, bx, by, bw, toks, r[c], raw, c, k)
+    scene.height = max(y + lay.height, bottom) + MARGIN
+    scene.alt_text = alt_text(r, toks, toks, 3, "Attention rollout through layers 0-%d. Each output token's "
+                              "top 3 input tokens:" % (k - 1))
+    return scene
+
+
+def _bars(scene: Scene, x: float, y: float, w: float, toks, roll: np.ndarray, raw: np.ndarray, c: int,
+          k: int) -> float:
+    """Horizontal bars of the [CLS] rollout row (blue) over the raw last-layer attention (grey)."""
+    scene.text(x, y + 13, "What '%s' draws on" % short_label(toks[c], 10), size=12, bold=True, color="#222222")
+    n = len(toks)
+    rh = max(12.0, min(24.0, 520.0 / max(n, 1)))
+    label_w = max(text_width(short_label(t, 12), 11) for t in toks) + 8
+    bar_max = max(w - label_w - 52, 40.0)
+    top = max(float(roll.max()), float(raw.max()), 1e-12)
+    y0 = y + 24
+    for j in range(n):
+        cy = y0 + j * rh
+        scene.text(x + label_w - 6, cy + rh / 2, short_label(toks[j], 12), size=min(11.0, rh * 0.8),
+                   align="right", baseline="middle", color="#333333", max_width=label_w - 6)
+        wr = bar_max * float(roll[j]) / top
+        wa = bar_max * float(raw[j]) / top
+        if wr >= 1.0:
+            scene.rect(x + label_w, cy + 2, wr, rh * 0.55, fill=BAR_COLOR)
+        if wa >= 1.0:
+            scene.rect(x + label_w, cy + 2 + rh * 0.6, wa, max(rh * 0.22, 2.0), fill=RAW_COLOR)
+        scene.text(x + label_w + max(wr, wa) + 4, cy + rh / 2, "%.3f" % float(roll[j]), size=10,
+                   baseline="middle", color="#222222", font="mono")
+        scene.region(x, cy, w, rh, "rollout_bar",
+                     tooltip="'%s' → '%s': rollout %.4f · raw attention of layer %d (mean of heads) %.4f"
+                     % (toks[c], toks[j], float(roll[j]), k - 1, float(raw[j])))
+    ly = y0 + n * rh + 10
+    scene.rect(x, ly, 12, 8, fill=BAR_COLOR)
+    scene.text(x + 16, ly + 8, "rollout (layers 0–%d)" % (k - 1), size=10, color="#333333")
+    scene.rect(x, ly + 14, 12, 4, fill=RAW_COLOR)
+    scene.text(x + 16, ly + 20, "raw attention, layer %d, mean of heads" % (k - 1), size=10, color="#333333")
+    return ly + 26

@@ -1,0 +1,269 @@
+"""Session: from the app state to a ViewContext, doing only the work a change requires. Pure Python.
+
+The session holds the catalogue, the weight store, the tokenizer and the model sources. It never does I/O:
+the shell asks ``needs(state)`` which files to fetch, fetches them, hands them to ``add_file`` and then asks
+for ``context(state)``.
+
+Caching (what each change costs):
+
+- text              -> tokenization is cached by (text, max_length); a new text re-tokenizes once.
+- model / causal    -> hidden states and Q K^T live in the Encoder's caches (keyed by ids and causal).
+- layer             -> the Encoder computes only the layers not yet computed for these ids.
+- temperature       -> one softmax of the cached scaled scores (``trace.with_temperature``), cached too.
+- head, tab, step, pinned row -> nothing is recomputed: the same trace, only a new ViewContext.
+
+When the ids of a model change, that model's encoder cache is cleared so editing text never piles up memory.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..core.catalogue import Catalogue, FileEntry, ModelEntry
+from ..core.sources import ModelSource, SyntheticSpec, make_source
+from ..core.store import WeightStore
+from ..core.weights import WeightFileError
+from .context import ViewContext
+from .state import AppState
+
+MAX_TOKENS = 512
+TOKENIZER_MODEL = "minilm-l6"          # synthetic sources and models without their own tokenizer use it
+SYNTHETIC = ("deterministic", "random")
+VALUE_TABS = ("steps", "math", "architecture")   # tabs that show V, head outputs and W_O
+
+
+@dataclass
+class ModelOption:
+    id: str
+    label: str
+    description: str
+    available: bool = True
+    synthetic: bool = False
+
+
+@dataclass
+class Needs:
+    """Files to fetch before the next draw (``required``) and after it (``later``: e.g. V/O of the layer)."""
+    required: List[FileEntry]
+    later: List[FileEntry]
+
+    def __bool__(self) -> bool:
+        return bool(self.required or self.later)
+
+
+class SessionError(Exception):
+    """A problem the user should read (unknown model, no tokenizer, ...)."""
+
+
+class Session:
+    def __init__(self, catalogue: Optional[Catalogue], tokenizer_factory=None, max_tokens: int = MAX_TOKENS):
+        """``tokenizer_factory(bytes) -> tokenizer`` (default: core.tokenizer.WordPieceTokenizer.from_json)."""
+        self.catalogue = catalogue if catalogue is not None else Catalogue([])
+        self.store = WeightStore(self.catalogue)
+        self.max_tokens = max_tokens
+        self._tokenizer_factory = tokenizer_factory
+        self._tokenizers: Dict[str, Any] = {}            # tokenizer path -> tokenizer
+        self._encodings: Dict[Tuple[str, str, int], Any] = {}  # (tokenizer path, text, max_len) -> Encoding
+        self._sources: Dict[str, ModelSource] = {}       # source id -> ModelSource
+        self._last_ids: Dict[str, Tuple[int, ...]] = {}  # source id -> ids of its cached work
+        self._tempered: Dict[tuple, Any] = {}            # (source, ids, layer, causal, values, T) -> trace
+        self.stats = {"tokenize": 0, "context": 0, "retemper": 0}
+
+    # ---- what can be chosen ------------------------------------------------------------------------
+    def model_options(self) -> List[ModelOption]:
+        out = []
+        for m in self.catalogue:
+            shape = "%d layers × %d heads, d_model %d" % (m.n_layers, m.n_heads, m.d_model)
+            label = m.name if m.built else "%s (weights not built)" % m.name
+            out.append(ModelOption(m.id, label, ("%s. %s" % (shape, m.description)).strip(), m.built))
+        tok = self._tokenizer_entry() is not None
+        out.append(ModelOption("deterministic", "Deterministic (hash embeddings + seeded weights)",
+                               "Same numbers on every run: SHA-256 token vectors, fixed-seed Xavier weights.",
+                               tok, True))
+        out.append(ModelOption("random", "Random (Xavier)",
+                               "Untrained: Xavier-uniform embeddings and weights from a seed.", tok, True))
+        return out
+
+    def shape(self, state: AppState) -> Tuple[int, int]:
+        """(n_layers, n_heads) of the state's model."""
+        if state.model in SYNTHETIC:
+            return 1, self._spec(state).n_heads
+        e = self._entry(state.model)
+        return e.n_layers, e.n_heads
+
+    def normalise(self, state: AppState) -> AppState:
+        """The state clamped to its model (unknown model -> the default one)."""
+        if state.model not in SYNTHETIC and state.model not in self.catalogue:
+            first = next((m.id for m in self.catalogue if m.built), "deterministic")
+            state = state.with_(model=first)
+        n_layers, n_heads = self.shape(state.clamped())
+        n = None
+        enc = self.cached_encoding(state)
+        if enc is not None:
+            n = len(enc.ids)
+        return state.clamped(n_layers=n_layers, n_heads=n_heads, n_tokens=n)
+
+    # ---- files ----------------------------------------------------------------------------------
+    def needs(self, state: AppState) -> Needs:
+        """Files missing for what ``state`` shows: first the tokenizer, then (once there are ids) weights."""
+        tok = self._tokenizer_file(state)
+        if not self.store.has(tok.path):
+            return Needs([tok], [])
+        if state.model in SYNTHETIC:
+            return Needs([], [])
+        entry = self._built_entry(state.model)
+        ids = self.encode(state).ids
+        layer = min(state.layer, entry.n_layers - 1)
+        required = self.store.missing(entry.id, ids, layer, ("qk",))
+        later = []
+        if state.tab in VALUE_TABS:
+            later = [f for f in self.store.missing(entry.id, ids, layer, ("vo",))
+                     if f.path not in {r.path for r in required}]
+        return Needs(required, later)
+
+    def add_file(self, path: str, data: bytes) -> FileEntry:
+        """Verify and keep a fetched file; raises WeightFileError (naming model and file)."""
+        return self.store.add(path, data)
+
+    def fetch_error(self, path: str, problem: str) -> WeightFileError:
+        return self.store.error(path, problem)
+
+    # ---- tokens ---------------------------------------------------------------------------------
+    def encode(self, state: AppState):
+        tok_file = self._tokenizer_file(state)
+        key = (tok_file.path, state.text, self._max_len(state))
+        enc = self._encodings.get(key)
+        if enc is None:
+            tokenizer = self._tokenizer(tok_file)
+            enc = tokenizer.encode(state.text, max_length=key[2])
+            self.stats["tokenize"] += 1
+            if len(self._encodings) > 64:
+                self._encodings.clear()
+            self._encodings[key] = enc
+        return enc
+
+    def cached_encoding(self, state: AppState):
+        try:
+            tok_file = self._tokenizer_file(state)
+        except SessionError:
+            return None
+        if not self.store.has(tok_file.path):
+            return None
+        return self.encode(state)
+
+    # ---- the view context ------------------------------------------------------------------------
+    def source(self, state: AppState) -> ModelSource:
+        if state.model in SYNTHETIC:
+            spec = self._spec(state)
+            sid = spec.id
+            if sid not in self._sources:
+                self._sources[sid] = make_source(spec, self._tokenizer(self._tokenizer_file(state)))
+            return self._sources[sid]
+        entry = self._built_entry(state.model)
+        if entry.id not in self._sources:
+            tok = self._tokenizer(self._tokenizer_file(state))
+            self._sources[entry.id] = make_source(entry, tok, self.store)
+        return self._sources[entry.id]
+
+    def context(self, state: AppState, loading: str = "") -> ViewContext:
+        """The ViewContext of ``state``. Raises core's WeightsMissing if ``needs(state).required`` is not in."""
+        self.stats["context"] += 1
+        enc = self.encode(state)
+        src = self.source(state)
+        ids = tuple(int(i) for i in enc.ids)
+        if self._last_ids.get(src.id) != ids:
+            src.encoder.clear()                   # forget the previous text's hidden states
+            self._tempered = {k: v for k, v in self._tempered.items() if k[0] != src.id}
+            self._last_ids[src.id] = ids
+        cfg = src.config
+        layer = min(state.layer, cfg.n_layers - 1)
+        trace = self._trace(src, ids, layer, state.temperature, state.causal)
+        weights = src.encoder.attention_weights(layer, values=False)
+        pinned = state.pinned_row if state.pinned_row is not None and state.pinned_row < len(ids) else None
+        return ViewContext(
+            tokens=list(enc.tokens), trace=trace, weights=weights, offsets=list(enc.offsets), ids=list(ids),
+            text=state.text, layer=layer, n_layers=cfg.n_layers, head=min(state.head, cfg.n_heads - 1),
+            model_name=src.name, step=state.step, pinned_row=pinned, arch=state.arch, loading=loading,
+            extra={"dropped": int(getattr(enc, "dropped", 0)), "model_id": src.id, "tab": state.tab},
+        )
+
+    def _trace(self, src: ModelSource, ids: Tuple[int, ...], layer: int, temperature: float, causal: bool):
+        base = src.encoder.trace(ids, layer, 1.0, causal)          # cached by the encoder
+        if temperature == 1.0:
+            return base
+        key = (src.id, ids, layer, bool(causal), base.v is not None, float(temperature))
+        trace = self._tempered.get(key)
+        if trace is None:
+            trace = base.with_temperature(temperature)
+            self.stats["retemper"] += 1
+            if len(self._tempered) > 32:
+                self._tempered.clear()
+            self._tempered[key] = trace
+        return trace
+
+    # ---- helpers -------------------------------------------------------------------------------------
+    def _max_len(self, state: AppState) -> int:
+        if state.model in SYNTHETIC:
+            return self.max_tokens
+        e = self._entry(state.model)
+        return min(self.max_tokens, e.max_positions)
+
+    def _entry(self, model_id: str) -> ModelEntry:
+        if model_id not in self.catalogue:
+            raise SessionError("unknown model %r" % model_id)
+        return self.catalogue.get(model_id)
+
+    def _built_entry(self, model_id: str) -> ModelEntry:
+        return self.store.entry(self._entry(model_id).id)   # raises WeightFileError if not built
+
+    def _spec(self, state: AppState) -> SyntheticSpec:
+        return SyntheticSpec(kind=state.model, d_model=state.d_model, n_heads=state.heads, seed=state.seed)
+
+    def _tokenizer_entry(self) -> Optional[ModelEntry]:
+        if TOKENIZER_MODEL in self.catalogue and self.catalogue.get(TOKENIZER_MODEL).tokenizer_path:
+            return self.catalogue.get(TOKENIZER_MODEL)
+        return None
+
+    def _tokenizer_file(self, state: AppState) -> FileEntry:
+        if state.model not in SYNTHETIC and state.model in self.catalogue:
+            e = self.catalogue.get(state.model)
+            if e.tokenizer_path and self.catalogue.file(e.tokenizer_path) is not None:
+                return self.catalogue.file(e.tokenizer_path)
+        e = self._tokenizer_entry()
+        if e is None:
+            raise SessionError("no tokenizer: models/index.json does not list the MiniLM tokenizer")
+        return e.tokenizer_file()
+
+    def _tokenizer(self, f: FileEntry):
+        tok = self._tokenizers.get(f.path)
+        if tok is None:
+            factory = self._tokenizer_factory
+            if factory is None:
+                from ..core.tokenizer import WordPieceTokenizer
+                factory = WordPieceTokenizer.from_json
+            tok = self._tokenizers[f.path] = factory(self.store.data(f.path))
+        return tok
+
+
+# ---- numbers the page reports ----------------------------------------------------------------------
+def row_entropy_bits(probs: np.ndarray) -> float:
+    """Mean over query rows of the Shannon entropy (bits) of an (n, n) attention matrix (0 log 0 = 0)."""
+    p = np.asarray(probs, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
+    return float(h.mean()) if h.size else 0.0
+
+
+def shown_matrix(ctx: ViewContext, tab: str) -> Tuple[np.ndarray, str]:
+    """The attention matrix the main heatmap of ``tab`` shows, and its description."""
+    if tab == "overview":
+        return ctx.average_probs(), "mean of %d heads" % ctx.n_heads
+    return ctx.trace.probs[ctx.head_index], "head %d" % ctx.head_index
+
+
+def format_bits(h: float) -> str:
+    return "%.3f" % h if math.isfinite(h) else "–"

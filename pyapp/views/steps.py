@@ -1,0 +1,418 @@
+"""Step-by-step tab: the nine steps of multi-head self-attention, each drawn from the real numbers.
+
+``N_STEPS`` and ``STEP_TITLES`` are for the shell (prev/next buttons, arrow keys). The scene itself
+draws a progress bar of nine numbered dots; clicking dot k asks for {"step": k}. Every step has a
+caption that tracks shapes ("Q_h: n × d_k = 12 × 32"), returned by ``captions(ctx, step)`` too.
+When V / W_O are not loaded yet (trace.v / trace.output is None) steps 3, 7, 8 and 9 draw what they can
+and show "loading …" for the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, List, Sequence, Tuple, Union
+
+import numpy as np
+
+from .context import ViewContext
+from .heatmap import alt_text, draw_heatmap
+from .matrix import draw_matrix, row_height
+from .scene import Scene, header, notice, text_width, wrap_text
+
+N_STEPS = 9
+STEP_TITLES = [
+    "Input tokens",
+    "Token embeddings",
+    "Linear projections Q, K, V",
+    "Scores Q·Kᵀ",
+    "Scaling by √d_k",
+    "Softmax",
+    "Attention × values",
+    "Concatenate the heads",
+    "Output projection",
+]
+MARGIN = 12.0
+ACCENT = "#1f6feb"
+
+# A block draws itself at (0, 0) of a fresh scene within max_w and returns its (w, h); `alone` is True
+# when it gets a line of its own (narrow screens), so it may use the whole width.
+Block = Callable[[Scene, float, bool], Tuple[float, float]]
+
+
+def step_title(step: int) -> str:
+    return STEP_TITLES[clamp_step(step) - 1]
+
+
+def clamp_step(step: int) -> int:
+    return max(1, min(N_STEPS, int(step)))
+
+
+# ---- layout -----------------------------------------------------------------------------------------
+def flow(scene: Scene, x: float, y: float, width: float, items: Sequence[Union[Block, str]],
+         gap: float = 14.0, op_y: float = 0.0) -> float:
+    """Lay out blocks and operator strings left to right when they fit, else top to bottom.
+
+    Operators sit at `op_y` below the blocks' tops (horizontal) or on their own line (vertical).
+    Returns the height used.
+    """
+    drawn = []
+    for it in items:
+        if isinstance(it, str):
+            drawn.append((it, it, text_width(it, 18, "serif") + 8, 0.0))
+        else:
+            sub = Scene(width, 10)
+            w, h = it(sub, width, False)
+            drawn.append((it, sub, w, h))
+    total = sum(d[2] for d in drawn) + gap * (len(drawn) - 1)
+    if total <= width:
+        cx, height = x, max(d[3] for d in drawn)
+        for _, obj, w, _h in drawn:
+            if isinstance(obj, str):
+                scene.text(cx + w / 2, y + (op_y or height / 2), obj, size=18, font="serif", align="center",
+                           baseline="middle", color="#444444")
+            else:
+                scene.add(obj, cx, y)
+            cx += w + gap
+        return height
+    cy = y
+    for it, obj, w, h in drawn:
+        if not isinstance(obj, str):
+            obj = Scene(width, 10)
+            w, h = it(obj, width, True)
+        if isinstance(obj, str):
+            scene.text(x + 4, cy + 12, obj, size=18, font="serif", align="left", baseline="middle",
+                       color="#444444")
+            cy += 26
+        else:
+            scene.add(obj, x, cy)
+            cy += h + 10
+    return cy - y - 10
+
+
+def _matrix_block(matrix, name, shape, rh, labels=None, max_cell_w=18.0, frac=1.0, **kw) -> Block:
+    def block(sub: Scene, max_w: float, alone: bool = False):
+        return draw_matrix(sub, 0, 0, matrix, name, rh=rh, max_w=max_w * (1.0 if alone else frac),
+                           row_labels=labels, shape=shape,
+                           max_cell_w=max_cell_w, **kw)
+    return block
+
+
+def _heatmap_block(ctx: ViewContext, matrix, title, frac=0.55, signed=False, what="weight", row_sums=False,
+                   mask=None, max_grid=None) -> Block:
+    def block(sub: Scene, max_w: float, alone: bool = False):
+        w = max_w if alone else max(min(max_w * frac, max(260.0, max_w * 0.45)), min(max_w, 240.0))
+        if row_sums:
+            w = min(w, max_w - 56.0)  # room for the Σ column
+        grid = max_grid if max_grid is not None else min(420.0, max(160.0, 30.0 * ctx.n))
+        lay = draw_heatmap(sub, 0, 0, w, matrix, ctx.tokens, ctx.tokens, signed=signed, what=what,
+                           pinned_row=ctx.pinned_row, layer=ctx.layer, head=ctx.head_index, title=title,
+                           mask=mask, max_grid=grid)
+        right = lay.right
+        if row_sums:
+            right = _draw_row_sums(sub, lay, matrix, right + 10)
+        return right, lay.height
+    return block
+
+
+def _draw_row_sums(sub: Scene, lay, matrix: np.ndarray, x: float) -> float:
+    sums = matrix.sum(axis=1)  # (n,)
+    sub.text(x, lay.grid_y - 6, "Σ row", size=10, bold=True, color="#333333")
+    if lay.cell >= 9:
+        size = min(11.0, lay.cell * 0.75)
+        for i, s in enumerate(sums):
+            sub.text(x, lay.grid_y + (i + 0.5) * lay.cell, "%.3f" % s, size=size, baseline="middle",
+                     font="mono", color="#1a7f37")
+        return x + text_width("1.000", size, "mono")
+    dev = float(np.abs(sums - 1.0).max())
+    sub.text(x, lay.grid_y + 10, "all = 1", size=10, color="#1a7f37")
+    sub.text(x, lay.grid_y + 24, "(±%.0e)" % dev, size=9, color="#666666")
+    return x + 46
+
+
+def _aligned_block(ctx: ViewContext, probs: np.ndarray, title: str, mats) -> Block:
+    """A weights heatmap followed by (operator, matrix, name) whose rows line up with its rows."""
+    def block(sub: Scene, max_w: float, alone: bool = False):
+        n, dk = ctx.n, ctx.d_k
+        mat_w = min(6.0 * dk, max_w * 0.22)
+        hm_w = max(min(max_w - len(mats) * (mat_w + 50) - 10, 0.5 * max_w, 520.0), 200.0)
+        lay = draw_heatmap(sub, 0, 0, hm_w, probs, ctx.tokens, ctx.tokens, pinned_row=ctx.pinned_row,
+                           layer=ctx.layer, head=ctx.head_index, title=title, mask=ctx.causal_mask(),
+                           max_grid=min(420.0, max(160.0, 30.0 * n)))
+        x = lay.right + 14
+        bottom = lay.height
+        for op, m, name in mats:
+            ow = text_width(op, 18, "serif") + 10
+            if x + ow + mat_w > max_w:  # no room: continue below
+                x, top = 0.0, bottom + 14
+                rh = row_height(n, min(340.0, 18.0 * n))
+            else:
+                top, rh = lay.grid_y - 20.0, lay.cell
+            sub.text(x + ow / 2, top + 20 + rh * n / 2, op, size=18, font="serif", align="center",
+                     baseline="middle", color="#444444")
+            w, hh = draw_matrix(sub, x + ow, top, m, name, rh=rh, max_w=mat_w, shape="%d × %d" % m.shape,
+                                max_cell_w=8.0)
+            x += ow + w + 10
+            bottom = max(bottom, top + hh)
+        return _extent(sub, max_w), bottom
+    return block
+
+
+def _notice_block(message: str, w: float = 260.0, h: float = 90.0) -> Block:
+    def block(sub: Scene, max_w: float, alone: bool = False):
+        ww = min(w, max_w)
+        notice(sub, 0, 0, ww, h, message)
+        return ww, h
+    return block
+
+
+def _progress(scene: Scene, x: float, y: float, width: float, step: int) -> float:
+    """Nine numbered dots joined by a line; the current one filled. Returns the height used."""
+    r = 11.0
+    span = min(width - 2 * r, 9 * 56.0)
+    dx = span / (N_STEPS - 1)
+    cy = y + r + 1
+    scene.line(x + r, cy, x + r + span, cy, color="#c9ced6", width=2)
+    scene.line(x + r, cy, x + r + dx * (step - 1), cy, color=ACCENT, width=2)
+    for k in range(1, N_STEPS + 1):
+        cx = x + r + dx * (k - 1)
+        done, cur = k < step, k == step
+        scene.rect(cx - r, cy - r, 2 * r, 2 * r, radius=r, fill=ACCENT if (cur or done) else "#ffffff",
+                   stroke=ACCENT if (cur or done) else "#9aa3ad", line_width=2 if cur else 1)
+        scene.text(cx, cy + 0.5, str(k), size=11, align="center", baseline="middle", bold=cur,
+                   color="#ffffff" if (cur or done) else "#444444")
+        scene.region(cx - r - 3, cy - r - 3, 2 * r + 6, 2 * r + 6, "step_dot", action={"step": k},
+                     tooltip="Step %d: %s" % (k, STEP_TITLES[k - 1]))
+    scene.text(x + r + span + r + 10, cy + 0.5, "step %d of %d" % (step, N_STEPS), size=12, baseline="middle",
+               color="#444444") if width - span > 110 else None
+    return 2 * r + 2
+
+
+# ---- the nine steps ---------------------------------------------------------------------------------
+def captions(ctx: ViewContext, step: int) -> List[str]:
+    """Shape-tracking caption lines of a step."""
+    n, dm, dk, h, H = ctx.n, ctx.d_model, ctx.d_k, ctx.head_index, ctx.n_heads
+    da = H * dk
+    step = clamp_step(step)
+    if step == 1:
+        special = sum(1 for t in ctx.tokens if t in ("[CLS]", "[SEP]", "<s>", "</s>"))
+        return ["n = %d tokens (%d from the text + %d special)" % (n, n - special, special)]
+    if step == 2:
+        return ["X: n × d_model = %d × %d" % (n, dm)]
+    if step == 3:
+        return ["Q_h = X W_Q,hᵀ + b_Q,h : (%d × %d)(%d × %d) = %d × %d" % (n, dm, dm, dk, n, dk),
+                "Q_h, K_h, V_h: n × d_k = %d × %d each (head %d of %d; d_k = d_model / h = %d / %d)"
+                % (n, dk, h, H, da, H)]
+    if step == 4:
+        return ["S_h = Q_h K_hᵀ : (%d × %d)(%d × %d) = %d × %d" % (n, dk, dk, n, n, n)]
+    if step == 5:
+        top = float(np.abs(ctx.trace.scores[h]).max())
+        return ["S_h / √d_k = S_h / √%d = S_h / %.3f : %d × %d" % (dk, math.sqrt(dk), n, n),
+                "largest |score| of head %d: %.2f before, %.2f after scaling" % (h, top, top / math.sqrt(dk))]
+    if step == 6:
+        t = "" if abs(ctx.temperature - 1) < 1e-9 else " / T (T = %g)" % ctx.temperature
+        return ["A_h = softmax(S_h / √d_k%s) row by row : %d × %d, every row sums to 1" % (t, n, n)]
+    if step == 7:
+        return ["head_h = A_h V_h : (%d × %d)(%d × %d) = %d × %d" % (n, n, n, dk, n, dk)]
+    if step == 8:
+        return ["Concat(head_0 … head_%d) : n × (h·d_k) = %d × (%d·%d) = %d × %d" % (H - 1, n, H, dk, n, da)]
+    return ["MultiHead(X) = Concat(…) W_Oᵀ + b_O : (%d × %d)(%d × %d) = %d × %d — same shape as X"
+            % (n, da, da, dm, n, dm)]
+
+
+def _explain(ctx: ViewContext, step: int) -> str:
+    h = ctx.head_index
+    return [
+        "The text is split into WordPiece tokens; [CLS] and [SEP] mark the start and the end.",
+        ("Each token becomes a vector: its word embedding plus a position embedding (plus the segment "
+         "embedding), layer-normalised. One row per token; blue < 0 < red."
+         if ctx.layer == 0 else "The input to layer %d is the output of layer %d: one vector per token."
+         % (ctx.layer, ctx.layer - 1)),
+        ("Three learned linear maps turn every token vector into a query, a key and a value. Head %d uses "
+         "its own slice of d_k columns (outlined)." % h),
+        "Every query is compared with every key by a dot product: row i, column j says how well token i's "
+        "query matches token j's key.",
+        "The scores are divided by √d_k so that their spread does not grow with the dimension, which would "
+        "push the softmax into near one-hot outputs.",
+        "Softmax turns each row of scores into weights between 0 and 1 that sum to 1."
+        + (" Temperature T divides the scores first: T > 1 flattens, T < 1 sharpens." if True else "")
+        + (" A causal mask sets the scores of future tokens to −∞ (grey): their weight is 0."
+           if ctx.causal else ""),
+        "Each token's new vector is the weighted average of all value vectors, with its row of weights.",
+        "All heads run in parallel; their outputs are placed side by side (head %d outlined)." % h,
+        "A last linear map W_O mixes the heads back into d_model numbers per token: same shape as the "
+        "input, so the result can be added to it (residual) and the blocks can be stacked.",
+    ][clamp_step(step) - 1]
+
+
+def _step_blocks(ctx: ViewContext, step: int, width: float):
+    tr, h, n = ctx.trace, ctx.head_index, ctx.n
+    dk, dm = ctx.d_k, ctx.d_model
+    rh = row_height(n, min(340.0, 18.0 * n))
+    toks = ctx.tokens
+    if step == 1:
+        return [_token_chips(ctx)]
+    if step == 2:
+        return [_matrix_block(tr.x, "X", "%d × %d" % (n, dm), rh, toks, max_cell_w=4.0)]
+    if step == 3:
+        return _projection_blocks(ctx, row_height(n, min(150.0, 12.0 * n)))
+    if step == 4:
+        kt = tr.k[h].T  # (d_k, n)
+        return [_matrix_block(tr.q[h], "Q_h", "%d × %d" % (n, dk), rh, toks, max_cell_w=6.0), "×",
+                _matrix_block(kt, "K_hᵀ", "%d × %d" % (dk, n), min(rh, 6.0), None, max_cell_w=rh),
+                "=", _heatmap_block(ctx, tr.scores[h], "scores S_h (head %d)" % h, signed=True, what="score")]
+    if step == 5:
+        return [_heatmap_block(ctx, tr.scores[h], "S_h", frac=0.45, signed=True, what="score"),
+                "÷ %.2f" % math.sqrt(dk),
+                _heatmap_block(ctx, tr.scaled[h], "S_h / √d_k", frac=0.45, signed=True, what="scaled score")]
+    if step == 6:
+        mask = ctx.causal_mask()
+        return [_heatmap_block(ctx, tr.logits[h], "before: logits" + (" (masked)" if ctx.causal else ""),
+                               frac=0.45, signed=True, what="logit", mask=mask),
+                "softmax →",
+                _heatmap_block(ctx, tr.probs[h], "after: weights A_h", frac=0.45, row_sums=True, mask=mask)]
+    if step == 7:
+        if tr.v is None or tr.head_outputs is None:
+            return [_heatmap_block(ctx, tr.probs[h], "weights A_h", frac=0.5, mask=ctx.causal_mask()), "×",
+                    _notice_block(ctx.loading_message())]
+        return [_aligned_block(ctx, tr.probs[h], "weights A_h",
+                               [("×", tr.v[h], "V_h"), ("=", tr.head_outputs[h], "head_%d" % h)])]
+    if step == 8:
+        if tr.concat is None:
+            return [_notice_block(ctx.loading_message(), 320)]
+        return [_matrix_block(tr.concat, "Concat(heads)", "%d × %d" % (n, tr.concat.shape[1]), rh, toks,
+                              max_cell_w=3.0, col_groups=ctx.n_heads, highlight_cols=(h * dk, (h + 1) * dk))]
+    x_block = _matrix_block(tr.x, "input X", "%d × %d" % (n, dm), rh, toks, max_cell_w=1.0, frac=0.45)
+    if tr.output is None:
+        return [x_block, _notice_block(ctx.loading_message())]
+    wo = getattr(ctx.weights, "o_weight", None)
+    proj: List[Union[Block, str]] = [
+        _matrix_block(tr.concat, "Concat(heads)", "%d × %d" % tr.concat.shape, rh, toks, max_cell_w=1.0,
+                      frac=0.3, col_groups=ctx.n_heads)]
+    if wo is not None:
+        side = 84.0
+        proj += ["·", _matrix_block(wo.T, "W_Oᵀ", "%d × %d" % wo.T.shape, side / wo.shape[1], None,
+                                    max_cell_w=side / wo.shape[0]), "+ b_O ="]
+    else:
+        proj.append("→")
+    out = _matrix_block(tr.output, "output MultiHead(X)", "%d × %d" % (n, dm), rh, toks, max_cell_w=1.0,
+                        frac=0.45)
+    proj.append(out)
+    compare = _column_block([_text_block("Input and output side by side: one row per token, same shape."),
+                             _row_block([x_block, "vs", out])])
+    return [_column_block([_row_block(proj), compare], gap=22.0)]
+
+
+def _text_block(message: str, size: float = 12.0) -> Block:
+    def block(sub: Scene, max_w: float, alone: bool = False):
+        lines = wrap_text(message, max_w, size)
+        for i, line in enumerate(lines):
+            sub.text(0, (i + 1) * (size + 4), line, size=size, bold=True, color="#333333")
+        return min(max(text_width(t, size, bold=True) for t in lines), max_w), len(lines) * (size + 4) + 2
+    return block
+
+
+def _projection_blocks(ctx: ViewContext, rh: float):
+    tr, w, h, n, dk = ctx.trace, ctx.weights, ctx.head_index, ctx.n, ctx.d_k
+    band = (h * dk, (h + 1) * dk)
+    rows = []
+    for letter, mat, weight in (("Q", tr.q, getattr(w, "q_weight", None)), ("K", tr.k, getattr(w, "k_weight", None)),
+                                ("V", tr.v, getattr(w, "v_weight", None))):
+        if mat is None:
+            rows.append(_notice_block(ctx.loading_message() + "  (V_h = X W_V,hᵀ + b)", 420, 56))
+            continue
+        items: List[Union[Block, str]] = []
+        if weight is not None:
+            wt = weight.T  # (d_model, heads*d_k): X W^T, head h = a column band
+            side = 84.0
+            items += [_matrix_block(wt, "W_%sᵀ" % letter, "%d × %d" % wt.shape, side / wt.shape[0], None,
+                                    max_cell_w=side / wt.shape[1], highlight_cols=band), "→"]
+        items.append(_matrix_block(mat[h], "%s_h" % letter, "%d × %d (head %d)" % (n, dk, h), rh,
+                                   ctx.tokens, max_cell_w=8.0))
+        rows.append(_row_block(items))
+    x_block = _matrix_block(tr.x, "X", "%d × %d" % (n, ctx.d_model), rh, ctx.tokens, max_cell_w=1.0)
+    return [x_block, "→", _column_block(rows, gap=12.0)]
+
+
+def _row_block(items) -> Block:
+    def block(sub: Scene, max_w: float, alone: bool = False):
+        hgt = flow(sub, 0, 0, max_w, items, op_y=28)
+        return _extent(sub, max_w), hgt
+    return block
+
+
+def _column_block(blocks, gap: float = 16.0) -> Block:
+    def block(sub: Scene, max_w: float, alone: bool = False):
+        y = 0.0
+        for b in blocks:
+            s = Scene(max_w, 10)
+            _, hh = b(s, max_w, alone)
+            sub.add(s, 0, y)
+            y += hh + gap
+        return _extent(sub, max_w), y - gap
+    return block
+
+
+def _extent(scene: Scene, cap: float) -> float:
+    """Right edge of what a scene has drawn (regions and boxes), capped."""
+    right = 0.0
+    for r in scene.regions:
+        right = max(right, r["x"] + r["w"])
+    for op in scene.ops:
+        if op["op"] in ("rect", "image"):
+            right = max(right, op["x"] + op["w"])
+    return min(right, cap)
+
+
+def _token_chips(ctx: ViewContext) -> Block:
+    def block(sub: Scene, max_w: float, alone: bool = False):
+        x = y = 0.0
+        size, chip_h, used = 14.0, 26.0, 0.0
+        if ctx.text:
+            for line in wrap_text("“%s”" % ctx.text, max_w, 13):
+                sub.text(0, y + 13, line, size=13, color="#444444", italic=True)
+                y += 18
+            y += 8
+        for i, t in enumerate(ctx.tokens):
+            w = max(text_width(t, size, "mono") + 14, 30)
+            if x > 0 and x + w > max_w:
+                x, y = 0.0, y + chip_h + 22
+            special = t.startswith("[") and t.endswith("]")
+            pinned = ctx.pinned_row == i
+            sub.rect(x, y, w, chip_h, fill="#eef2ff" if not special else "#f1f1f1",
+                     stroke="#ff2d55" if pinned else ("#9db4ff" if not special else "#bbbbbb"),
+                     line_width=2 if pinned else 1, radius=5)
+            sub.text(x + w / 2, y + chip_h / 2 + 1, t, size=size, font="mono", align="center", baseline="middle",
+                     color="#222222", max_width=w - 4)
+            sub_label = str(i) if ctx.ids is None else "%d · id %d" % (i, ctx.ids[i])
+            sub.text(x + w / 2, y + chip_h + 12, sub_label, size=9, align="center", color="#777777",
+                     max_width=w + 8)
+            sub.region(x, y, w, chip_h, "token", action={"pinned_row": None if pinned else i},
+                       tooltip="token %d: '%s'%s" % (i, t, "" if ctx.ids is None else " (id %d)" % ctx.ids[i]))
+            x += w + 8
+            used = max(used, x)
+        return min(used, max_w), y + chip_h + 16
+    return block
+
+
+def render(ctx: ViewContext, width: float) -> Scene:
+    width = max(float(width), 320.0)
+    step = clamp_step(ctx.step)
+    h = ctx.head_index
+    scene = Scene(width, 100, label="Step %d of %d: %s (head %d, layer %d)"
+                  % (step, N_STEPS, STEP_TITLES[step - 1], h, ctx.layer))
+    inner = width - 2 * MARGIN
+    y = MARGIN
+    y += _progress(scene, MARGIN, y, inner, step) + 12
+    y = header(scene, MARGIN, y, inner, "Step %d · %s" % (step, STEP_TITLES[step - 1]), _explain(ctx, step))
+    y += flow(scene, MARGIN, y, inner, _step_blocks(ctx, step, inner)) + 16
+    for line in captions(ctx, step):
+        for part in wrap_text(line, inner, 12, "mono"):
+            scene.text(MARGIN, y + 12, part, size=12, font="mono", color="#0b4f9c")
+            y += 17
+    scene.height = y + MARGIN
+    if step >= 4:
+        scene.alt_text = alt_text(ctx.trace.probs[h], ctx.tokens, ctx.tokens, 3,
+                                  "Head %d, layer %d attention. Each query token's top 3 keys:" % (h, ctx.layer))
+    else:
+        scene.alt_text = "Step %d: %s. %s" % (step, STEP_TITLES[step - 1], " ".join(captions(ctx, step)))
+    return scene

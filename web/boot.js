@@ -1,0 +1,121 @@
+// Boot-time shell: the loading bar and the "Python did not start" message, before Python runs.
+// Python (pyapp.browser) takes over through window.mhsaBoot once it starts. No innerHTML anywhere.
+(function () {
+  "use strict";
+  var items = {};          // key -> {label, fraction}
+  var order = [];
+  var state = "loading";
+  var started = Date.now();
+  var WATCHDOG_MS = 180000;
+
+  function el(id) { return document.getElementById(id); }
+
+  function render() {
+    var bar = el("loading");
+    if (!bar) return;
+    var sum = 0;
+    for (var i = 0; i < order.length; i++) sum += items[order[i]].fraction;
+    var pct = order.length ? Math.round(100 * sum / order.length) : 0;
+    bar.setAttribute("aria-valuenow", String(pct));
+    el("loading-fill").style.width = pct + "%";
+    var list = el("loading-items");
+    while (list.firstChild) list.removeChild(list.firstChild);
+    var current = "";
+    for (var j = 0; j < order.length; j++) {
+      var it = items[order[j]];
+      var li = document.createElement("li");
+      var p = Math.round(100 * it.fraction);
+      li.textContent = it.label + " " + p + "%";
+      if (p >= 100) li.className = "done";
+      else if (!current) current = it.label;
+      list.appendChild(li);
+    }
+    el("loading-text").textContent = (current ? "Loading " + current + "… " : "Loaded ") + pct + "%";
+  }
+
+  function progress(key, label, fraction) {
+    if (!(key in items)) { order.push(key); items[key] = {label: label, fraction: 0}; }
+    items[key].label = label;
+    items[key].fraction = Math.max(0, Math.min(1, Number(fraction) || 0));
+    render();
+  }
+
+  function fail(message) {
+    if (state === "ready") return;
+    state = "error";
+    document.body.dataset.state = "error";
+    var status = el("status-text");
+    if (status) {
+      status.textContent = message;
+      status.parentNode.classList.add("error");
+    }
+    var t = el("loading-text");
+    if (t) t.textContent = message;
+    var bar = el("loading");
+    if (bar) bar.classList.add("failed");
+  }
+
+  function ready() {     // Python hides the bar itself once the shown model's files are in
+    state = "ready";
+    var s = el("status");
+    if (s && s.classList.contains("info") && /^Still loading/.test(el("status-text").textContent)) {
+      el("status-text").textContent = "";
+      s.className = "status";
+    }
+  }
+
+  window.mhsaBoot = {progress: progress, fail: fail, ready: ready, clear: function () {
+    items = {}; order = []; render();
+  }};
+
+  document.addEventListener("DOMContentLoaded", function () {
+    progress("runtime", "Python runtime", 0);
+    progress("numpy", "numpy", 0);
+  });
+
+  // PyScript reports its boot stages as py:progress events ("Loading Pyodide", "Loaded interpreter", ...).
+  var stages = {"Loading Pyodide": 0.1, "Loading interpreter": 0.3, "Loaded interpreter": 1};
+  addEventListener("py:progress", function (e) {
+    var d = String(e.detail || "");
+    if (d in stages) progress("runtime", "Python runtime", stages[d]);
+    if (/^Loading packages/i.test(d)) progress("numpy", "numpy", 0.2);
+    if (/^Loaded packages/i.test(d)) progress("numpy", "numpy", 1);
+  });
+
+  function describe(err) {
+    if (!err) return "unknown error";
+    if (err.message) return err.message;
+    return String(err);
+  }
+
+  // Before the app is up, any uncaught error or failed script means Python could not start.
+  addEventListener("error", function (e) {
+    if (state !== "loading") return;
+    var t = e.target;
+    if (t && t !== window && t.tagName === "SCRIPT") {
+      fail("Could not load the Python runtime (" + (t.src || "script") + "). Check your connection and reload.");
+    } else if (t && t !== window && t.tagName === "LINK") {
+      return;   // a stylesheet failing is not fatal
+    } else if (e.error || e.message) {
+      fail("The Python runtime could not start: " + describe(e.error || e.message));
+    }
+  }, true);
+  addEventListener("unhandledrejection", function (e) {
+    if (state !== "loading") return;
+    fail("The Python runtime could not start: " + describe(e.reason));
+  });
+  // PyScript shows its own error box; mirror it in our status line.
+  addEventListener("py:error", function (e) {
+    fail("Python error: " + describe(e.detail));
+  });
+  setInterval(function () {
+    if (state !== "loading") return;
+    var s = Math.round((Date.now() - started) / 1000);
+    if (Date.now() - started > WATCHDOG_MS) {
+      fail("The Python runtime did not start within " + s + " s. Check your connection and reload the page.");
+    } else if (s >= 20) {
+      var t = el("status-text");
+      if (t) t.textContent = "Still loading the Python runtime and numpy (" + s + " s)…";
+    }
+  }, 1000);
+})();
