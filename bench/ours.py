@@ -191,6 +191,21 @@ def run(texts, warmup, reps, tuned):
     return json.dumps(rows)
 
 
+def profile(what, text, reps=3, top=25):
+    """cProfile of one of the timed functions (tottime order) -- where the time goes, inside Pyodide."""
+    import cProfile, io, pstats
+    fn = globals()[what]
+    fn(text)
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(reps):
+        fn(text)
+    pr.disable()
+    out = io.StringIO()
+    pstats.Stats(pr, stream=out).sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
 # ---- redraw of an n x n heatmap with the app's own colormap + canvas image path ----------------------------
 def redraw(n, size_css, warmup, reps):
     import js
@@ -206,5 +221,14 @@ def redraw(n, size_css, warmup, reps):
     def draw(_):
         op = {"op": "image", "rgba": heatmap_image(m), "x": 0.0, "y": 0.0, "w": float(size_css), "h": float(size_css)}
         canvas_backend._image(ctx, op, 1.0)
-    return json.dumps(time_it(draw, None, warmup, reps))
+    from pyapp.views.scene import nearest_upscale
+    from pyapp.browser.compat import rgba_to_clamped
+    rgba = heatmap_image(m)
+    up = nearest_upscale(rgba, size_css, size_css)
+    parts = {"colormap (heatmap_image)": lambda _: heatmap_image(m),
+             "nearest_upscale to %dpx" % size_css: lambda _: nearest_upscale(rgba, size_css, size_css),
+             "rgba_to_clamped + ImageData": lambda _: js.ImageData.new(rgba_to_clamped(up), size_css, size_css)}
+    out = time_it(draw, None, warmup, reps)
+    out["parts"] = {k: time_it(f, None, warmup, reps)["median"] for k, f in parts.items()}
+    return json.dumps(out)
 '''

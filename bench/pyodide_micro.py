@@ -327,7 +327,36 @@ def bench_layer(n):
             lambda: (six(form), layer0_probs(form)))
 
 
-GROUPS = {"matmul": bench_matmul, "heads": bench_heads, "softmax": bench_softmax, "layernorm": bench_layernorm,
+def bench_upscale(n):
+    """Nearest-neighbour upscale of an (n, n, 4) uint8 heatmap to 512 x 512 device pixels (the redraw)."""
+    out = 512
+    rgba = rng.randint(0, 255, size=(n, n, 4)).astype(np.uint8)
+    ri = (np.arange(out) * n // out).astype(np.intp)
+    ci = (np.arange(out) * n // out).astype(np.intp)
+    ref = rgba[ri[:, None], ci[None, :]]
+    u32 = rgba.view(np.uint32).reshape(n, n)                 # one pixel = one uint32
+    take2 = lambda: u32.take(ri, axis=0).take(ci, axis=1).view(np.uint8).reshape(out, out, 4)
+    assert (take2() == ref).all()
+    row("upscale (n,n,4) -> (512,512,4)", n, "rgba[ri[:,None], ci[None,:]] (scene.nearest_upscale)",
+        lambda: rgba[ri[:, None], ci[None, :]])
+    row("upscale (n,n,4) -> (512,512,4)", n, "uint32 view, take(ri,0).take(ci,1)", take2)
+    row("upscale (n,n,4) -> (512,512,4)", n, "uint32 view, u32[ri][:, ci]", lambda: u32[ri][:, ci])
+    if out % n == 0:
+        f = out // n
+        row("upscale (n,n,4) -> (512,512,4)", n, "uint32 view, np.repeat x2 (integer factor)",
+            lambda: np.repeat(np.repeat(u32, f, axis=0), f, axis=1))
+
+
+def bench_transpose(n):
+    W = mk(4 * D, D)
+    row("weight prep (once per load)", n, "ascontiguousarray(W.T) of (1536,384)", lambda: np.ascontiguousarray(W.T))
+    q, k = mk(H, n, DK, scale=1.0), mk(H, n, DK, scale=1.0)
+    kT = np.ascontiguousarray(k.transpose(0, 2, 1))
+    row("scores QK^T (12,n,32)x(12,32,n)", n, "np.einsum('hid,hdj->hij', q, kT contiguous)",
+        lambda: np.einsum("hid,hdj->hij", q, kT))
+
+
+GROUPS = {"upscale": bench_upscale, "transpose": bench_transpose, "matmul": bench_matmul, "heads": bench_heads, "softmax": bench_softmax, "layernorm": bench_layernorm,
           "gelu": bench_gelu, "decode": bench_decode, "overhead": bench_overhead, "layer": bench_layer}
 
 
@@ -357,11 +386,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpython", action="store_true", help="run in this CPython instead of Pyodide")
     ap.add_argument("--only", default="", help="comma-separated groups: " + ",".join(
-        ["matmul", "heads", "softmax", "layernorm", "gelu", "decode", "overhead", "layer"]))
+        ["matmul", "heads", "softmax", "layernorm", "gelu", "decode", "overhead", "layer", "upscale", "transpose"]))
     ap.add_argument("--json", help="also write the rows to this file")
     a = ap.parse_args(argv)
     groups = [g for g in a.only.split(",") if g] or ["matmul", "heads", "softmax", "layernorm", "gelu", "decode",
-                                                       "overhead", "layer"]
+                                                       "overhead", "layer", "upscale", "transpose"]
     if a.cpython:
         import numpy
         ns: dict = {}

@@ -24,9 +24,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
                              ".onnx": "application/octet-stream", ".toml": "text/plain", ".py": "text/plain"})
 
     def end_headers(self):
-        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        if not self.path.startswith("/web/"):     # the app itself is served as GitHub Pages would: no isolation
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+            self.send_header("Cross-Origin-Resource-Policy", "same-origin")
         self.send_header("Cache-Control", "no-store")
         super().end_headers()
 

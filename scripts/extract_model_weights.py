@@ -86,6 +86,8 @@ def resolve_checkpoint(src: str) -> str:
     """A local folder as is; otherwise a hub id downloaded with huggingface_hub (deploy time only)."""
     if os.path.isdir(src):
         return src
+    if src.startswith((".", "/", "~")) or src.count("/") > 1 or os.sep != "/" and os.sep in src:
+        raise SystemExit(f"no checkpoint folder {src!r}")
     from huggingface_hub import snapshot_download
 
     return snapshot_download(src, allow_patterns=["config.json", "model.safetensors", "pytorch_model.bin",

@@ -43,7 +43,7 @@ apt_install() {
 
 find_python() {
     local c
-    for c in "${MHSA_PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+    for c in "${MHSA_PYTHON:-}" python3.11 python3.12 python3.13 python3; do  # 3.11: the local torch wheel
         [ -n "$c" ] || continue
         if command -v "$c" >/dev/null 2>&1 &&
             "$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
@@ -72,9 +72,10 @@ echo "node:     $(node --version), npm $(npm --version)"
 
 usable_chromium() {
     # A Chromium that starts headless and renders a blank page.
-    [ -n "$1" ] && [ -x "$1" ] &&
-        timeout 120 "$1" --headless --no-sandbox --disable-gpu --dump-dom about:blank 2>/dev/null |
-        grep -q '<body>' 
+    local dom
+    [ -n "$1" ] && [ -x "$1" ] || return 1
+    dom="$(timeout 120 "$1" --headless --no-sandbox --disable-gpu --dump-dom about:blank 2>/dev/null)" || return 1
+    [[ "$dom" == *"<body>"* ]]
 }
 CHROMIUM="${MHSA_CHROMIUM:-/usr/bin/chromium}"
 if ! usable_chromium "$CHROMIUM"; then

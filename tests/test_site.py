@@ -150,7 +150,9 @@ class Crawl:
     catalogue_files: int = 0
 
     def path_of(self, url: str) -> str:
-        path = urlsplit(url).path.lstrip("/")
+        """The site-relative path of a URL (the site may live under a sub-path, as on GitHub Pages)."""
+        path, base = urlsplit(url).path, urlsplit(self.base).path
+        path = path[len(base):] if path.startswith(base) else path  # outside the site: keeps its leading /
         return path + "index.html" if path == "" or path.endswith("/") else path
 
     def problems(self) -> List[str]:
@@ -162,11 +164,11 @@ class Crawl:
 
 def crawl(base: str, catalogue_path: str = "models/index.json") -> Crawl:
     c = Crawl(base)
-    queue: List[Tuple[str, str, str]] = [("html", base, "(start)")]
+    queue: List[Tuple[str, str, str, str]] = [("html", base, "(start)", base)]  # kind, url, referrer, its url
     seen: Set[str] = set()
     bodies: Dict[str, bytes] = {}
     while queue:
-        kind, url, referrer = queue.pop(0)
+        kind, url, referrer, referrer_url = queue.pop(0)
         url = urldefrag(url)[0]
         if url.startswith(SKIP_SCHEMES) or not url:
             continue
@@ -189,11 +191,11 @@ def crawl(base: str, catalogue_path: str = "models/index.json") -> Crawl:
             p = RefParser()
             p.feed(text)
             for k, ref in p.refs:
-                queue.append((k, urljoin(url, ref.strip()), here))
+                queue.append((k, urljoin(url, ref.strip()), here, url))
         elif path.endswith(".css"):
-            queue.extend(("css", urljoin(url, r), here) for r in css_refs(text))
+            queue.extend(("css", urljoin(url, r), here, url) for r in css_refs(text))
         elif path.endswith((".js", ".mjs")):
-            queue.extend(("script", urljoin(url, r), here) for r in js_refs(text))
+            queue.extend(("script", urljoin(url, r), here, url) for r in js_refs(text))
         elif kind == "config" or path.endswith(".toml"):
             try:
                 refs = list(config_refs(text))
@@ -201,8 +203,7 @@ def crawl(base: str, catalogue_path: str = "models/index.json") -> Crawl:
                 c.errors.append("%s is not valid TOML: %s" % (here, e))
                 continue
             # PyScript resolves config URLs against the page, not the config file.
-            page = urljoin(base, referrer)
-            queue.extend((k, urljoin(page, r), here) for k, r in refs)
+            queue.extend((k, urljoin(referrer_url, r), here, url) for k, r in refs)
     _check_catalogue(c, urljoin(base, catalogue_path), seen)
     return c
 
@@ -242,10 +243,11 @@ def _check_catalogue(c: Crawl, index_url: str, seen: Set[str]) -> None:
                                 % (c.path_of(url), model.id, len(data), hashlib.sha256(data).hexdigest()[:12]))
 
 
-def crawl_directory(directory: Path) -> Crawl:
+def crawl_directory(directory: Path, subpath: str = "") -> Crawl:
+    """Serve ``directory`` and crawl the site at ``subpath`` in it (e.g. "mhsa-visualizer/")."""
     server = Server(directory)
     try:
-        return crawl(server.base)
+        return crawl(server.base + subpath)
     finally:
         server.close()
 
@@ -283,12 +285,14 @@ def test_repository_root_serves_every_referenced_file():
 
 
 def test_assembled_site_serves_the_app_and_only_what_it_needs(tmp_path):
-    out = tmp_path / "_site"
+    """Served under a sub-path, as GitHub Pages serves a project site (https://user.github.io/repo/):
+    a reference by absolute path (/web/..., /models/...) would miss the site and fail here."""
+    out = tmp_path / "pages" / "mhsa-visualizer"
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "assemble_site.py"), "--out", str(out)],
                        cwd=str(ROOT), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (out / ".nojekyll").is_file()
-    c = crawl_directory(out)
+    c = crawl_directory(out.parent, "mhsa-visualizer/")
     print(report(c))
     assert_serves_the_app(c)
     shipped = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {".nojekyll"}
@@ -341,6 +345,17 @@ def test_crawler_catches_missing_files_corrupt_weights_and_unpinned_cdn(tmp_path
     assert "models/m/layer0.json does not match" in text
     assert "not pinned to an exact version: https://cdn.jsdelivr.net/npm/@pyscript/core/dist/core.js" in text
     assert len(problems) == 5, text
+
+
+def test_crawler_under_a_sub_path_catches_absolute_references(tmp_path):
+    site = tmp_path / "repo-name"
+    site.mkdir()
+    (site / "index.html").write_text('<link rel="stylesheet" href="/style.css"><script src="ok.js"></script>')
+    (site / "style.css").write_text("body {}")
+    (site / "ok.js").write_text("")
+    c = crawl_directory(tmp_path, "repo-name/")
+    assert c.fetched.get("ok.js") == 200
+    assert "HTTP 404 for /style.css (referenced by index.html)" in c.errors, c.errors
 
 
 @pytest.mark.parametrize("url, pinned", [

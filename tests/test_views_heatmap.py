@@ -154,3 +154,19 @@ def test_interact_generic_regions():
     hit = scene.hit_test(10, 10)
     assert interact.action(hit) == {"tab": "steps", "step": 4} and interact.tooltip(hit) == "go"
     assert interact.action(scene.hit_test(80, 80)) is None and interact.tooltip(None) is None
+
+
+def test_more_cells_than_pixels_are_max_pooled_so_the_peak_survives():
+    n = 512
+    probs = np.full((n, n), 1e-4, dtype=np.float32)
+    probs[301, 77] = 0.9
+    mask = np.triu(np.ones((n, n), dtype=bool), 1)
+    scene = Scene(200, 200)
+    lay = draw_heatmap(scene, 0, 0, 190, probs, make_tokens(n), make_tokens(n), mask=mask, legend=False)
+    img = _images(scene)[0]["rgba"]
+    assert img.shape[0] < n and img.shape[0] * 2 >= lay.grid_h  # pooled to ~2 samples per CSS pixel
+    k = -(-n // img.shape[0])
+    assert tuple(img[301 // k, 77 // k]) == tuple(VIRIDIS[255])
+    assert tuple(img[0, -1]) == tuple(MASKED_RGBA) and tuple(img[-1, 0]) != tuple(MASKED_RGBA)
+    hit = scene.hit_test(lay.grid_x + 77.5 * lay.cell, lay.grid_y + 301.5 * lay.cell)
+    assert (hit.row, hit.col) == (301, 77)  # hit-testing stays per token

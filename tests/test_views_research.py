@@ -281,7 +281,7 @@ def _prev_head():
 def _stats_ctx(**extra):
     atts = {k: TRACES[k].probs.astype(np.float64).copy() for k in range(LAYERS)}
     atts[1][2] = _prev_head()  # layer 1, head 2 is a pure previous-token head
-    return _ctx(layer=1, head=2, attentions=atts, **extra)
+    return _ctx(layer=0, head=0, attentions=atts, **extra)  # layer 0 is shown: its trace = atts[0]
 
 
 def _row_order(scene):
@@ -362,3 +362,39 @@ def test_model_view_pools_long_texts_keeping_the_strongest_weight():
     img = _image_at(scene, *_center(r))
     assert img["rgba"].shape[0] <= r["w"] + 1e-9 < n
     assert (img["rgba"].reshape(-1, 4) == VIRIDIS[255]).all(axis=1).sum() >= 1
+
+
+def test_shown_layer_is_seen_through_the_temperature_lens():
+    hot = TRACES[1].with_temperature(3.0)
+    ctx = _ctx(layer=1, traces=[TRACES[0], hot, TRACES[2]])  # extra["attentions"] holds layer 1 at T = 1
+    att = model_view.layer_attentions(ctx)
+    np.testing.assert_array_equal(att[1], hot.probs)
+    np.testing.assert_array_equal(att[0], TRACES[0].probs)
+    expected = an.rollout([TRACES[0].probs, hot.probs, TRACES[2].probs])[-1]
+    np.testing.assert_allclose(rollout_view.rollout_matrix(ctx), expected, atol=1e-12)
+
+
+
+def test_rollout_and_neuron_pixels_with_pillow():
+    pytest.importorskip("PIL")
+    from pyapp.raster import render
+    from pyapp.views.colormap import signed_colors
+
+    scene = rollout_view.render(_ctx(layer=0), 900)
+    r = an.rollout([t.probs for t in TRACES])[-1]
+    cell = _regions(scene, "attn_cell")[0]
+    i, j = np.unravel_index(int(np.argmax(r)), r.shape)
+    cw, ch = cell["w"] / N, cell["h"] / N
+    img = render(scene)
+    assert img.size == (900, int(math.ceil(scene.height)))
+    px = img.getpixel((int(cell["x"] + (j + 0.5) * cw), int(cell["y"] + (i + 0.5) * ch)))
+    assert tuple(px[:3]) == tuple(int(v) for v in VIRIDIS[255, :3])
+
+    scene = neuron_view.render(_ctx(layer=1, head=0, pinned_row=2), 900)
+    g = [x for x in _regions(scene, "matrix_cell") if x["data"]["name"] == "q⊙k"][0]
+    prod = g["data"]["matrix"]
+    d = int(np.argmin(prod[6]))  # the most negative product of key 6: a saturated blue cell
+    want = signed_colors(prod, neuron_view.robust_limit(prod))[6, d]
+    cw, ch = g["w"] / prod.shape[1], g["h"] / N
+    px = render(scene).getpixel((int(g["x"] + (d + 0.5) * cw), int(g["y"] + 6.5 * ch)))
+    assert tuple(px[:3]) == tuple(int(v) for v in want[:3])

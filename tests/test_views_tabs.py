@@ -130,9 +130,12 @@ def test_step6_softmax_rows_sum_to_one_and_step4_shows_scores():
 
 
 def test_step_tokens_and_concat_highlight():
-    ctx = make_ctx(6, n_heads=4, head=2, step=1, ids=[101, 5, 6, 7, 8, 102], text="a b c d")
+    ctx = make_ctx(6, n_heads=4, head=2, step=1, ids=[101, 5, 6, 7, 8, 102], text="a bb c d",
+                   offsets=[(0, 0), (0, 1), (2, 4), (5, 6), (7, 8), (0, 0)])
     scene = steps.render(ctx, 800)
     chips = [r for r in scene.regions if r["kind"] == "token"]
+    assert interact.tooltip(scene.hit_test(chips[2]["x"] + 2, chips[2]["y"] + 2)) == (
+        "token 2: '%s' (id 6), characters 2–4 of the text “bb”" % ctx.tokens[2])
     assert len(chips) == 6 and interact.action(scene.hit_test(chips[2]["x"] + 2, chips[2]["y"] + 2)) == {
         "pinned_row": 2}
     assert "5 · id 102" in _texts(scene)

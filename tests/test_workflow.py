@@ -94,7 +94,7 @@ def test_deploys_on_push_to_main_with_the_official_pages_actions():
     deploy = [j for j in doc["jobs"].values() if any("deploy-pages" in s.get("uses", "") for s in j["steps"])]
     assert len(deploy) == 1 and deploy[0]["environment"]["name"] == "github-pages"
     upload = next(s for s in steps(doc) if s.get("uses", "").startswith("actions/upload-pages-artifact"))
-    assert upload["with"]["path"] == "_site"
+    assert upload["with"]["path"] == "_site" and upload["with"].get("include-hidden-files") is True
 
 
 def python_commands(doc: dict) -> List[List[str]]:

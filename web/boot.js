@@ -1,5 +1,5 @@
 // Boot-time shell: the loading bar and the "Python did not start" message, before Python runs.
-// Python (pyapp.browser) takes over through window.mhsaBoot once it starts. No innerHTML anywhere.
+// Python (pyapp.browser) takes over through window.mhsaBoot once it starts. Text only (textContent).
 (function () {
   "use strict";
   var items = {};          // key -> {label, fraction}
@@ -75,17 +75,33 @@
 
   // PyScript reports its boot stages as py:progress events ("Loading Pyodide", "Loaded interpreter", ...).
   var stages = {"Loading Pyodide": 0.1, "Loading interpreter": 0.3, "Loaded interpreter": 1};
+  var lastStage = "";
   addEventListener("py:progress", function (e) {
     var d = String(e.detail || "");
+    lastStage = d;
     if (d in stages) progress("runtime", "Python runtime", stages[d]);
-    if (/^Loading packages/i.test(d)) progress("numpy", "numpy", 0.2);
-    if (/^Loaded packages/i.test(d)) progress("numpy", "numpy", 1);
+    if (d === "Loading packages") progress("numpy", "numpy", 0.2);
+    if (d === "Loaded packages") progress("numpy", "numpy", 1);
   });
 
+  // One readable line out of an error or a Python traceback.
   function describe(err) {
     if (!err) return "unknown error";
-    if (err.message) return err.message;
-    return String(err);
+    var text = String(err.message || err);
+    var lines = text.split("\n");
+    for (var i = 0; i < lines.length; i++) {
+      if (/^\w+(Error|Exception):/.test(lines[i])) return lines[i];
+    }
+    return lines[0].slice(0, 300);
+  }
+
+  function runtimeFailure(err) {
+    var why = describe(err);
+    if (lastStage === "Loaded interpreter" || lastStage === "Loaded files" || /micropip|numpy|loadPackage/.test(why)) {
+      return "Python started, but its package numpy could not be loaded (" + why + "). " +
+        "Check your internet connection and reload the page.";
+    }
+    return "The Python runtime could not start (" + why + "). Check your internet connection and reload the page.";
   }
 
   // Before the app is up, any uncaught error or failed script means Python could not start.
@@ -97,16 +113,16 @@
     } else if (t && t !== window && t.tagName === "LINK") {
       return;   // a stylesheet failing is not fatal
     } else if (e.error || e.message) {
-      fail("The Python runtime could not start: " + describe(e.error || e.message));
+      fail(runtimeFailure(e.error || e.message));
     }
   }, true);
   addEventListener("unhandledrejection", function (e) {
     if (state !== "loading") return;
-    fail("The Python runtime could not start: " + describe(e.reason));
+    fail(runtimeFailure(e.reason));
   });
   // PyScript shows its own error box; mirror it in our status line.
   addEventListener("py:error", function (e) {
-    fail("Python error: " + describe(e.detail));
+    fail(runtimeFailure(e.detail));
   });
   setInterval(function () {
     if (state !== "loading") return;

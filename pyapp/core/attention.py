@@ -9,8 +9,8 @@ All heads are computed together (one matmul per projection, batched over heads),
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -56,6 +56,8 @@ class AttentionTrace:
     output: Optional[np.ndarray]  # (n, d_model)     concat @ W_O^T + b_O
     temperature: float
     causal: bool
+    projection: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = field(default=None, repr=False, compare=False)
+    # (o_weight, o_bias), kept so a new temperature can redo the output projection
 
     @property
     def n_heads(self) -> int:
@@ -69,17 +71,12 @@ class AttentionTrace:
         """The same trace seen through another temperature: one softmax, plus probs @ V if V is loaded."""
         logits, probs = attention_probs(self, temperature)
         heads = concat = output = None
-        if self.v is not None:
+        if self.v is not None and self.projection is not None:
             heads = np.matmul(probs, self.v)  # (heads, n, d_k)
             concat = concat_heads(heads)  # (n, heads*d_k)
-            if self.output is not None and self._o is not None:
-                output = linear(concat, self._o[0], self._o[1])
-        trace = AttentionTrace(self.x, self.q, self.k, self.v, self.scores, self.scaled, self.masked,
-                               logits, probs, heads, concat, output, float(temperature), self.causal)
-        trace._o = self._o
-        return trace
-
-    _o = None  # (o_weight, o_bias) kept so a new temperature can redo the output projection
+            output = linear(concat, *self.projection)  # (n, d_model)
+        return AttentionTrace(self.x, self.q, self.k, self.v, self.scores, self.scaled, self.masked, logits,
+                              probs, heads, concat, output, float(temperature), self.causal, self.projection)
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
@@ -156,7 +153,6 @@ def multi_head_attention(x: np.ndarray, w: AttentionWeights, temperature: float 
         heads = np.matmul(probs, v)  # (heads, n, d_k)  probs @ V
         concat = concat_heads(heads)  # (n, heads*d_k)
         output = linear(concat, w.o_weight, w.o_bias)  # (n, d_model)
-    trace = AttentionTrace(x, q, k, v, scores, scaled, masked, logits, probs, heads, concat, output, t, causal)
-    if w.has_values:
-        trace._o = (w.o_weight, w.o_bias)
-    return trace
+    projection = (w.o_weight, w.o_bias) if w.has_values else None
+    return AttentionTrace(x, q, k, v, scores, scaled, masked, logits, probs, heads, concat, output, t, causal,
+                          projection)

@@ -203,7 +203,7 @@ def _swatches(scene, probs, heads, token, side, xl, xr, tw, ymid, rh):
     for k in range(n):
         for m, h in enumerate(heads):
             w = float(probs[h, token, k] if side == "left" else probs[h, k, token])
-            sx = (xr + tw + 4 + m * (size + 2)) if side == "left" else (xl - tw - 4 - (m + 1) * (size + 2))
+            sx = (xr + tw + 4 + m * (size + 2)) if side == "left" else (xl - tw - 4 - (len(heads) - m) * (size + 2))
             scene.rect(sx, ymid(k) - size / 2, size, size, fill=head_color(h), alpha=max(min(w, 1.0), 0.0))
             scene.rect(sx, ymid(k) - size / 2, size, size, stroke="#d0d0d0", line_width=0.5)
         if single:

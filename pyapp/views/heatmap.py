@@ -72,6 +72,28 @@ def heatmap_image(matrix: np.ndarray, vmax: Optional[float] = None, mask: Option
     return weight_colors(matrix, top, mask)
 
 
+def _pad(a: np.ndarray, k: int, fill) -> np.ndarray:
+    r, c = a.shape
+    rr, cc = -(-r // k) * k, -(-c // k) * k
+    out = np.full((rr, cc), fill, dtype=a.dtype)
+    out[:r, :c] = a
+    return out
+
+
+def pool_max(matrix: np.ndarray, k: int) -> np.ndarray:
+    """k x k max-pooling (edges padded): the strongest weight survives downsampling."""
+    m = _pad(np.where(np.isfinite(matrix), matrix, -np.inf).astype(np.float32), k, -np.inf)
+    r, c = m.shape
+    return m.reshape(r // k, k, c // k, k).max(axis=(1, 3))
+
+
+def pool_all(mask: np.ndarray, k: int) -> np.ndarray:
+    """k x k pooling of a boolean mask: a block is masked only when all its cells are."""
+    m = _pad(mask, k, True)
+    r, c = m.shape
+    return m.reshape(r // k, k, c // k, k).all(axis=(1, 3))
+
+
 def _label_font(cell: float):
     """Font size and label thinning step for a cell size."""
     font = min(MAX_FONT, cell * 0.8)
@@ -137,12 +159,16 @@ def draw_heatmap(scene: Scene, x: float, y: float, width: float, matrix: np.ndar
 
     if title:
         scene.text(x, y + 13, title, size=12, bold=True, color="#222222", max_width=width)
+    # more cells than ~2 device pixels each: max-pool first, so no strong cell falls between samples
+    k = int(math.ceil(max(n_rows, n_cols) / (2.0 * max(gw, gh, 1.0))))
+    shown, shown_mask = (pool_max(matrix, k), pool_all(mask, k) if mask is not None else None) if k > 1 \
+        else (matrix, mask)
     if signed:
-        rgba = signed_colors(np.where(np.isfinite(matrix), matrix, 0.0), top)
-        if mask is not None:
-            rgba[mask] = MASKED_RGBA
+        rgba = signed_colors(np.where(np.isfinite(shown), shown, 0.0), top)
+        if shown_mask is not None:
+            rgba[shown_mask] = MASKED_RGBA
     else:
-        rgba = heatmap_image(matrix, top, mask)
+        rgba = heatmap_image(shown, top, shown_mask)
     scene.image(gx, gy, gw, gh, rgba)
     scene.rect(gx - 0.5, gy - 0.5, gw + 1, gh + 1, stroke="#888888", line_width=1.0)
 

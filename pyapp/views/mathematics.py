@@ -138,6 +138,15 @@ def render(ctx: ViewContext, width: float) -> Scene:
     section("With the numbers: head %d, layer %d, %d tokens" % (h, ctx.layer, n))
     max_rows = 6 if n > 6 else n
     labels = ctx.tokens
+    for box in _numbers_line(var("X", s), tr.x, labels, _real(s * 0.8, n, dm), s, ms, inner - 10, max_rows):
+        put(box, tooltip="X: the layer input, %d × %d" % (n, dm))
+    q_weight = getattr(ctx.weights, "q_weight", None)
+    if q_weight is not None:
+        w_qh = q_weight[h * dk:(h + 1) * dk].T  # (d_model, d_k): head h's columns of X W_Q
+        for box in _numbers_line(var("W", s, sub="%d" % h, sup="Q"), w_qh, None, _real(s * 0.8, dm, dk), s, ms,
+                                 inner - 10, max_rows):
+            put(box, tooltip="W_Q of head %d: %d × %d (nn.Linear rows %d..%d, transposed)"
+                % (h, dm, dk, h * dk, (h + 1) * dk - 1))
     lines = [
         ("Q", tr.q[h], "Q_h = X W_Q,h + b", (n, dk)),
         ("K", tr.k[h], "K_h = X W_K,h + b", (n, dk)),

@@ -6,7 +6,8 @@ Layers arrive progressively: the shell computes one missing layer at a time (``m
 re-renders; a layer not computed yet is drawn as a grey "computing…" row, so the page stays responsive.
 
 Data: all layers' attention is read from ``ctx.extra["attentions"]`` (dict layer -> (heads, n, n)
-probabilities, the layers computed so far); the shown layer's own trace fills in when absent.
+probabilities at T = 1, the layers computed so far); the shown layer comes from ``ctx.trace`` (with its
+temperature), see ``layer_attentions``.
 
 Hit regions: one "model_thumb" region per thumbnail, data tooltip ("layer 2 · head 5 · previous token ·
 click to open") and action {"layer": l, "head": h, "tab": OPEN_TAB} (opens that layer and head).
@@ -36,9 +37,13 @@ PENDING_FILL = "#eef0f3"
 
 # ---- data shared by the research views (model, rollout, head statistics) -------------------------------
 def layer_attentions(ctx: ViewContext) -> Dict[int, np.ndarray]:
-    """Attention (heads, n, n) of every layer computed so far, keyed by layer index."""
+    """Attention (heads, n, n) of every layer computed so far, keyed by layer index.
+
+    The shown layer's own trace wins over ``extra["attentions"]``: temperature is a lens on the inspected
+    layer only (the layers below run as trained), so the trace is what that layer looks like now.
+    """
     att = dict(ctx.extra.get("attentions") or {})
-    if ctx.layer not in att and ctx.trace is not None:
+    if ctx.trace is not None:
         att[ctx.layer] = ctx.trace.probs
     return {int(k): np.asarray(v) for k, v in att.items()}
 

@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_js(page, expr: str, arg=None, timeout: int = 60_000, interval: int = 40):
+    """Poll `expr` (a JS function source) until it returns a truthy value; return it.
+
+    Playwright's wait_for_function evaluates its predicate with eval(), which the page's Content-Security-
+    Policy (no 'unsafe-eval') forbids; page.evaluate goes through the DevTools protocol and is allowed.
+    """
+    deadline = time.monotonic() + timeout / 1000.0
+    while True:
+        value = page.evaluate(expr, arg)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out after %d ms waiting for %s" % (timeout, expr))
+        page.wait_for_timeout(interval)
+
 
 
 def report(page) -> Dict:
@@ -19,8 +37,7 @@ def draws(page) -> int:
 
 def wait_draw(page, before: int, timeout: int = 60_000) -> Dict:
     """Wait until the app has drawn again after `before` draws; return the new report."""
-    page.wait_for_function("(n) => JSON.parse(document.body.dataset.report || '{}').draws > n", arg=before,
-                           timeout=timeout)
+    wait_js(page, "(n) => JSON.parse(document.body.dataset.report || '{}').draws > n", before, timeout)
     page.wait_for_timeout(30)
     return report(page)
 

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 from helpers import (ROOT, canvas_colour_count, canvas_pixels, draws, hf_tokens, report, select, status,
-                     type_text, wait_draw)
+                     type_text, wait_draw, wait_js)
 
 from pyapp.views.colormap import VIRIDIS
 from pyapp.views.state import DEFAULT_TEXT
@@ -313,7 +313,7 @@ def test_corrupt_weight_file_message_retry_and_other_models(new_page, server):
     bad = "**/models/minilm-l6/layer0.qk.json"
     page.route(bad, _corrupt_route)
     page.goto(server.url("/web/index.html"))
-    page.wait_for_function("document.body.dataset.state === 'ready'", timeout=180_000)
+    wait_js(page, "() => document.body.dataset.state === 'ready'", timeout=180_000)
     msg = status(page)
     assert msg.startswith("Could not load minilm-l6/layer0.qk.json for minilm-l6:"), msg
     assert "corrupt" in msg
@@ -323,7 +323,7 @@ def test_corrupt_weight_file_message_retry_and_other_models(new_page, server):
     assert rep["model"] == "demo-tiny" and status(page) == "" and canvas_colour_count(page) > 10
     # Back to the broken one: the message again; fix the network and Retry.
     page.select_option("#model", "minilm-l6")
-    page.wait_for_function("document.getElementById('status-text').textContent.startsWith('Could not load')")
+    wait_js(page, "() => document.getElementById('status-text').textContent.startsWith('Could not load')")
     page.unroute(bad)
     before = draws(page)
     page.click("#retry")
@@ -337,7 +337,7 @@ def test_missing_weight_file_names_http_error(new_page, server):
     page, guard = new_page("pyodide")
     page.route("**/models/minilm-l6/embeddings.norm.json", lambda r: r.fulfill(status=404, body="gone"))
     page.goto(server.url("/web/index.html"))
-    page.wait_for_function("document.body.dataset.state === 'ready'", timeout=180_000)
+    wait_js(page, "() => document.body.dataset.state === 'ready'", timeout=180_000)
     msg = status(page)
     assert msg.startswith("Could not load minilm-l6/embeddings.norm.json for minilm-l6:") and "404" in msg
     rep = select(page, "#model", "deterministic")
@@ -349,7 +349,7 @@ def test_missing_weight_file_names_http_error(new_page, server):
 def test_progress_reports_every_weight_file(new_page, server):
     page, guard = new_page("pyodide")
     page.goto(server.url("/web/index.html"))
-    page.wait_for_function("document.body.dataset.state === 'ready'", timeout=180_000)
+    wait_js(page, "() => document.body.dataset.state === 'ready'", timeout=180_000)
     items = page.eval_on_selector_all("#loading-items li", "els => els.map(e => e.textContent)")
     assert any(i.startswith("Python runtime") for i in items) and any(i.startswith("numpy") for i in items)
     files = [i for i in items if i.startswith("minilm-l6/")]

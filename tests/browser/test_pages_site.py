@@ -1,6 +1,7 @@
 """The folder the GitHub Pages workflow deploys (scripts/assemble_site.py) boots the app in Chromium.
 
-Served on its own (not the repository), opened at its root ``index.html`` like a visitor would, it must
+Served on its own (not the repository) under a sub-path like a GitHub Pages project site, opened at its
+root ``index.html`` like a visitor would, it must
 redirect to the page, boot ``pyapp`` in Pyodide 0.17.1 (the harness's bootstrap stands in for the PyScript
 CDN; Pyodide itself comes from node_modules, which the site does not contain) and reach the ready state,
 with no request answered 4xx/5xx and none leaving 127.0.0.1.
@@ -34,13 +35,14 @@ def _fulfil_npm(h, route):
 
 
 def test_assembled_site_boots_the_app_from_its_root(browser, tmp_path):
-    site = tmp_path / "_site"
+    # Under a sub-path, as GitHub Pages serves a project site (https://user.github.io/<repo>/).
+    site = tmp_path / "pages" / "mhsa-visualizer"
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "assemble_site.py"), "--out", str(site)],
                        cwd=str(ROOT), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
 
     h = _harness()
-    server = h.Server(site)
+    server = h.Server(site.parent)
     guard = h.Guard()
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
@@ -56,15 +58,15 @@ def test_assembled_site_boots_the_app_from_its_root(browser, tmp_path):
         page.on("console", lambda m: guard.console.append("%s: %s" % (m.type, m.text)))
         page.on("pageerror", lambda e: guard.page_errors.append(str(e)))
 
-        page.goto(server.url("/"))
-        page.wait_for_url("**/web/", timeout=30_000)  # the root index.html's redirect
+        page.goto(server.url("/mhsa-visualizer/"))
+        page.wait_for_url("**/mhsa-visualizer/web/", timeout=30_000)  # the root index.html's redirect
         h.wait_ready(page, guard)
 
         guard.check()
         assert not failed, failed
         assert not guard.page_errors, guard.page_errors
         served = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
-        assert any("/models/" in url for url in served), "the app fetched no model file from the site"
+        assert any("/mhsa-visualizer/models/" in url for url in served), "the app fetched no model file"
     finally:
         context.close()
         server.close()

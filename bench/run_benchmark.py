@@ -1,0 +1,381 @@
+"""Issue 7: our NumPy-in-Pyodide compute path against transformers.js, same model, same Chromium, same run.
+
+    .venv/bin/python bench/run_benchmark.py                 # full run: warm-up 3, median of 20
+    .venv/bin/python bench/run_benchmark.py --reps 5 --quick  # a short smoke run (fewer reps, no 2-thread peer)
+
+Set-up (idempotent): exports MiniLM to ONNX (bench/export_onnx.py -> bench/.generated/minilm-onnx/) and runs
+``npm install --ignore-scripts`` in bench/ when the peer is missing.  Then one Chromium (Debian's), one local
+server (repo root on 127.0.0.1, COOP/COEP so onnxruntime-web may use threads), and for each side a fresh
+browser context (cold HTTP cache, every byte counted by the server):
+
+  peer   bench/peer.html: transformers.js 4.3.2 + onnxruntime-web (wasm, fp32), 1 thread and 2 threads
+  ours   bench/pyodide.html: Pyodide 0.17.1 + numpy 1.17.5 running the repo's pyapp (catalogue, WeightStore,
+         WordPieceTokenizer, Encoder) exactly as the app does; plus "tuned" rows (bench/ours.py) that run
+         the compute forms the micro-benchmarks recommend on the same weights
+  app    web/index.html booted the way the browser tests boot it (tests/browser/conftest.py routing: the
+         PyScript CDN module replaced by tests/browser/bootstrap.js = Pyodide 0.17.1 from node_modules)
+
+Figures: (a) one edit showing layer 0 at 12 and 128 tokens; (b) one edit computing all six layers;
+(c) page open -> first heatmap on the canvas; (d) bytes fetched before it (all, and model data only);
+the redraw of a 128 x 128 heatmap; the temperature change.  Attentions of both sides are checked against
+HF transformers (eager) on the same texts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from browser import chromium, guard, open_pyodide  # noqa: E402
+from server import BenchServer  # noqa: E402
+
+TEXT_12 = "The quick brown fox jumps over the lazy dog."
+PASSAGE = (
+    "Self-attention lets every token in a sentence look at every other token and decide how much each one "
+    "matters for its own meaning. A transformer layer computes queries, keys and values from the same input, "
+    "compares each query with every key through a dot product, scales the result by the square root of the "
+    "key size, and turns each row of scores into probabilities with a softmax. Those probabilities weight the "
+    "values, and the weighted sums from all heads are joined and projected back to the model width. Because "
+    "each head has its own projections, different heads learn different habits: some look at the previous "
+    "word, some at the end of the sentence, some at words that share a meaning. Stacking six such layers, "
+    "each followed by a small feed-forward network and layer normalisation, gives a compact sentence encoder "
+    "that runs comfortably in a web browser, where a student can type a sentence and watch the heads at work "
+    "while the numbers change with every keystroke and every choice of layer, head and temperature."
+)
+MODEL_DIR = HERE / ".generated" / "minilm-onnx"
+
+
+# ------------------------------------------------------------------------------------------------ set-up
+def setup(log) -> None:
+    if not (MODEL_DIR / "onnx" / "model.onnx").exists():
+        log("exporting MiniLM to ONNX (bench/export_onnx.py) ...")
+        subprocess.run([sys.executable, str(HERE / "export_onnx.py")], check=True)
+    if not (HERE / "node_modules" / "@huggingface" / "transformers" / "dist" / "transformers.min.js").exists():
+        log("npm install --ignore-scripts in bench/ ...")
+        subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=str(HERE), check=True)
+    for need in ("models/index.json", "pyapp/core/encoder.py", "pyapp/core/store.py"):
+        if not (ROOT / need).exists():
+            sys.exit("missing %s: our side needs the app's package and built models" % need)
+
+
+def hf_tokenizer():
+    from export_onnx import checkpoint_dir
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(checkpoint_dir() / "tokenizer.json"))
+    tok.no_padding()          # MiniLM's tokenizer.json pads/truncates to 128: count real tokens
+    tok.no_truncation()
+    return tok
+
+
+def text_of_tokens(n: int) -> str:
+    """The first run of whole words of PASSAGE that HF tokenizes to exactly n tokens with [CLS]/[SEP]."""
+    tok = hf_tokenizer()
+    words = PASSAGE.split(" ")
+    for start in range(len(words)):
+        for k in range(start + 1, len(words) + 1):
+            text = " ".join(words[start:k])
+            m = len(tok.encode(text).ids)
+            if m == n:
+                return text
+            if m > n:
+                break
+    raise SystemExit("no run of words of the passage has exactly %d tokens" % n)
+
+
+def hf_reference(texts):
+    """HF transformers eager attentions: [text] -> (layers, heads, n, n) float32."""
+    from export_onnx import checkpoint_dir, reference
+    return [np.stack(layers) for _, layers in reference(checkpoint_dir(), texts)]
+
+
+def unpack(b64: str, n: int) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(b64), dtype="<f4").reshape(6, -1, n, n)
+
+
+# ------------------------------------------------------------------------------------------------ peer
+def run_peer(browser, srv, texts, threads, warmup, reps, log):
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    errors = []
+    guard(page, srv.origin, errors)
+    page.add_init_script("window.BENCH = %s;" % json.dumps(
+        {"texts": texts, "threads": threads, "reps": reps, "warmup": warmup}))
+    srv.reset()
+    page.goto(srv.origin + "/bench/peer.html")
+    page.wait_for_function("window.PEER_READY === true || document.getElementById('status').textContent"
+                           ".startsWith('error')", timeout=300000)
+    if errors:
+        log("peer page errors: %s" % errors)
+    first = page.evaluate("window.FIRST")
+    fetched = srv.fetched()
+    result = {"first_ms": first["ms"], "isolated": first["crossOriginIsolated"], "threads": first["threads"],
+              "bytes": sum(n for _, n in fetched),
+              "model_bytes": sum(n for p, n in fetched if "/.generated/" in p),
+              "rows": page.evaluate("runBench()"), "errors": errors}
+    ctx.close()
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ ours
+def pyapp_files():
+    files = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pyapp").rglob("*.py")
+                   if "__pycache__" not in p.parts)
+    return files
+
+
+def run_ours(browser, srv, texts, warmup, reps, tuned, log):
+    from ours import SETUP
+    page = open_pyodide(browser, srv)
+    files = [[srv.origin + "/" + f, f] for f in pyapp_files()]
+    prelude = "FILES = %s\nBASE = %r\n" % (json.dumps(files), srv.origin + "/")
+    page.evaluate("window.py(%s)" % json.dumps(prelude + SETUP + "\n'ok'"))
+    loaded = json.loads(page.evaluate("window.py(%s)" % json.dumps("await load_for(%s)" % json.dumps(texts))))
+    log("ours: loaded %d model files (%.1f MB), decode+verify %.2f s"
+        % (loaded["files"], loaded["bytes"] / 1e6, loaded["decode_s"]))
+    rows = json.loads(page.evaluate("window.py(%s)" % json.dumps(
+        "run(%s, %d, %d, %s)" % (json.dumps(texts), warmup, reps, tuned))))
+    redraw = json.loads(page.evaluate("window.py(%s)" % json.dumps("redraw(128, 512, %d, %d)" % (warmup, reps))))
+    page.context.close()
+    return {"rows": rows, "redraw_128": redraw, "errors": page.bench_log}
+
+
+# ------------------------------------------------------------------------------------------------ the app
+_FIRST_READY = """
+window.__bench = {};
+new MutationObserver(() => {
+  const s = document.body && document.body.dataset.state;
+  if (s && !window.__bench[s]) window.__bench[s] = performance.now();
+}).observe(document, {attributes: true, subtree: true, attributeFilter: ["data-state"]});
+"""
+
+
+NOUNS = ("dog cat cow hen pig owl bee ant rat elk yak ram bat eel cod ape man boy kid car bus van cab jet "
+         "ship boat bird fish frog lion bear wolf deer goat duck").split()
+
+_EDIT = """async ([id, value, event]) => {
+  const report = () => JSON.parse(document.body.dataset.report || '{}');
+  const before = report().draws;
+  const el = document.getElementById(id);
+  const t0 = performance.now();
+  el.value = value;
+  el.dispatchEvent(new Event(event, {bubbles: true}));
+  await new Promise((ok) => {
+    const poll = () => (report().draws > before && document.getElementById('loading').hidden) ? ok() : setTimeout(poll, 2);
+    poll();
+  });
+  return Object.assign({wall_ms: performance.now() - t0}, report().timing, {n: report().n});
+}"""
+
+
+def edit_variants(text: str, count: int):
+    """`count` versions of `text` with its last word replaced by a different one-token noun, same length."""
+    tok = hf_tokenizer()
+    n = len(tok.encode(text).ids)
+    head, last = text.rsplit(" ", 1)
+    tail = "." if last.endswith(".") else ""
+    out = []
+    for w in NOUNS:
+        t = "%s %s%s" % (head, w, tail)
+        if len(tok.encode(t).ids) == n and t != text:
+            out.append(t)
+    if len(out) < count:
+        raise SystemExit("only %d one-token variants of the %d-token text" % (len(out), n))
+    return out[:count]
+
+
+def app_edits(page, texts, warmup, reps):
+    """In the real app: type each text (its files get fetched), then `reps` one-word edits of it, each a
+    new sentence (nothing cached), and `reps` temperature changes.  Timings are the app's own report."""
+    med = lambda xs: float(np.median(xs))
+    out = []
+    for text in texts:
+        variants = edit_variants(text, warmup + reps)
+        page.evaluate(_EDIT, ["text", text, "input"])
+        edits = [page.evaluate(_EDIT, ["text", v, "input"]) for v in variants][warmup:]
+        temps = [page.evaluate(_EDIT, ["temperature", "%.2f" % v, "input"])
+                 for v in np.linspace(-0.6, 0.6, warmup + reps)][warmup:]
+        out.append({"n": edits[0]["n"],
+                    "edit_update_ms": med([e["update_ms"] for e in edits]),
+                    "edit_context_ms": med([e["context_ms"] for e in edits]),
+                    "edit_view_ms": med([e["view_ms"] for e in edits]),
+                    "edit_draw_ms": med([e["draw_ms"] for e in edits]),
+                    "temp_update_ms": med([e["update_ms"] for e in temps]),
+                    "temp_draw_ms": med([e["draw_ms"] for e in temps])})
+    return out
+
+
+def run_app(browser, srv, log, texts=None, warmup=3, reps=20):
+    """(c)/(d) of the real app, booted through the browser tests' routing (bootstrap.js = Pyodide 0.17.1)."""
+    conftest = ROOT / "tests" / "browser" / "conftest.py"
+    if not (conftest.exists() and (ROOT / "tests" / "browser" / "bootstrap.js").exists()
+            and (ROOT / "web" / "index.html").exists()):
+        return {"error": "tests/browser/conftest.py, bootstrap.js or web/index.html missing"}
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_browser_conftest", str(conftest))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    g = mod.Guard()
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    ctx.add_init_script(mod._STRIP_SRI)
+    ctx.add_init_script(_FIRST_READY)
+    ctx.route("**/*", mod._router(srv, "pyodide", g))
+    page = ctx.new_page()
+    page.on("pageerror", lambda e: g.page_errors.append(str(e)))
+    srv.reset()
+    page.goto(srv.origin + "/web/index.html")
+    page.wait_for_function("['ready', 'error'].includes(document.body.dataset.state)", timeout=300000)
+    fetched = srv.fetched()
+    marks = page.evaluate("window.__bench")
+    report = page.evaluate("JSON.parse(document.body.dataset.report || '{}')")
+    state = page.evaluate("document.body.dataset.state")
+    out = {"state": state, "first_ms": marks.get("ready"), "bytes": sum(n for _, n in fetched),
+           "model_bytes": sum(n for p, n in fetched if p.startswith("/models/") and not p.endswith("index.json")),
+           "catalogue_bytes": sum(n for p, n in fetched if p.endswith("/models/index.json")),
+           "model_files": [p for p, _ in fetched if p.startswith("/models/")],
+           "n": report.get("n"), "model": report.get("model"), "tab": report.get("tab"),
+           "timing": report.get("timing"), "offhost": g.offhost, "errors": g.page_errors}
+    if texts and state == "ready":
+        try:
+            out["edits"] = app_edits(page, texts, warmup, reps)
+        except Exception as e:  # noqa: BLE001 - report, keep the rest of the table
+            out["edits_error"] = "%s: %s" % (type(e).__name__, e)
+    ctx.close()
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ table
+def fmt_ms(x):
+    return "—" if x is None else ("%.1f ms" % x if x < 1000 else "%.2f s" % (x / 1000))
+
+
+def fmt_mb(b):
+    return "—" if b is None else "%.2f MB" % (b / 1e6)
+
+
+def ratio(a, b):
+    return "—" if (a is None or b is None or not b) else "%.2fx" % (a / b)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="skip the 2-thread peer and the app page")
+    ap.add_argument("--no-tuned", action="store_true", help="skip the tuned-path rows")
+    ap.add_argument("--json", type=Path, default=HERE / ".generated" / "benchmark.json")
+    a = ap.parse_args(argv)
+    log = lambda m: print("[bench] " + m, flush=True)
+    setup(log)
+    texts = [TEXT_12, text_of_tokens(128)]
+    t_start = time.time()
+    load0 = os.getloadavg()
+    with BenchServer() as srv, chromium() as browser:
+        log("Chromium %s, server %s" % (browser.version, srv.origin))
+        peer1 = run_peer(browser, srv, texts, 1, a.warmup, a.reps, log)
+        log("peer 1 thread done")
+        ours = run_ours(browser, srv, texts, a.warmup, a.reps, not a.no_tuned, log)
+        log("ours done")
+        peer2 = None if a.quick else run_peer(browser, srv, texts, 2, a.warmup, a.reps, log)
+        app = None if a.quick else run_app(browser, srv, log, texts, a.warmup, a.reps)
+        version = browser.version
+    load1 = os.getloadavg()
+
+    # parity against HF
+    refs = hf_reference(texts)
+    parity = {}
+    for i, ref in enumerate(refs):
+        n = ref.shape[-1]
+        parity[("peer", n)] = float(np.abs(unpack(peer1["rows"][i]["attentions"], n) - ref).max())
+        parity[("ours", n)] = float(np.abs(unpack(ours["rows"][i]["attentions"], n) - ref).max())
+        if "tuned_attentions" in ours["rows"][i]:
+            tuned = unpack(ours["rows"][i]["tuned_attentions"], n)
+            parity[("tuned", n)] = float(np.abs(tuned - ref).max())
+            parity[("tuned-vs-ours", n)] = float(np.abs(tuned - unpack(ours["rows"][i]["attentions"], n)).max())
+
+    print()
+    print("Issue 7 benchmark — Chromium %s (%s), %d CPUs, load avg %.1f -> %.1f; warm-up %d, median of %d"
+          % (version, platform.machine(), os.cpu_count() or 0, load0[0], load1[0], a.warmup, a.reps))
+    print("peer = transformers.js 4.3.2 / onnxruntime-web wasm fp32; ours = pyapp on Pyodide 0.17.1 + numpy 1.17.5")
+    print()
+    hdr = "%-50s %12s %12s %12s %12s %10s %10s"
+    print(hdr % ("figure", "n", "ours", "peer 1T", "peer 2T", "ours/1T", "ours/2T"))
+    print("-" * 124)
+
+    def line(label, n, ours_v, p1, p2, f=fmt_ms):
+        print(hdr % (label, n, f(ours_v), f(p1), f(p2) if p2 is not None else "—", ratio(ours_v, p1),
+                     ratio(ours_v, p2) if p2 is not None else "—"))
+
+    for i, r in enumerate(ours["rows"]):
+        n = r["n"]
+        p1 = peer1["rows"][i]
+        p2 = peer2["rows"][i] if peer2 else None
+        line("(a) edit -> layer-0 heatmap data", n, r["layer0"]["median"], p1["layer0"]["median"],
+             p2["layer0"]["median"] if p2 else None)
+        line("(b) edit -> all 6 layers' attention", n, r["all"]["median"], p1["all"]["median"],
+             p2["all"]["median"] if p2 else None)
+        if "tuned_layer0" in r:
+            line("(a) tuned path (bench/ours.py)", n, r["tuned_layer0"]["median"], p1["layer0"]["median"],
+                 p2["layer0"]["median"] if p2 else None)
+            line("(b) tuned path (bench/ours.py)", n, r["tuned_all"]["median"], p1["all"]["median"],
+                 p2["all"]["median"] if p2 else None)
+        line("    temperature change (re-softmax layer 0)", n, r["temperature"]["median"], None, None)
+    print("-" * 124)
+    if app and "error" not in app:
+        line("(c) page open -> first heatmap (real app)", app.get("n"), app["first_ms"], peer1["first_ms"],
+             peer2["first_ms"] if peer2 else None)
+        line("(d) bytes before first heatmap, all", "", app["bytes"], peer1["bytes"],
+             peer2["bytes"] if peer2 else None, f=fmt_mb)
+        line("(d) model data before first heatmap", "", app["model_bytes"], peer1["model_bytes"],
+             peer2["model_bytes"] if peer2 else None, f=fmt_mb)
+    else:
+        print("(c)/(d) real app: not measured (%s)" % ((app or {}).get("error") or "--quick"))
+        print(hdr % ("(c) peer page open -> first heatmap", 12, "—", fmt_ms(peer1["first_ms"]), "—", "", ""))
+    for e in (app or {}).get("edits", []):
+        line("(a) real app: one-word edit, overview (update_ms)", e["n"], e["edit_update_ms"], None, None)
+        print("      app breakdown: context %.1f ms, view %.1f ms, canvas draw %.1f ms"
+              % (e["edit_context_ms"], e["edit_view_ms"], e["edit_draw_ms"]))
+        line("    real app: temperature change (update_ms)", e["n"], e["temp_update_ms"], None, None)
+    if app and app.get("edits_error"):
+        print("real-app edits not measured: " + app["edits_error"])
+    line("redraw 128x128 heatmap (colormap+upscale+put)", 128, ours["redraw_128"]["median"], None, None)
+    print("      redraw breakdown: " + ", ".join("%s %.2f ms" % kv for kv in ours["redraw_128"]["parts"].items()))
+    print()
+    print("parity, max |attention - HF eager| over 6 layers x 12 heads:  " + ",  ".join(
+        "%s n=%d %.1e" % (k[0], k[1], v) for k, v in sorted(parity.items())))
+    if peer2:
+        print("peer 2T crossOriginIsolated=%s threads=%s" % (peer2["isolated"], peer2["threads"]))
+    if app and "error" not in app:
+        print("app: state=%s model=%s tab=%s n=%s; first-view model files: %s (+ catalogue %s); app timing %s"
+              % (app["state"], app["model"], app["tab"], app["n"], ", ".join(
+                  p.rsplit("/models/", 1)[-1] for p in app["model_files"]), fmt_mb(app["catalogue_bytes"]),
+                 json.dumps(app["timing"])))
+        if app["offhost"] or app["errors"]:
+            print("app: offhost %s errors %s" % (app["offhost"], app["errors"][:3]))
+    for name, res in (("peer1", peer1), ("peer2", peer2), ("ours", ours)):
+        if res and res.get("errors"):
+            print("%s errors: %s" % (name, res["errors"][:3]))
+    print("total %.0f s" % (time.time() - t_start))
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    strip = lambda rows: [{k: v for k, v in r.items() if "attentions" not in k} for r in rows]
+    a.json.write_text(json.dumps({
+        "peer1": dict(peer1, rows=strip(peer1["rows"])), "peer2": peer2 and dict(peer2, rows=strip(peer2["rows"])),
+        "ours": dict(ours, rows=strip(ours["rows"])), "app": app,
+        "parity": {"%s/%d" % k: v for k, v in parity.items()}, "load": [load0, load1]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
