@@ -112,7 +112,7 @@ def run_onnx(path: Path, feeds):
 
 def verify(path: Path, src: Path) -> float:
     worst = 0.0
-    for text, (enc, ref) in zip(CHECK_TEXTS, reference(src, CHECK_TEXTS)):
+    for enc, ref in reference(src, CHECK_TEXTS):
         feeds = {k: enc[k].numpy().astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
         engine, outs = run_onnx(path, feeds)
         diff = max(float(np.abs(outs[1 + i][0] - r).max()) for i, r in enumerate(ref))

@@ -175,7 +175,16 @@ def pack(att):
     return base64.b64encode(a.tobytes()).decode()
 
 
-def run(texts, warmup, reps, tuned):
+def settle(text, seconds):
+    """Let the wasm engine tier up before anything is timed (the peer page does the same)."""
+    t0, i = time.perf_counter(), 0
+    while i < 3 or time.perf_counter() - t0 < seconds:
+        edit_all(text)
+        i += 1
+
+
+def run(texts, warmup, reps, tuned, settle_s=3.0):
+    settle(texts[-1], settle_s)
     rows = []
     for text in texts:
         n = len(TOK.encode(text).ids)
@@ -228,7 +237,19 @@ def redraw(n, size_css, warmup, reps):
     parts = {"colormap (heatmap_image)": lambda _: heatmap_image(m),
              "nearest_upscale to %dpx" % size_css: lambda _: nearest_upscale(rgba, size_css, size_css),
              "rgba_to_clamped + ImageData": lambda _: js.ImageData.new(rgba_to_clamped(up), size_css, size_css)}
+    ri = (np.arange(size_css) * n // size_css).astype(np.intp)
+
+    def draw_u32(_):                       # the same pixels, upscaled as one uint32 per pixel (proposed)
+        rgba = np.ascontiguousarray(heatmap_image(m))
+        up = rgba.view(np.uint32).reshape(n, n).take(ri, axis=0).take(ri, axis=1).view(np.uint8)
+        up = up.reshape(size_css, size_css, 4)
+        ctx.putImageData(js.ImageData.new(rgba_to_clamped(up), size_css, size_css), 0, 0)
+    rgba0 = np.ascontiguousarray(rgba)
+    same = bool((rgba0.view(np.uint32).reshape(n, n).take(ri, axis=0).take(ri, axis=1).view(np.uint8)
+                 .reshape(size_css, size_css, 4) == up).all())
     out = time_it(draw, None, warmup, reps)
+    out["uint32_upscale"] = time_it(draw_u32, None, warmup, reps)
+    out["uint32_same_pixels"] = same
     out["parts"] = {k: time_it(f, None, warmup, reps)["median"] for k, f in parts.items()}
     return json.dumps(out)
 '''

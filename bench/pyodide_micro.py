@@ -340,7 +340,7 @@ def bench_upscale(n):
     row("upscale (n,n,4) -> (512,512,4)", n, "rgba[ri[:,None], ci[None,:]] (scene.nearest_upscale)",
         lambda: rgba[ri[:, None], ci[None, :]])
     row("upscale (n,n,4) -> (512,512,4)", n, "uint32 view, take(ri,0).take(ci,1)", take2)
-    row("upscale (n,n,4) -> (512,512,4)", n, "uint32 view, u32[ri][:, ci]", lambda: u32[ri][:, ci])
+    row("upscale (n,n,4) -> (512,512,4)", n, "uint32 view, u32[ri][:, ci] (no view back)", lambda: u32[ri][:, ci])
     if out % n == 0:
         f = out // n
         row("upscale (n,n,4) -> (512,512,4)", n, "uint32 view, np.repeat x2 (integer factor)",

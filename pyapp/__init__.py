@@ -6,3 +6,10 @@ Layers (imports point down only): ``browser`` -> ``views`` -> ``core``.  ``cli``
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # ``pyapp.figure`` (CPython, see figures.py) without importing it in the browser
+    if name == "figure":
+        from .figures import figure
+        return figure
+    raise AttributeError("module 'pyapp' has no attribute %r" % name)

@@ -1,19 +1,25 @@
-"""Command line: ``python -m pyapp models | tokenize | attention`` (CPython; reads models/ from disk).
+"""Command line: ``python -m pyapp models | tokenize | attention | render`` (CPython; reads models/ from disk).
 
     python -m pyapp models
     python -m pyapp tokenize [--model ID] [--jsonl] TEXT|-
     python -m pyapp attention [--model ID] [--layer N | --all-layers] [--temperature T] [--causal]
                               [--jsonl] TEXT|-
+    python -m pyapp render [--model ID] [--layer N] [--head H] [--temperature T] [--causal] [--width W]
+                           [--scale S] [--pin ROW] [--arch A] [--d-model D --heads H --seed S]
+                           --view overview|heads|step:K|math|architecture|model|lines|neuron|rollout|stats
+                           --out FILE.png TEXT|-
 
-``-`` reads one input per line from stdin and prints one JSON object per input line; with ``--jsonl``
-every input (line or TEXT) is a JSON string, so inputs may hold newlines.  Bad input exits with code 2
-and one line on stderr.
+For tokenize / attention, ``-`` reads one input per line from stdin and prints one JSON object per input
+line; with ``--jsonl`` every input (line or TEXT) is a JSON string, so inputs may hold newlines.  render
+draws one view of the page to a PNG (``pyapp.figures.figure``; ``-`` reads the whole of stdin as the text)
+and prints "wrote FILE (W x H px)". Bad input exits with code 2 and one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Iterator, List, Optional, Sequence
 
@@ -22,6 +28,7 @@ from .core.catalogue import CatalogueError
 from .core.encoder import WeightsMissing
 from .core.files import LocalModel, default_models_dir, load_local_catalogue
 from .core.weights import WeightFileError
+from .views.session import SessionError
 
 DEFAULT_MODEL = "minilm-l6"
 
@@ -57,6 +64,29 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all-layers", action="store_true", help="every layer")
     att.add_argument("--temperature", type=float, default=1.0, help="softmax temperature T > 0 (default 1)")
     att.add_argument("--causal", action="store_true", help="apply the causal (decoder) mask")
+
+    from .figures import DEFAULT_WIDTH, VIEW_NAMES
+    from .views.context import ARCH_DIAGRAMS
+
+    ren = sub.add_parser("render", help="draw one view of the page to a PNG")
+    ren.add_argument("text", help="the text, or - to read it from stdin")
+    ren.add_argument("--model", default=DEFAULT_MODEL,
+                     help=f"model id, or deterministic / random (synthetic; default {DEFAULT_MODEL})")
+    ren.add_argument("--models-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    ren.add_argument("--view", default="overview", help=f"one of: {VIEW_NAMES} (default overview)")
+    ren.add_argument("--out", required=True, help="PNG file to write")
+    ren.add_argument("--layer", type=int, default=0, help="layer to show (default 0)")
+    ren.add_argument("--head", type=int, default=0, help="head to show (default 0)")
+    ren.add_argument("--temperature", type=float, default=1.0, help="softmax temperature T > 0 (default 1)")
+    ren.add_argument("--causal", action="store_true", help="apply the causal (decoder) mask")
+    ren.add_argument("--width", type=float, default=DEFAULT_WIDTH,
+                     help=f"layout width in CSS pixels (default {DEFAULT_WIDTH:g})")
+    ren.add_argument("--scale", type=float, default=1.0, help="device pixels per CSS pixel (default 1)")
+    ren.add_argument("--pin", type=int, default=None, help="pin query row N (the neuron view's query token)")
+    ren.add_argument("--arch", default="encoder", choices=ARCH_DIAGRAMS, help="Architecture diagram")
+    ren.add_argument("--d-model", type=int, default=64, help="synthetic models: d_model (default 64)")
+    ren.add_argument("--heads", type=int, default=4, help="synthetic models: heads (default 4)")
+    ren.add_argument("--seed", type=int, default=0, help="random model: seed (default 0)")
     return ap
 
 
@@ -119,6 +149,32 @@ def cmd_attention(args, out, stdin) -> None:
         out.flush()
 
 
+def cmd_render(args, out, stdin) -> None:
+    from .figures import figure
+
+    if not args.temperature > 0:
+        raise UsageError(f"--temperature must be > 0, got {args.temperature}")
+    path = os.path.abspath(args.out)
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise UsageError(f"--out {args.out} is a folder")
+    if not os.path.isdir(folder):
+        raise UsageError(f"--out {args.out}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"--out {args.out} is not writable")
+    text = stdin.read() if args.text == "-" else args.text
+    fig = figure(text, view=args.view, model=args.model, layer=args.layer, head=args.head,
+                 temperature=args.temperature, causal=args.causal, width=args.width, scale=args.scale,
+                 pinned_row=args.pin, arch=args.arch, d_model=args.d_model, heads=args.heads, seed=args.seed,
+                 models_dir=args.models_dir)
+    try:
+        fig.save(path)
+    except OSError as e:
+        raise UsageError(f"cannot write --out {args.out}: {e.strerror or e}") from None
+    w, h = fig.size
+    out.write(f"wrote {args.out} ({w} x {h} px)\n")
+
+
 def main(argv: Optional[Sequence[str]] = None, out=None, stdin=None) -> int:
     out = out or sys.stdout
     stdin = stdin or sys.stdin
@@ -129,9 +185,12 @@ def main(argv: Optional[Sequence[str]] = None, out=None, stdin=None) -> int:
             cmd_models(args, out)
         elif args.command == "tokenize":
             cmd_tokenize(args, out, stdin)
+        elif args.command == "render":
+            cmd_render(args, out, stdin)
         else:
             cmd_attention(args, out, stdin)
-    except (UsageError, CatalogueError, WeightFileError, WeightsMissing, ValueError, OSError) as e:
+    except (UsageError, CatalogueError, WeightFileError, WeightsMissing, SessionError, ValueError,
+            OSError) as e:
         msg = str(e).replace("\n", " ")
         sys.stderr.write(f"python -m pyapp: error: {msg}\n")
         return 2

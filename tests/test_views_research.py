@@ -18,7 +18,7 @@ from pyapp.core.attention import AttentionWeights, multi_head_attention
 from pyapp.views import head_stats_view, head_view, model_view, neuron_view, rollout_view
 from pyapp.views.colormap import VIRIDIS, weight_colors
 from pyapp.views.context import ViewContext
-from pyapp.views.interact import action, tooltip
+from pyapp.views.interact import action, hover, tooltip
 
 TOKENS = ["[CLS]", "the", "cat", ",", "sat", "on", "mats", ".", "[SEP]"]
 N, D_MODEL, HEADS, LAYERS = len(TOKENS), 24, 3, 3
@@ -175,6 +175,10 @@ def test_head_view_token_hover_and_head_toggle_actions():
     r = [t for t in _regions(pinned, "head_token") if t["data"]["hover"]["hover_token"] == 3
          and t["data"]["hover"]["hover_side"] == "left"][0]
     assert action(pinned.hit_test(*_center(r))) == {"hover_token": None}
+    assert hover(pinned.hit_test(*_center(r))) == {"hover_token": 3, "hover_side": "left"}  # transient state
+    assert hover(None) is None and hover(scene.hit_test(-5, -5)) is None
+    toggle = _regions(scene, "head_toggle")[0]
+    assert hover(scene.hit_test(*_center(toggle))) is None  # only token regions carry hover state
     toggles = {r["data"]["tooltip"]: r["data"]["action"] for r in _regions(scene, "head_toggle")}
     assert toggles["hide head 1"] == {"heads_shown": [0]}
     assert toggles["show head 2"] == {"heads_shown": [0, 1, 2]}
@@ -373,6 +377,32 @@ def test_shown_layer_is_seen_through_the_temperature_lens():
     expected = an.rollout([TRACES[0].probs, hot.probs, TRACES[2].probs])[-1]
     np.testing.assert_allclose(rollout_view.rollout_matrix(ctx), expected, atol=1e-12)
 
+
+
+def test_ctx_attentions_field_first_extra_as_fallback():
+    """The research views read ``ctx.attentions``; ``extra["attentions"]`` fills only the layers it lacks."""
+    field = ViewContext(tokens=list(TOKENS), trace=TRACES[1], layer=1, n_layers=LAYERS, model_name="test-stack",
+                        attentions={k: TRACES[k].probs for k in range(LAYERS)})
+    legacy = _ctx(layer=1)
+    assert field.extra == {} and sorted(field.layer_attentions()) == [0, 1, 2]
+    for view in (model_view, rollout_view, head_stats_view):
+        a, b = view.render(field, 900), view.render(legacy, 900)
+        assert a.alt_text == b.alt_text and [o["op"] for o in a.ops] == [o["op"] for o in b.ops]
+        assert [o.get("s") for o in a.ops] == [o.get("s") for o in b.ops]
+    # attentions wins over extra; extra supplies a missing layer; the shown layer is its own trace
+    other = np.full_like(TRACES[0].probs, 1.0 / N)
+    mixed = ViewContext(tokens=list(TOKENS), trace=TRACES[1], layer=1, n_layers=LAYERS,
+                        attentions={0: TRACES[0].probs, 1: other},
+                        extra={"attentions": {0: other, 2: TRACES[2].probs}})
+    att = mixed.layer_attentions()
+    np.testing.assert_array_equal(att[0], TRACES[0].probs)
+    np.testing.assert_array_equal(att[1], TRACES[1].probs)
+    np.testing.assert_array_equal(att[2], TRACES[2].probs)
+    assert model_view.missing_layers(ViewContext(tokens=list(TOKENS), trace=TRACES[0], layer=0,
+                                                 n_layers=LAYERS, attentions={2: TRACES[2].probs})) == [1]
+    assert ViewContext(tokens=["a"], trace=TRACES[0]).attentions == {}  # default: empty, not shared
+    assert ViewContext(tokens=["a"], trace=TRACES[0]).attentions is not ViewContext(tokens=["a"],
+                                                                                   trace=TRACES[0]).attentions
 
 
 def test_rollout_and_neuron_pixels_with_pillow():

@@ -74,14 +74,17 @@
   });
 
   // PyScript reports its boot stages as py:progress events ("Loading Pyodide", "Loaded interpreter", ...).
-  var stages = {"Loading Pyodide": 0.1, "Loading interpreter": 0.3, "Loaded interpreter": 1};
+  // PyScript 0.7 (Pyodide): Loading Pyodide, [Packages Graph, remote packages, Storage], Loading/Loaded
+  // interpreter, Loading/Loaded files, (packages are installed here), Loaded Pyodide.
+  var runtimeStages = {"Loading Pyodide": 0.05, "Loaded Packages Graph": 0.1, "Loading Storage": 0.15,
+                       "Loading interpreter": 0.2, "Loaded interpreter": 1};
+  var numpyStages = {"Loaded files": 0.1, "Loaded Pyodide": 1};
   var lastStage = "";
   addEventListener("py:progress", function (e) {
     var d = String(e.detail || "");
     lastStage = d;
-    if (d in stages) progress("runtime", "Python runtime", stages[d]);
-    if (d === "Loading packages") progress("numpy", "numpy", 0.2);
-    if (d === "Loaded packages") progress("numpy", "numpy", 1);
+    if (d in runtimeStages) progress("runtime", "Python runtime", runtimeStages[d]);
+    if (d in numpyStages) progress("numpy", "numpy", numpyStages[d]);
   });
 
   // One readable line out of an error or a Python traceback.
@@ -131,7 +134,10 @@
       fail("The Python runtime did not start within " + s + " s. Check your connection and reload the page.");
     } else if (s >= 20) {
       var t = el("status-text");
-      if (t) t.textContent = "Still loading the Python runtime and numpy (" + s + " s)…";
+      if (t) {
+        t.textContent = "Still loading the Python runtime and numpy (" + s + " s)…";
+        t.parentNode.className = "status info";
+      }
     }
   }, 1000);
 })();

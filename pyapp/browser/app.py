@@ -18,8 +18,13 @@ from ..core.catalogue import CatalogueError, load_catalogue
 from ..core.weights import WeightFileError
 from ..views import interact
 from ..views.session import Session, SessionError, format_bits, row_entropy_bits, shown_matrix
-from ..views.state import D_MODEL_CHOICES, HEADS_CHOICES, AppState, slider_from_temperature, \
-    temperature_from_slider
+from ..views.state import (
+    D_MODEL_CHOICES,
+    HEADS_CHOICES,
+    AppState,
+    slider_from_temperature,
+    temperature_from_slider,
+)
 from . import canvas as canvas_backend
 from .compat import create_proxy, js
 from .fetch import FetchError, fetch_bytes
@@ -80,6 +85,7 @@ class App:
         self._chip_key = None
         self._update_started = 0.0
         self._fetching = 0
+        self.cursor = None          # (row, col) of the keyboard cursor on the heatmap
 
     # ---- wiring ----------------------------------------------------------------------------------
     def _on(self, target, event: str, fn):
@@ -196,13 +202,17 @@ class App:
         _el("tab-" + tab).focus()
 
     def _on_key(self, event):
-        if self.state.tab != "steps" or event.defaultPrevented:
+        if event.defaultPrevented:
             return
         target = event.target
-        tag = str(getattr(target, "tagName", "") or "").upper()
-        if tag in ("TEXTAREA", "INPUT", "SELECT") or str(getattr(target, "getAttribute", None)
-                                                          and target.getAttribute("role")) == "tab":
+        if self.state.tab != "steps":
+            if str(getattr(target, "id", "")) == "stage" and self._on_stage_key(event):
+                event.preventDefault()
             return
+        tag = str(getattr(target, "tagName", "") or "").upper()
+        role = str(target.getAttribute("role") or "") if hasattr(target, "getAttribute") else ""
+        if tag in ("TEXTAREA", "INPUT", "SELECT") or role == "tab":
+            return                                      # those keys belong to the focused control
         key = str(event.key)
         if key in ("ArrowRight", "ArrowDown", "PageDown"):
             event.preventDefault()
@@ -242,6 +252,10 @@ class App:
         if not tip:
             self._hide_tooltip()
             return
+        self._show_tooltip(tip, x, y)
+        _el("view").style.cursor = "pointer" if interact.action(self.scene.hit_test(x, y)) else "crosshair"
+
+    def _show_tooltip(self, tip: str, x: float, y: float):
         t = _el("tooltip")
         t.textContent = tip
         t.hidden = False
@@ -255,7 +269,42 @@ class App:
             left = max(4.0, float(cv.offsetLeft) + x - tw - 10 - float(stage.scrollLeft))
         t.style.left = "%dpx" % left
         t.style.top = "%dpx" % top
-        cv.style.cursor = "pointer" if interact.action(self.scene.hit_test(x, y)) else "crosshair"
+
+    # ---- keyboard exploration of the heatmap (stage focused) ------------------------------------------
+    def _grid(self):
+        if self.scene is None:
+            return None
+        return next((r for r in self.scene.regions if r["kind"] == "attn_cell"), None)
+
+    def _on_stage_key(self, event) -> bool:
+        """Arrows move a cell cursor over the heatmap, Enter pins its row, Escape leaves. True if handled."""
+        grid = self._grid()
+        key = str(event.key)
+        if grid is None or key not in ("ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Enter", " ", "Escape"):
+            return False
+        rows, cols = grid["rows"], grid["cols"]
+        if key == "Escape":
+            self.cursor = None
+            self._hide_tooltip()
+            return True
+        r, c = self.cursor if self.cursor is not None else (0, 0)
+        if self.cursor is not None:
+            dr, dc = {"ArrowUp": (-1, 0), "ArrowDown": (1, 0), "ArrowLeft": (0, -1),
+                      "ArrowRight": (0, 1)}.get(key, (0, 0))
+            r, c = min(max(r + dr, 0), rows - 1), min(max(c + dc, 0), cols - 1)
+        self.cursor = (r, c)
+        x = grid["x"] + (c + 0.5) * grid["w"] / cols
+        y = grid["y"] + (r + 0.5) * grid["h"] / rows
+        hit = self.scene.hit_test(x, y)
+        if key in ("Enter", " "):
+            act = interact.action(hit)
+            if act and "pinned_row" in act:
+                self.set(pinned_row=act["pinned_row"])
+            return True
+        tip = interact.tooltip(hit) or ""
+        self._show_tooltip(tip, x, y)
+        _el("live").textContent = tip
+        return True
 
     def _hide_tooltip(self):
         _el("tooltip").hidden = True
@@ -263,6 +312,7 @@ class App:
     def _on_click(self, event):
         if self.scene is None:
             return
+        self._on_hover(event)                  # touch screens have no hover: a tap shows the tooltip too
         act = interact.action(self.scene.hit_test(float(event.offsetX), float(event.offsetY)))
         if act:
             allowed = {k: v for k, v in act.items()
@@ -349,6 +399,9 @@ class App:
                 return
             if self.dirty:
                 return                                          # the user moved on: start over
+            _el("loading-text").textContent = "Preparing %s…" % ", ".join(
+                f.path.rsplit("/", 1)[-1] for f in needs.required[:3])
+            await asyncio.sleep(0.02)                           # let the browser paint the note
             st = self.session.normalise(self.state)
             needs = self.session.needs(st)
         self.state = st
@@ -431,6 +484,9 @@ class App:
         canvas_backend.draw(scene, cv, float(js.window.devicePixelRatio or 1))
         t3 = time.time()
         self.scene, self.ctx = scene, ctx
+        grid = self._grid()
+        if self.cursor is not None and (grid is None or self.cursor[0] >= grid["rows"] or self.cursor[1] >= grid["cols"]):
+            self.cursor = None
         cv.setAttribute("aria-label", scene.label or "Attention visualization")
         _el("alt").textContent = scene.alt_text or scene.label
         self._render_chips(ctx)
@@ -448,7 +504,8 @@ class App:
             self._status("")
         self.draws += 1
         self.timing = {"context_ms": (t1 - t0) * 1000, "view_ms": (t2 - t1) * 1000,
-                       "draw_ms": (t3 - t2) * 1000, "update_ms": (t3 - self._update_started) * 1000}
+                       "draw_ms": (t3 - t2) * 1000, "update_ms": (t3 - self._update_started) * 1000,
+                       "page_ms": float(js.performance.now())}
         self._report(st, ctx, scene, h)
         body = js.document.body
         if str(body.dataset.state) != "ready":
@@ -467,7 +524,10 @@ class App:
                 heat["matrix"] = [[round(float(v), 7) for v in row] for row in m]
                 mask = grid["data"].get("mask")
                 heat["mask"] = mask.tolist() if mask is not None else None
-        report = {"model": st.model, "model_name": ctx.model_name, "layer": ctx.layer, "head": ctx.head_index,
+        actions = [{"x": r["x"], "y": r["y"], "w": r["w"], "h": r["h"], "action": r["data"]["action"],
+                    "tooltip": str(r["data"].get("tooltip") or "")}
+                   for r in scene.regions if isinstance(r["data"].get("action"), dict)][:80]
+        report = {"actions": actions, "model": st.model, "model_name": ctx.model_name, "layer": ctx.layer, "head": ctx.head_index,
                   "n_layers": ctx.n_layers, "n_heads": ctx.n_heads, "tab": st.tab, "step": st.step,
                   "temperature": st.temperature, "causal": st.causal, "pinned_row": ctx.pinned_row, "tokens": ctx.tokens, "n": ctx.n,
                   "dropped": int(ctx.extra.get("dropped", 0)), "entropy": entropy, "draws": self.draws,

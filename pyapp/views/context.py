@@ -2,12 +2,17 @@
 
 The shell builds it from the app state; tests build it from numpy arrays (e.g. with
 ``pyapp.core.attention.multi_head_attention``). Views only read it.
+
+``attentions`` holds the attention of other layers for the research views (model grid, rollout, head
+statistics): layer -> (heads, n, n) probabilities at T = 1, the layers computed so far.
+``pyapp.views.research_data`` fills it for the shell and the CLI alike; ``layer_attentions()`` is what the
+views read (older callers may still pass ``extra["attentions"]``: it is the fallback).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -31,6 +36,7 @@ class ViewContext:
     arch: str = "encoder"                      # Architecture tab diagram: one of ARCH_DIAGRAMS
     loading: str = ""                          # e.g. "V/O weights of layer 0" while they download
     extra: dict = field(default_factory=dict)  # free-form, for forward-compatible additions
+    attentions: Dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (heads, n, n) at T = 1
 
     # ---- derived from the trace ----------------------------------------------------------------------
     @property
@@ -79,6 +85,19 @@ class ViewContext:
     def average_probs(self) -> np.ndarray:
         """(n, n) head-averaged attention weights of the layer."""
         return self.trace.probs.mean(axis=0)
+
+    def layer_attentions(self) -> Dict[int, np.ndarray]:
+        """Attention (heads, n, n) of every layer known so far, keyed by layer index.
+
+        ``attentions`` first, ``extra["attentions"]`` for layers it lacks. The shown layer is always its own
+        trace: temperature is a lens on the inspected layer only (the layers below run as trained), so the
+        trace is what that layer looks like now.
+        """
+        att = {int(k): v for k, v in (self.extra.get("attentions") or {}).items()}
+        att.update((int(k), v) for k, v in self.attentions.items())
+        if self.trace is not None:
+            att[int(self.layer)] = self.trace.probs
+        return {k: np.asarray(v) for k, v in att.items()}
 
     def describe(self) -> str:
         """One line of what is shown: model, layer, heads, temperature, mask."""

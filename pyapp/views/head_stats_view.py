@@ -7,7 +7,8 @@ entropy in nats and normalised (÷ ln of the keys a row can see), mean attention
 and the attention mass on [CLS], [SEP], punctuation, the previous token, the next token and itself.
 
 State read from ``ctx.extra``: "sort_by" (a SORT_KEYS column, default "layer") and "sort_desc" (bool).
-Data: ``ctx.extra["attentions"]`` (dict layer -> (heads, n, n)), as for the model view.
+Data: ``ctx.attentions`` (dict layer -> (heads, n, n); fallback ``ctx.extra["attentions"]``), as for the
+model view.
 Hit regions:
 * "stats_sort"  (column headers): action {"sort_by": key, "sort_desc": bool} (a click on the sorted
   column flips the direction; a new statistic column sorts largest first, layer/head/label A→Z first)
@@ -33,6 +34,7 @@ from .model_view import layer_attentions
 from .scene import Scene, header, text_width
 
 TITLE = "Head statistics"
+ALL_LAYERS = True  # reads every layer's attention (ctx.attentions, see research_data.py)
 MARGIN = 12.0
 ROW_H = 18.0
 SELECTED = "#1f6feb"

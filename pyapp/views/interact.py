@@ -8,6 +8,8 @@ Hit kinds produced by the views:
 * "attn_row"   (heatmap row labels, grid with one column)  same data; click pins/unpins that row.
 * "matrix_cell" (numeric matrices, grid)  data: matrix, name, row_labels (optional), col_offset,
                row_offset; tooltip "Q_h[4, 17] = -0.123456 (fox)"; no action.
+* "head_token" (head view tokens)  data hover: state changes to apply while the pointer is over the region
+               (``hover(hit)``), undone when it leaves (see head_view.py).
 * any region whose data has "tooltip" (str) and/or "action" (dict): buttons, thumbnails, diagram
   blocks, step dots. Actions are dicts of state changes, e.g. {"head": 3}, {"tab": "steps", "step": 4},
   {"step": 2}, {"arch": "decoder"}.
@@ -88,3 +90,12 @@ def action(hit: Optional[Hit]) -> Optional[Dict[str, Any]]:
         return {"pinned_row": hit.row}
     act = hit.data.get("action")
     return dict(act) if act is not None else None
+
+
+def hover(hit: Optional[Hit]) -> Optional[Dict[str, Any]]:
+    """The transient state change to apply while the pointer is over `hit` (e.g. the head view's
+    {"hover_token": 3, "hover_side": "left"}), or None. The shell undoes it when the pointer leaves."""
+    if hit is None:
+        return None
+    h = hit.data.get("hover")
+    return dict(h) if h is not None else None

@@ -5,9 +5,10 @@ queries, columns = keys) scaled to its own maximum, so its strongest cell has th
 Layers arrive progressively: the shell computes one missing layer at a time (``missing_layers``) and
 re-renders; a layer not computed yet is drawn as a grey "computing…" row, so the page stays responsive.
 
-Data: all layers' attention is read from ``ctx.extra["attentions"]`` (dict layer -> (heads, n, n)
-probabilities at T = 1, the layers computed so far); the shown layer comes from ``ctx.trace`` (with its
-temperature), see ``layer_attentions``.
+Data: all layers' attention is read from ``ctx.attentions`` (dict layer -> (heads, n, n) probabilities
+at T = 1, the layers computed so far; ``ctx.extra["attentions"]`` is the fallback); the shown layer comes
+from ``ctx.trace`` (with its temperature), see ``ViewContext.layer_attentions``. ``ALL_LAYERS`` tells the
+shell / CLI to fill ``ctx.attentions`` with ``pyapp.views.research_data``.
 
 Hit regions: one "model_thumb" region per thumbnail, data tooltip ("layer 2 · head 5 · previous token ·
 click to open") and action {"layer": l, "head": h, "tab": OPEN_TAB} (opens that layer and head).
@@ -26,26 +27,21 @@ from .heatmap import draw_heatmap
 from .scene import Scene, header, text_width
 
 TITLE = "Model"
+ALL_LAYERS = True  # reads every layer's attention (ctx.attentions, see research_data.py)
 MARGIN = 12.0
 GAP = 6.0
 OPEN_TAB = "heads"  # where a click on a thumbnail takes the user (the Heads tab shows that layer/head)
 SELECTED = "#1f6feb"
 SHORT_LABELS = {"prev": "← prev", "next": "next →", "self": "self", "cls": "[CLS]", "sep": "[SEP]",
-                "punct": "punct.", "broad": "broad", "mixed": ""}
+                "punct": "punct.", "broad": "broad", "mixed": "mixed"}
 PENDING_FILL = "#eef0f3"
 
 
 # ---- data shared by the research views (model, rollout, head statistics) -------------------------------
 def layer_attentions(ctx: ViewContext) -> Dict[int, np.ndarray]:
-    """Attention (heads, n, n) of every layer computed so far, keyed by layer index.
-
-    The shown layer's own trace wins over ``extra["attentions"]``: temperature is a lens on the inspected
-    layer only (the layers below run as trained), so the trace is what that layer looks like now.
-    """
-    att = dict(ctx.extra.get("attentions") or {})
-    if ctx.trace is not None:
-        att[ctx.layer] = ctx.trace.probs
-    return {int(k): np.asarray(v) for k, v in att.items()}
+    """Attention (heads, n, n) of every layer computed so far, keyed by layer index: ``ctx.attentions``
+    (fallback ``ctx.extra["attentions"]``), the shown layer seen through its temperature (``ctx.trace``)."""
+    return ctx.layer_attentions()
 
 
 def missing_layers(ctx: ViewContext) -> List[int]:

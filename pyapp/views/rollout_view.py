@@ -6,7 +6,8 @@ Per layer: average the heads, add the identity for the residual connection and r
 each input token. The bars show the [CLS] row (the token classifiers read) next to the raw
 head-averaged attention of [CLS] in the last layer, to show what rollout adds.
 
-Data: ``ctx.extra["attentions"]`` (dict layer -> (heads, n, n)), as for the model view; while layers are
+Data: ``ctx.attentions`` (dict layer -> (heads, n, n); fallback ``ctx.extra["attentions"]``), as for the
+model view; while layers are
 still being computed the view shows the rollout of the contiguous layers 0..k it has and says so.
 Hit regions: the heatmap's "attn_cell" / "attn_row" grids (layer None, head None, what "rollout"), and
 one "rollout_bar" per token with a tooltip.
@@ -23,6 +24,7 @@ from .model_view import layer_attentions
 from .scene import Scene, header, notice, text_width
 
 TITLE = "Rollout"
+ALL_LAYERS = True  # reads every layer's attention (ctx.attentions, see research_data.py)
 MARGIN = 12.0
 BAR_COLOR = "#1f6feb"
 RAW_COLOR = "#9aa3ad"

@@ -2,7 +2,8 @@
 // It does what PyScript does for web/index.html, with Pyodide 0.17.1 + numpy 1.17.5 from the local npm
 // package: read the page's <script type="py"> config (the small TOML subset pyscript.toml uses), load the
 // packages, write every [files] entry into Pyodide's file system, then fetch and run the page's entry
-// script unmodified. It reports the same py:progress stages PyScript does.
+// script unmodified. It reports the py:progress stages PyScript 0.7 reports, in the same order (interpreter,
+// files, then packages).
 const INDEX_URL = new URL("/node_modules/@pyodide/pyodide/dist/", location.href).href;
 
 function progress(detail) {
@@ -54,11 +55,6 @@ async function boot() {
   const pyodide = await globalThis.loadPyodide({indexURL: INDEX_URL});
   globalThis.pyodide = pyodide;
   progress("Loaded interpreter");
-  if (config.packages && config.packages.length) {
-    progress("Loading packages");
-    await pyodide.loadPackage(config.packages);
-    progress("Loaded packages");
-  }
   // Files: fetched relative to the config file, written relative to the working directory (as PyScript).
   const files = Object.entries(config.files || {}).map(
     ([src, dest]) => [new URL(src, configUrl).href, dest]);
@@ -83,6 +79,8 @@ await _boot_write(json.loads(${JSON.stringify(JSON.stringify(files))}))
 del _boot_write
 `);
   progress("Loaded files");
+  if (config.packages && config.packages.length) await pyodide.loadPackage(config.packages);
+  progress("Loaded Pyodide");
   const entry = new URL(tag.getAttribute("src"), location.href);
   const code = await (await fetch(entry)).text();
   await pyodide.runPythonAsync(code);

@@ -23,7 +23,6 @@ import http.server
 import json
 import mimetypes
 import threading
-import time
 from pathlib import Path
 from typing import Dict, List, Optional
 from urllib.parse import urlsplit

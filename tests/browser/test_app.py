@@ -11,8 +11,18 @@ import re
 
 import numpy as np
 import pytest
-from helpers import (ROOT, canvas_colour_count, canvas_pixels, draws, hf_tokens, report, select, status,
-                     type_text, wait_draw, wait_js)
+from helpers import (
+    canvas_colour_count,
+    canvas_pixels,
+    draws,
+    hf_tokens,
+    report,
+    select,
+    status,
+    type_text,
+    wait_draw,
+    wait_js,
+)
 
 from pyapp.views.colormap import VIRIDIS
 from pyapp.views.state import DEFAULT_TEXT
@@ -288,15 +298,46 @@ def test_accessibility_basics(app_page):
         assert id_ in seen, (id_, seen)
 
 
+def _click_action(page, match):
+    """Click the centre of the first canvas region whose action contains `match`; return the new report."""
+    rep = report(page)
+    region = next(r for r in rep["actions"] if all(r["action"].get(k) == v for k, v in match.items()))
+    box = page.locator("#view").bounding_box()
+    before = draws(page)
+    page.mouse.click(box["x"] + region["x"] + region["w"] / 2, box["y"] + region["y"] + region["h"] / 2)
+    return wait_draw(page, before)
+
+
+def test_canvas_clicks_enlarge_a_head_and_jump_to_a_step(app_page):
+    page = app_page
+    before = draws(page)
+    page.click("#tab-heads")
+    wait_draw(page, before)
+    rep = _click_action(page, {"head": 5})
+    assert rep["head"] == 5 and rep["tab"] == "heads"
+    assert page.eval_on_selector("#head", "e => e.value") == "5"
+    rep = _click_action(page, {"head": 0})
+    before = draws(page)
+    page.click("#tab-architecture")
+    wait_draw(page, before)
+    rep = _click_action(page, {"tab": "steps", "step": 3})
+    assert rep["tab"] == "steps" and rep["step"] == 3
+    assert page.get_attribute("#tab-steps", "aria-selected") == "true"
+    before = draws(page)
+    page.click("#tab-overview")
+    wait_draw(page, before)
+
+
 def test_hidpi_canvas_is_device_resolution(open_app):
-    page, guard = open_app(width=390, height=844, scale=2)
+    page, guard = open_app(width=360, height=740, scale=2)
     size = page.evaluate("(() => { const c = document.getElementById('view'); const r = c.getBoundingClientRect();"
                          " return [c.width, c.height, r.width, r.height]; })()")
     assert size[0] == round(size[2] * 2) and size[1] == round(size[3] * 2)
     rep = report(page)
     _, px = _strongest_cell_pixel(page, rep)
     assert px == [int(v) for v in VIRIDIS[255]]
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert page.locator("#view").bounding_box()["width"] <= 360
     guard.check()
     page.context.close()
 
@@ -362,3 +403,37 @@ def test_progress_reports_every_weight_file(new_page, server):
 def test_no_request_leaves_localhost(app_page):
     """The guard fails any test whose page tried another host; here: the booted page made none."""
     assert math.isfinite(report(app_page)["entropy"])
+
+
+def test_state_from_the_url_query(open_app):
+    page, guard = open_app(query="?model=demo-tiny&tab=heads&head=2&temperature=2&layer=1&causal=1")
+    rep = report(page)
+    assert (rep["model"], rep["tab"], rep["head"], rep["layer"], rep["causal"]) == ("demo-tiny", "heads", 2, 1, True)
+    assert rep["temperature"] == pytest.approx(2.0)
+    assert page.eval_on_selector("#model", "e => e.value") == "demo-tiny"
+    assert page.eval_on_selector("#layer", "e => e.value") == "1"
+    assert page.text_content("#temperature-value") == "T = 2.00"
+    assert page.get_attribute("#tab-heads", "aria-selected") == "true"
+    guard.check()
+    page.context.close()
+
+
+def test_heatmap_keyboard_exploration(app_page):
+    page = app_page
+    rep = report(page)
+    assert rep["tab"] == "overview"
+    page.focus("#stage")
+    for key in ("ArrowDown", "ArrowRight", "ArrowRight", "ArrowDown"):   # first key puts the cursor on (0, 0)
+        page.keyboard.press(key)
+    tip = page.text_content("#tooltip")
+    assert page.is_visible("#tooltip")
+    assert tip.startswith("query '%s' (1) → key '%s' (2)" % (rep["tokens"][1], rep["tokens"][2])), tip
+    assert page.text_content("#live") == tip
+    before = draws(page)
+    page.keyboard.press("Enter")
+    assert wait_draw(page, before)["pinned_row"] == 1
+    before = draws(page)
+    page.keyboard.press("Enter")
+    assert wait_draw(page, before)["pinned_row"] is None
+    page.keyboard.press("Escape")
+    assert not page.is_visible("#tooltip")

@@ -15,7 +15,10 @@ pytestmark = pytest.mark.browser
 
 RECORD_STAGES = """
 window.__stages = [];
+window.__csp = [];
 addEventListener("py:progress", (e) => window.__stages.push(String(e.detail)));
+document.addEventListener("securitypolicyviolation",
+                          (e) => window.__csp.push(e.violatedDirective + " " + e.blockedURI));
 """
 
 
@@ -37,10 +40,15 @@ def test_pyscript_boots_python_and_reports_missing_numpy(new_page, server):
     assert "reload" in msg
     assert "error" in page.get_attribute("#status", "class")
     assert "failed" in page.get_attribute("#loading", "class")
+    items = page.eval_on_selector_all("#loading-items li", "els => els.map(e => e.textContent)")
+    assert "Python runtime 100%" in items and any(i.startswith("numpy") and not i.endswith("100%") for i in items)
     # SRI held: the PyScript module and stylesheet were served from npm and accepted.
     assert any(u.endswith("@pyscript/core@0.7.31/dist/core.js") for u in fetched)
     hidden = page.evaluate("""() => { const e = document.createElement('mpy-config'); document.body.appendChild(e);
                                       const d = getComputedStyle(e).display; e.remove(); return d; }""")
     assert hidden == "none", "core.css (with its integrity hash) did not apply"
+    # The page's Content-Security-Policy let PyScript and modern Pyodide do all of this.
+    assert page.evaluate("window.__csp") == []
+    assert not [m for m in guard.console if "Content Security Policy" in m]
     guard.check()
     page.context.close()

@@ -1,0 +1,227 @@
+"""Figures for notebooks and the command line: any view of the page drawn to PNG in CPython.
+
+    import pyapp
+    fig = pyapp.figure("The cat sat on the mat.", view="overview", layer=0)
+    fig                      # Jupyter shows it inline (``_repr_png_``)
+    fig.save("overview.png")
+
+``python -m pyapp render`` is this function. The figure is made by the page's own orchestration: an
+``AppState``, a ``Session`` whose weight store is fed from ``models/`` on disk (``core/files.py`` instead of
+``fetch``), ``Session.context``, ``research_data`` for the views that read every layer, the view module's
+``render(ctx, width)`` and the Pillow backend (``pyapp/raster.py``). CPython only (needs Pillow).
+
+Views (``VIEWS``): overview, heads, step:K (K = 1..9, the Step-by-step tab), math, architecture (the tabs),
+model (every layer x head), lines (BertViz-style head view), neuron, rollout, stats (head statistics).
+Bad arguments raise ``FigureError`` (a ValueError) with one line naming the problem; an unknown or unbuilt
+model raises core's ``CatalogueError``, a missing or corrupt weight file ``WeightFileError``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import numbers
+import os
+from typing import Any, Dict, Optional, Tuple
+
+from .core.attention import check_temperature
+from .core.files import default_models_dir, fetch_into, load_local_catalogue
+from .views import research_data
+from .views.context import ARCH_DIAGRAMS, ViewContext
+from .views.scene import Scene
+from .views.session import SYNTHETIC, Session
+from .views.state import N_STEPS, AppState
+
+# figure name -> (module in pyapp.views, the page's tab: decides which weights the Session asks for)
+VIEWS: Dict[str, Tuple[str, str]] = {
+    "overview": ("overview", "overview"),
+    "heads": ("heads", "heads"),
+    "step": ("steps", "steps"),
+    "math": ("mathematics", "math"),
+    "architecture": ("architecture", "architecture"),
+    "model": ("model_view", "model"),
+    "lines": ("head_view", "lines"),
+    "neuron": ("neuron_view", "neuron"),
+    "rollout": ("rollout_view", "rollout"),
+    "stats": ("head_stats_view", "stats"),
+}
+VIEW_NAMES = "overview, heads, step:K (K = 1..%d), math, architecture, model, lines, neuron, rollout, stats" % N_STEPS
+DEFAULT_MODEL = "minilm-l6"
+DEFAULT_WIDTH = 1000.0
+MIN_WIDTH, MAX_WIDTH = 320.0, 8192.0
+MAX_SCALE = 8.0
+MAX_PIXELS = 200_000_000  # device pixels of one figure (an RGBA buffer of 800 MB)
+
+_SESSIONS: Dict[str, Session] = {}  # models folder -> Session (keeps verified files and caches across calls)
+
+
+class FigureError(ValueError):
+    """A bad argument to ``figure`` (one line)."""
+
+
+def parse_view(view: str) -> Tuple[str, int]:
+    """"overview" -> ("overview", 1); "step:4" -> ("step", 4). Raises FigureError for an unknown view."""
+    name = str(view).strip().lower()
+    step = 1
+    if name.startswith("step:") or name == "step":
+        k = name[5:] if name.startswith("step:") else "1"
+        try:
+            step = int(k)
+        except ValueError:
+            raise FigureError("bad view %r: the step must be a number 1..%d (e.g. step:4)" % (view, N_STEPS)) from None
+        if not 1 <= step <= N_STEPS:
+            raise FigureError("bad view %r: the step must be 1..%d" % (view, N_STEPS))
+        name = "step"
+    elif name not in VIEWS:
+        raise FigureError("unknown view %r (views: %s)" % (view, VIEW_NAMES))
+    return name, step
+
+
+def session_for(models_dir: Optional[str] = None) -> Session:
+    """The Session reading ``models_dir`` (default: models/ next to the package), made once per folder."""
+    key = os.path.abspath(models_dir or default_models_dir())
+    session = _SESSIONS.get(key)
+    if session is None:
+        session = _SESSIONS[key] = Session(load_local_catalogue(key))
+    return session
+
+
+def load_needed(session: Session, state: AppState, models_dir: Optional[str] = None) -> int:
+    """Read from disk every file the Session asks for to show ``state`` (tokenizer first, then the weights,
+    V/O included). Returns the bytes read."""
+    total = 0
+    while True:
+        needs = session.needs(state)
+        files = needs.required + needs.later
+        if not files:
+            return total
+        total += fetch_into(session.store, files, models_dir or default_models_dir())
+
+
+class Figure:
+    """One rendered view: ``scene`` (the drawing ops), ``context`` (the numbers it shows) and its pixels."""
+
+    def __init__(self, scene: Scene, scale: float, view: str, context: ViewContext):
+        self.scene = scene
+        self.scale = float(scale)
+        self.view = view
+        self.context = context
+        self._image = None
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        """(width, height) of the PNG in pixels."""
+        return self.image().size
+
+    @property
+    def alt_text(self) -> str:
+        """The view's text alternative (what the page gives screen readers)."""
+        return self.scene.alt_text or self.scene.label
+
+    def image(self):
+        """The figure as a PIL RGBA image (drawn once)."""
+        if self._image is None:
+            from .raster import render
+
+            self._image = render(self.scene, self.scale)
+        return self._image
+
+    def png(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.image().save(buf, "PNG")
+        return buf.getvalue()
+
+    def _repr_png_(self) -> bytes:  # Jupyter / IPython inline display
+        return self.png()
+
+    def save(self, path: str) -> str:
+        """Write the PNG to ``path`` (always PNG, whatever the extension); returns the path."""
+        self.image().save(path, "PNG")
+        return path
+
+    def __repr__(self) -> str:
+        w, h = self.size if self._image is not None else (
+            int(math.ceil(self.scene.width * self.scale)), int(math.ceil(self.scene.height * self.scale)))
+        return "<Figure %s %dx%d px: %s>" % (self.view, w, h, self.scene.label)
+
+
+def _check_number(name: str, value: Any, lo: float, hi: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise FigureError("%s must be a number, got %r" % (name, value)) from None
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise FigureError("%s must be in %g..%g, got %r" % (name, lo, hi, value))
+    return v
+
+
+def _check_index(name: str, value: Any, count: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
+        raise FigureError("%s must be a whole number, got %r" % (name, value))
+    try:
+        i = int(value)
+    except ValueError:
+        raise FigureError("%s must be a whole number, got %r" % (name, value)) from None
+    if not isinstance(value, (numbers.Integral, str)) and i != value:
+        raise FigureError("%s must be a whole number, got %r" % (name, value))
+    if not 0 <= i < count:
+        raise FigureError("%s %d out of range: %s 0..%d" % (name, i, what, count - 1))
+    return i
+
+
+def figure(text: str, view: str = "overview", model: str = DEFAULT_MODEL, layer: int = 0, head: int = 0,
+           temperature: float = 1.0, causal: bool = False, width: float = DEFAULT_WIDTH, scale: float = 1.0,
+           pinned_row: Optional[int] = None, arch: str = "encoder", d_model: int = 64, heads: int = 4,
+           seed: int = 0, extra: Optional[Dict[str, Any]] = None, models_dir: Optional[str] = None) -> Figure:
+    """Draw one view of ``text`` as the page does.
+
+    ``view``: see VIEWS (``"step:4"`` for step 4 of the Step-by-step tab). ``layer`` / ``head`` are 0-based;
+    ``temperature`` (> 0) is the softmax lens on the shown layer; ``causal`` applies the decoder mask to every
+    layer. ``width`` is the layout width in CSS pixels and ``scale`` the device-pixel ratio, so the PNG is
+    ``width * scale`` pixels wide (a view may be wider when it needs: neuron 420, stats 480 at least).
+    ``pinned_row`` pins a query row (the neuron view's query token); ``arch`` picks the Architecture tab's
+    diagram; ``d_model`` / ``heads`` / ``seed`` shape the synthetic models ``"deterministic"`` and
+    ``"random"``; ``extra`` sets view state the page keeps (e.g. {"heads_shown": [0, 3]} for lines,
+    {"sort_by": "entropy"} for stats).
+    """
+    name, step = parse_view(view)
+    module_name, tab = VIEWS[name]
+    width = _check_number("width", width, MIN_WIDTH, MAX_WIDTH)
+    scale = _check_number("scale", scale, 0.1, MAX_SCALE)
+    try:
+        t = check_temperature(temperature)
+    except (TypeError, ValueError):
+        raise FigureError("temperature must be a positive number, got %r" % (temperature,)) from None
+    if arch not in ARCH_DIAGRAMS:
+        raise FigureError("unknown architecture %r (one of %s)" % (arch, ", ".join(ARCH_DIAGRAMS)))
+    if not isinstance(text, str):
+        raise FigureError("text must be a string, got %s" % type(text).__name__)
+    session = session_for(models_dir)
+    if model not in SYNTHETIC:
+        session.store.entry(session.catalogue.get(model).id)  # CatalogueError: unknown or not built
+    state = AppState(text=text, model=model, layer=0, head=0, temperature=t, causal=bool(causal), tab=tab,
+                     step=step, pinned_row=None, arch=arch, d_model=int(d_model), heads=int(heads), seed=int(seed))
+    n_layers, n_heads = session.shape(state)  # ValueError for a bad synthetic shape
+    label = "model %r" % model
+    state = state.with_(layer=_check_index("layer", layer, n_layers, label + " has layers"),
+                        head=_check_index("head", head, n_heads, label + " has heads"))
+    load_needed(session, state, models_dir)
+    if pinned_row is not None:
+        n = len(session.encode(state).ids)
+        state = state.with_(pinned_row=_check_index("pinned row", pinned_row, n, "the text has tokens"))
+    ctx = session.context(state)
+    module = importlib.import_module("pyapp.views." + module_name)
+    if research_data.needs_all_layers(module):
+        fetch_into(session.store, research_data.layer_files(session, state, n_layers - 1),
+                   models_dir or default_models_dir())
+        research_data.with_all_layers(session, state, ctx)
+    if extra:
+        ctx.extra.update(extra)
+    scene = module.render(ctx, width)
+    pixels = math.ceil(scene.width * scale) * math.ceil(scene.height * scale)
+    if pixels > MAX_PIXELS:
+        raise FigureError("the %s figure would be %d megapixels: use a smaller --scale or a shorter text"
+                          % (view, pixels // 1_000_000))
+    return Figure(scene, scale, view, ctx)
