@@ -5,9 +5,8 @@ Not imported by CPython: run_benchmark.py sends SETUP, then calls the functions 
 ``pyapp.core`` catalogue -> WeightStore -> WordPieceTokenizer -> Encoder (the app's compute path), and
 ``pyapp.views.heatmap.heatmap_image`` + ``pyapp.browser.canvas._image`` for the redraw.
 
-``tuned_*`` is the compute path the micro-benchmarks recommend, run on the same store tensors (for the
-"ours, tuned" rows): weights transposed once to contiguous (in, out) and fused Q|K(|V), every linear as
-``np.einsum("ij,jk->ik", x, WT)``; embeddings, LayerNorm, GELU and softmax are the core's own functions.
+``base_*`` (``run_benchmark.py --base REV``) run another revision's ``pyapp`` (loaded beside the working
+tree's as ``pyapp_base``) on the same store tensors: the measured effect of a change, in the same run.
 """
 
 SETUP = r'''
@@ -103,70 +102,28 @@ def temperature_change(text, t=1.7):
     return core_attention.attention_probs(trace, t)[1].mean(axis=0)
 
 
-# ---- the tuned compute path the micro-benchmarks point to ------------------------------------------------
-TUNED = {}
+# ---- another revision of pyapp (``--base REV``), run on the same store tensors ----------------------------
+ENCODERS = {"pyapp": ENC}
 
 
-def _tuned_weights(layer, full):
-    key = (layer, full)
-    w = TUNED.get(key)
-    if w is None:
-        p, pre = ENC.params, "encoder.layer.%d." % layer
-        t = lambda name: p.tensor(pre + name)
-        names = ["attention.self.query", "attention.self.key"] + (["attention.self.value"] if full else [])
-        w = {"WT_in": np.ascontiguousarray(np.concatenate([t(m + ".weight") for m in names]).T),   # (d, 2d|3d)
-             "b_in": np.concatenate([t(m + ".bias") for m in names])}
-        if full:
-            w["WoT"] = np.ascontiguousarray(t("attention.output.dense.weight").T)              # (d, d)
-            w["bo"] = t("attention.output.dense.bias")
-            w["W1T"] = np.ascontiguousarray(t("intermediate.dense.weight").T)                  # (d, d_ff)
-            w["b1"] = t("intermediate.dense.bias")
-            w["W2T"] = np.ascontiguousarray(t("output.dense.weight").T)                        # (d_ff, d)
-            w["b2"] = t("output.dense.bias")
-            for k in ("attention.output.LayerNorm", "output.LayerNorm"):
-                w[k] = (t(k + ".weight"), t(k + ".bias"))
-        TUNED[key] = w
-    return w
+def add_base(pkg="pyapp_base"):
+    import importlib
+    ENCODERS["base"] = importlib.import_module(pkg + ".core.encoder").Encoder(ENC.config, ENC.params)
+    return "ok"
 
 
-def _lin(x, WT, b):
-    y = np.einsum("ij,jk->ik", x, WT)              # (n, out): axpy inner loop over contiguous WT rows
-    y += b
-    return y
-
-
-def _tuned_layer(x, layer, full):
-    c = ENC.config
-    n, h, dk, d = x.shape[0], c.n_heads, c.d_k, c.d_model
-    w = _tuned_weights(layer, full)
-    proj = _lin(x, w["WT_in"], w["b_in"])          # (n, 2d | 3d)
-    q = proj[:, :d].reshape(n, h, dk).transpose(1, 0, 2)           # (heads, n, d_k)
-    k = proj[:, d:2 * d].reshape(n, h, dk).transpose(1, 0, 2)
-    s = np.matmul(q, k.transpose(0, 2, 1))                         # (heads, n, n)
-    s *= np.float32(1.0 / math.sqrt(dk))
-    probs = core_attention.softmax(s)
-    if not full:
-        return None, probs
-    v = proj[:, 2 * d:].reshape(n, h, dk).transpose(1, 0, 2)
-    ctx = np.matmul(probs, v).transpose(1, 0, 2).reshape(n, d)     # (n, d)
-    eps = c.layer_norm_eps
-    hid = core_encoder.layer_norm(x + _lin(ctx, w["WoT"], w["bo"]), *w["attention.output.LayerNorm"], eps)
-    f = core_encoder.gelu(_lin(hid, w["W1T"], w["b1"]))
-    return core_encoder.layer_norm(hid + _lin(f, w["W2T"], w["b2"]), *w["output.LayerNorm"], eps), probs
-
-
-def tuned_layer0(text):
+def base_layer0(text):
     ids = TOK.encode(text).ids
-    return _tuned_layer(ENC.embed(ids), 0, False)[1].mean(axis=0)
+    e = ENCODERS["base"]
+    e.clear()
+    return e.attentions(ids, [0])[0].mean(axis=0)
 
 
-def tuned_all(text):
+def base_all(text):
     ids = TOK.encode(text).ids
-    x, out = ENC.embed(ids), {}
-    for layer in range(N_LAYERS):
-        last = layer == N_LAYERS - 1
-        x, out[layer] = _tuned_layer(x, layer, not last)
-    return out
+    e = ENCODERS["base"]
+    e.clear()
+    return e.attentions(ids, range(N_LAYERS))
 
 
 def pack(att):
@@ -183,7 +140,7 @@ def settle(text, seconds):
         i += 1
 
 
-def run(texts, warmup, reps, tuned, settle_s=3.0):
+def run(texts, warmup, reps, base, settle_s=3.0):
     settle(texts[-1], settle_s)
     rows = []
     for text in texts:
@@ -192,10 +149,10 @@ def run(texts, warmup, reps, tuned, settle_s=3.0):
              "attentions": pack(edit_all(text))}
         edit_layer0(text)
         r["temperature"] = time_it(temperature_change, text, warmup, reps)
-        if tuned:
-            r["tuned_layer0"] = time_it(tuned_layer0, text, warmup, reps)
-            r["tuned_all"] = time_it(tuned_all, text, warmup, reps)
-            r["tuned_attentions"] = pack(tuned_all(text))
+        if base:
+            r["base_layer0"] = time_it(base_layer0, text, warmup, reps)
+            r["base_all"] = time_it(base_all, text, warmup, reps)
+            r["base_attentions"] = pack(base_all(text))
         rows.append(r)
     return json.dumps(rows)
 

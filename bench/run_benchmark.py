@@ -1,17 +1,20 @@
 """Issue 7: our NumPy-in-Pyodide compute path against transformers.js, same model, same Chromium, same run.
 
     .venv/bin/python bench/run_benchmark.py                 # full run: warm-up 3, median of 20
+    .venv/bin/python bench/run_benchmark.py --readme        # ... and write the table into bench/README.md
+    .venv/bin/python bench/run_benchmark.py --base bc1ab4e  # ... with rows of an older pyapp, same run
     .venv/bin/python bench/run_benchmark.py --reps 5 --quick  # a short smoke run (fewer reps, no 2-thread peer)
 
-Set-up (idempotent): exports MiniLM to ONNX (bench/export_onnx.py -> bench/.generated/minilm-onnx/) and runs
-``npm install --ignore-scripts`` in bench/ when the peer is missing.  Then one Chromium (Debian's), one local
+Set-up (idempotent): installs bench/requirements.txt (onnx, onnxruntime) into this Python when missing,
+exports MiniLM to ONNX (bench/export_onnx.py -> bench/.generated/minilm-onnx/, checked against HF) and runs
+``npm ci --ignore-scripts`` in bench/ when the peer is missing.  Then one Chromium (Debian's), one local
 server (repo root on 127.0.0.1, COOP/COEP so onnxruntime-web may use threads), and for each side a fresh
 browser context (cold HTTP cache, every byte counted by the server):
 
   peer   bench/peer.html: transformers.js 4.3.2 + onnxruntime-web (wasm, fp32), 1 thread and 2 threads
   ours   bench/pyodide.html: Pyodide 0.17.1 + numpy 1.17.5 running the repo's pyapp (catalogue, WeightStore,
-         WordPieceTokenizer, Encoder) exactly as the app does; plus "tuned" rows (bench/ours.py) that run
-         the compute forms the micro-benchmarks recommend on the same weights
+         WordPieceTokenizer, Encoder) exactly as the app does; with ``--base REV`` also that revision's
+         pyapp on the same weights (the measured effect of a change, same run)
   app    web/index.html booted the way the browser tests boot it (tests/browser/conftest.py routing: the
          PyScript CDN module replaced by tests/browser/bootstrap.js = Pyodide 0.17.1 from node_modules)
 
@@ -60,12 +63,19 @@ MODEL_DIR = HERE / ".generated" / "minilm-onnx"
 
 # ------------------------------------------------------------------------------------------------ set-up
 def setup(log) -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        log("pip install -r bench/requirements.txt (onnx for the export, onnxruntime for its check) ...")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(HERE / "requirements.txt")],
+                       check=True)
     if not (MODEL_DIR / "onnx" / "model.onnx").exists():
         log("exporting MiniLM to ONNX (bench/export_onnx.py) ...")
         subprocess.run([sys.executable, str(HERE / "export_onnx.py")], check=True)
     if not (HERE / "node_modules" / "@huggingface" / "transformers" / "dist" / "transformers.min.js").exists():
-        log("npm install --ignore-scripts in bench/ ...")
-        subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=str(HERE), check=True)
+        log("npm ci --ignore-scripts in bench/ ...")
+        subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=str(HERE), check=True)
     for need in ("models/index.json", "pyapp/core/encoder.py", "pyapp/core/store.py"):
         if not (ROOT / need).exists():
             sys.exit("missing %s: our side needs the app's package and built models" % need)
@@ -137,18 +147,25 @@ def pyapp_files():
     return files
 
 
-def run_ours(browser, srv, texts, warmup, reps, tuned, log):
+def run_ours(browser, srv, texts, warmup, reps, base, log):
     from ours import SETUP
     page = open_pyodide(browser, srv)
     boot_ms = page.evaluate("window.BOOT_MS")
     files = [[srv.origin + "/" + f, f] for f in pyapp_files()]
+    if base:
+        from profile_forward import BASE_DIR, write_base
+        write_base(base)
+        files += [[srv.origin + "/bench/.generated/base/" + p.relative_to(BASE_DIR).as_posix(),
+                   p.relative_to(BASE_DIR).as_posix()] for p in sorted(BASE_DIR.rglob("*.py"))]
     prelude = "FILES = %s\nBASE = %r\n" % (json.dumps(files), srv.origin + "/")
     page.evaluate("window.py(%s)" % json.dumps(prelude + SETUP + "\n'ok'"))
+    if base:
+        page.evaluate("window.py(%s)" % json.dumps("add_base()"))
     loaded = json.loads(page.evaluate("window.py(%s)" % json.dumps("await load_for(%s)" % json.dumps(texts))))
     log("ours: loaded %d model files (%.1f MB), decode+verify %.2f s"
         % (loaded["files"], loaded["bytes"] / 1e6, loaded["decode_s"]))
     rows = json.loads(page.evaluate("window.py(%s)" % json.dumps(
-        "run(%s, %d, %d, %s, 5.0)" % (json.dumps(texts), warmup, reps, tuned))))
+        "run(%s, %d, %d, %s, 5.0)" % (json.dumps(texts), warmup, reps, bool(base)))))
     redraw = json.loads(page.evaluate("window.py(%s)" % json.dumps("redraw(128, 512, %d, %d)" % (warmup, reps))))
     page.context.close()
     return {"rows": rows, "redraw_128": redraw, "errors": page.bench_log, "boot_ms": boot_ms, "loaded": loaded}
@@ -313,12 +330,47 @@ def ratio(a, b):
     return "—" if (a is None or b is None or not b) else "%.2fx" % (a / b)
 
 
+class Table:
+    """Rows of the side-by-side table, printed aligned and as Markdown (bench/README.md)."""
+
+    HEAD = ("figure", "n", "ours", "peer 1 thread", "peer 2 threads", "ours / 1T", "ours / 2T")
+
+    def __init__(self):
+        self.rows = []
+
+    def add(self, label, n, ours, p1=None, p2=None, f=fmt_ms):
+        self.rows.append((label, "" if n is None else str(n), f(ours), f(p1) if p1 is not None else "—",
+                          f(p2) if p2 is not None else "—", ratio(ours, p1), ratio(ours, p2)))
+
+    def note(self, text):
+        self.rows.append((text,))
+
+    def text(self):
+        fmt = "%-58s %5s %11s %14s %15s %10s %10s"
+        out = [fmt % self.HEAD, "-" * 129]
+        for r in self.rows:
+            out.append(("    " + r[0]) if len(r) == 1 else fmt % r)
+        return "\n".join(out)
+
+    def markdown(self):
+        out = ["| " + " | ".join(self.HEAD) + " |", "|" + "---|" * len(self.HEAD)]
+        for r in self.rows:
+            cells = (r[0],) + ("",) * (len(self.HEAD) - 1) if len(r) == 1 else r
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        return "\n".join(out)
+
+
+README_BEGIN = "<!-- benchmark table: begin (written by run_benchmark.py --readme) -->"
+README_END = "<!-- benchmark table: end -->"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs before each figure (after a 5 s settle)")
     ap.add_argument("--quick", action="store_true", help="skip the 2-thread peer and the app page")
-    ap.add_argument("--no-tuned", action="store_true", help="skip the tuned-path rows")
+    ap.add_argument("--base", default="", help="also time this git revision's pyapp on the same weights")
+    ap.add_argument("--readme", action="store_true", help="write the table into bench/README.md")
     ap.add_argument("--json", type=Path, default=HERE / ".generated" / "benchmark.json")
     a = ap.parse_args(argv)
     def log(m):
@@ -331,9 +383,11 @@ def main(argv=None) -> int:
         log("Chromium %s, server %s" % (browser.version, srv.origin))
         peer1 = run_peer(browser, srv, texts, 1, a.warmup, a.reps, log)
         log("peer 1 thread done")
-        ours = run_ours(browser, srv, texts, a.warmup, a.reps, not a.no_tuned, log)
+        ours = run_ours(browser, srv, texts, a.warmup, a.reps, a.base, log)
         log("ours done")
         peer2 = None if a.quick else run_peer(browser, srv, texts, 2, a.warmup, a.reps, log)
+        if peer2:
+            log("peer 2 threads done")
         app = None if a.quick else run_app(browser, srv, log, texts, a.warmup, a.reps)
         version = browser.version
     load1 = os.getloadavg()
@@ -343,89 +397,106 @@ def main(argv=None) -> int:
     parity = {}
     for i, ref in enumerate(refs):
         n = ref.shape[-1]
-        parity[("peer", n)] = float(np.abs(unpack(peer1["rows"][i]["attentions"], n) - ref).max())
+        parity[("peer 1T", n)] = float(np.abs(unpack(peer1["rows"][i]["attentions"], n) - ref).max())
+        if peer2:
+            parity[("peer 2T", n)] = float(np.abs(unpack(peer2["rows"][i]["attentions"], n) - ref).max())
         parity[("ours", n)] = float(np.abs(unpack(ours["rows"][i]["attentions"], n) - ref).max())
-        if "tuned_attentions" in ours["rows"][i]:
-            tuned = unpack(ours["rows"][i]["tuned_attentions"], n)
-            parity[("tuned", n)] = float(np.abs(tuned - ref).max())
-            parity[("tuned-vs-ours", n)] = float(np.abs(tuned - unpack(ours["rows"][i]["attentions"], n)).max())
+        if "base_attentions" in ours["rows"][i]:
+            parity[("base", n)] = float(np.abs(unpack(ours["rows"][i]["base_attentions"], n) - ref).max())
 
-    print()
-    print("Issue 7 benchmark — Chromium %s (%s), %d CPUs, load avg %.1f -> %.1f; warm-up %d, median of %d"
-          % (version, platform.machine(), os.cpu_count() or 0, load0[0], load1[0], a.warmup, a.reps))
-    print("peer = transformers.js 4.3.2 / onnxruntime-web wasm fp32; ours = pyapp on Pyodide 0.17.1 + numpy 1.17.5")
-    print()
-    hdr = "%-50s %12s %12s %12s %12s %10s %10s"
-    print(hdr % ("figure", "n", "ours", "peer 1T", "peer 2T", "ours/1T", "ours/2T"))
-    print("-" * 124)
-
-    def line(label, n, ours_v, p1, p2, f=fmt_ms):
-        print(hdr % (label, n, f(ours_v), f(p1), f(p2) if p2 is not None else "—", ratio(ours_v, p1),
-                     ratio(ours_v, p2) if p2 is not None else "—"))
-
+    t = Table()
     for i, r in enumerate(ours["rows"]):
         n = r["n"]
         p1 = peer1["rows"][i]
         p2 = peer2["rows"][i] if peer2 else None
-        line("(a) edit -> layer-0 heatmap data", n, r["layer0"]["median"], p1["layer0"]["median"],
-             p2["layer0"]["median"] if p2 else None)
-        line("(b) edit -> all 6 layers' attention", n, r["all"]["median"], p1["all"]["median"],
-             p2["all"]["median"] if p2 else None)
-        if "tuned_layer0" in r:
-            line("(a) tuned path (bench/ours.py)", n, r["tuned_layer0"]["median"], p1["layer0"]["median"],
-                 p2["layer0"]["median"] if p2 else None)
-            line("(b) tuned path (bench/ours.py)", n, r["tuned_all"]["median"], p1["all"]["median"],
-                 p2["all"]["median"] if p2 else None)
-        line("    temperature change (re-softmax layer 0)", n, r["temperature"]["median"], None, None)
-    print("-" * 124)
-    if app and "error" not in app:
-        line("(c) page open -> first heatmap (real app)", app.get("n"), app["first_ms"], peer1["first_ms"],
-             peer2["first_ms"] if peer2 else None)
-        line("(d) bytes before first heatmap, all", "", app["bytes"], peer1["bytes"],
-             peer2["bytes"] if peer2 else None, f=fmt_mb)
-        line("(d) model data before first heatmap", "", app["model_bytes"], peer1["model_bytes"],
-             peer2["model_bytes"] if peer2 else None, f=fmt_mb)
-    else:
-        print("(c)/(d) real app: not measured (%s)" % ((app or {}).get("error") or "--quick"))
-        print(hdr % ("(c) peer page open -> first heatmap", 12, "—", fmt_ms(peer1["first_ms"]), "—", "", ""))
+        t.add("(a) one edit -> layer-0 heatmap data", n, r["layer0"]["median"], p1["layer0"]["median"],
+              p2["layer0"]["median"] if p2 else None)
+        t.add("(b) one edit -> all 6 layers' attention", n, r["all"]["median"], p1["all"]["median"],
+              p2["all"]["median"] if p2 else None)
+        if "base_layer0" in r:
+            t.add("(a) base %s" % a.base, n, r["base_layer0"]["median"], p1["layer0"]["median"],
+                  p2["layer0"]["median"] if p2 else None)
+            t.add("(b) base %s" % a.base, n, r["base_all"]["median"], p1["all"]["median"],
+                  p2["all"]["median"] if p2 else None)
+        t.add("temperature change (re-softmax of layer 0, head average)", n, r["temperature"]["median"])
     for e in (app or {}).get("edits", []):
-        line("(a) real app: edit, words already loaded (update)", e["n"], e["swap_update_ms"], None, None)
-        print("      app breakdown: context %.1f ms, view %.1f ms, canvas draw %.1f ms"
-              % (e["swap_context_ms"], e["swap_view_ms"], e["swap_draw_ms"]))
-        line("(a) real app: edit with a new word (fetch+update)", e["n"], e["edit_update_ms"], None, None)
-        print("      app breakdown: context %.1f ms, view %.1f ms, canvas draw %.1f ms"
-              % (e["edit_context_ms"], e["edit_view_ms"], e["edit_draw_ms"]))
-        line("    real app: temperature change (update_ms)", e["n"], e["temp_update_ms"], None, None)
-        print("      app breakdown: context %.1f ms, view %.1f ms, canvas draw %.1f ms"
-              % (e["temp_context_ms"], e["temp_view_ms"], e["temp_draw_ms"]))
+        t.add("real app: edit, same words (update_ms)", e["n"], e["swap_update_ms"])
+        t.note("app breakdown: context %.1f ms, view %.1f ms, canvas draw %.1f ms"
+               % (e["swap_context_ms"], e["swap_view_ms"], e["swap_draw_ms"]))
+        t.add("real app: edit with a new word (update_ms)", e["n"], e["edit_update_ms"])
+        t.note("app breakdown: context %.1f ms, view %.1f ms, canvas draw %.1f ms"
+               % (e["edit_context_ms"], e["edit_view_ms"], e["edit_draw_ms"]))
+        t.add("real app: temperature change (update_ms)", e["n"], e["temp_update_ms"])
+        t.note("app breakdown: context %.1f ms, view %.1f ms, canvas draw %.1f ms"
+               % (e["temp_context_ms"], e["temp_view_ms"], e["temp_draw_ms"]))
     if app and app.get("edits_error"):
-        print("real-app edits not measured: " + app["edits_error"])
-    line("    Pyodide 0.17.1 + numpy boot (harness page)", "", ours["boot_ms"], None, None)
-    line("redraw 128x128 heatmap (colormap+upscale+put)", 128, ours["redraw_128"]["median"], None, None)
-    print("      redraw breakdown: " + ", ".join("%s %.2f ms" % kv for kv in ours["redraw_128"]["parts"].items()))
-    line("redraw 128x128, upscale via uint32 view (proposed)", 128, ours["redraw_128"]["uint32_upscale"]["median"],
-         None, None)
-    print("      same pixels as scene.nearest_upscale: %s" % ours["redraw_128"]["uint32_same_pixels"])
-    print()
-    print("parity, max |attention - HF eager| over 6 layers x 12 heads:  " + ",  ".join(
-        "%s n=%d %.1e" % (k[0], k[1], v) for k, v in sorted(parity.items())))
-    print("peer 1T page timeline (ms): " + "; ".join("%.0f %s" % (t, w) for t, w in peer1["marks"]))
-    if peer2:
-        print("peer 2T crossOriginIsolated=%s threads=%s" % (peer2["isolated"], peer2["threads"]))
+        t.note("real-app edits not measured: " + app["edits_error"])
     if app and "error" not in app:
-        print("app: state=%s model=%s tab=%s n=%s; first-view model files: %s (+ catalogue %s); app timing %s"
-              % (app["state"], app["model"], app["tab"], app["n"], ", ".join(
-                  p.rsplit("/models/", 1)[-1] for p in app["model_files"]), fmt_mb(app["catalogue_bytes"]),
-                 json.dumps(app["timing"])))
-        print("app boot timeline (ms since navigation): " + "; ".join(
-            "%.0f %s" % (t, what) for t, what in app["timeline"] if t is not None))
+        t.add("(c) page open -> first heatmap (real app)", app.get("n"), app["first_ms"], peer1["first_ms"],
+              peer2["first_ms"] if peer2 else None)
+        t.add("(d) bytes before the first heatmap, all", None, app["bytes"], peer1["bytes"],
+              peer2["bytes"] if peer2 else None, f=fmt_mb)
+        t.add("(d) model data before the first heatmap", None, app["model_bytes"], peer1["model_bytes"],
+              peer2["model_bytes"] if peer2 else None, f=fmt_mb)
+    else:
+        t.note("(c)/(d) real app: not measured (%s)" % ((app or {}).get("error") or "--quick"))
+        t.add("(c) peer page open -> first heatmap", 12, None, peer1["first_ms"])
+    t.add("Pyodide 0.17.1 + numpy boot (harness page)", None, ours["boot_ms"])
+    rd = ours["redraw_128"]
+    t.add("redraw 128x128 heatmap at 512 px (app: colormap + scene.nearest_upscale + putImageData)", 128,
+          rd["median"])
+    t.note("redraw breakdown: " + ", ".join("%s %.2f ms" % kv for kv in rd["parts"].items()))
+    t.add("redraw 128x128, upscale as one uint32 per pixel (proposed for scene.py)", 128,
+          rd["uint32_upscale"]["median"])
+    t.note("same pixels as scene.nearest_upscale: %s" % rd["uint32_same_pixels"])
+
+    header = ("Chromium %s (%s), %d CPUs, load average %.1f -> %.1f; warm-up %d, median of %d; %s UTC"
+              % (version, platform.machine(), os.cpu_count() or 0, load0[0], load1[0], a.warmup, a.reps,
+                 time.strftime("%Y-%m-%d %H:%M", time.gmtime())))
+    sides = ("peer = transformers.js 4.3.2 / onnxruntime-web wasm fp32 (all six layers always); "
+             "ours = pyapp on Pyodide 0.17.1 + numpy 1.17.5 (computes only what is shown)")
+    par = "parity, max |attention - HF eager| over 6 layers x 12 heads: " + ", ".join(
+        "%s n=%d %.1e" % (k[0], k[1], v) for k, v in sorted(parity.items()))
+    extra = ["peer 1T page timeline (ms): " + "; ".join("%.0f %s" % (tm, w) for tm, w in peer1["marks"])]
+    if peer2:
+        extra.append("peer 2T: crossOriginIsolated=%s, threads=%s" % (peer2["isolated"], peer2["threads"]))
+    if app and "error" not in app:
+        extra.append("app: state=%s model=%s tab=%s n=%s; first-view model files: %s (+ catalogue %s)"
+                     % (app["state"], app["model"], app["tab"], app["n"], ", ".join(
+                         p.rsplit("/models/", 1)[-1] for p in app["model_files"]), fmt_mb(app["catalogue_bytes"])))
+        extra.append("app boot timeline (ms since navigation): " + "; ".join(
+            "%.0f %s" % (tm, what) for tm, what in app["timeline"] if tm is not None))
         if app["offhost"] or app["errors"]:
-            print("app: offhost %s errors %s" % (app["offhost"], app["errors"][:3]))
+            extra.append("app: offhost %s errors %s" % (app["offhost"], app["errors"][:3]))
     for name, res in (("peer1", peer1), ("peer2", peer2), ("ours", ours)):
         if res and res.get("errors"):
-            print("%s errors: %s" % (name, res["errors"][:3]))
+            extra.append("%s errors: %s" % (name, res["errors"][:3]))
+    print()
+    print(header)
+    print(sides)
+    print()
+    print(t.text())
+    print()
+    print(par)
+    for line in extra:
+        print(line)
     print("total %.0f s" % (time.time() - t_start))
+
+    md = "\n".join([header + "  ", sides, "", t.markdown(), "", par + "  ", "  \n".join(extra)])
     a.json.parent.mkdir(parents=True, exist_ok=True)
+    (a.json.parent / "benchmark.md").write_text(md + "\n")
+    if a.readme:
+        readme = HERE / "README.md"
+        text = readme.read_text()
+        if README_BEGIN in text and README_END in text:
+            head, rest = text.split(README_BEGIN, 1)
+            text = head + README_BEGIN + "\n" + md + "\n" + README_END + rest.split(README_END, 1)[1]
+        else:
+            text = text.rstrip("\n") + "\n\n## Latest measured table\n\n" + README_BEGIN + "\n" + md + "\n" + \
+                README_END + "\n"
+        readme.write_text(text)
+        log("table written into %s" % readme)
+
     def strip(rows):
         return [{k: v for k, v in r.items() if "attentions" not in k} for r in rows]
     a.json.write_text(json.dumps({

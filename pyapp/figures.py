@@ -180,7 +180,7 @@ def figure(text: str, view: str = "overview", model: str = DEFAULT_MODEL, layer:
     ``view``: see VIEWS (``"step:4"`` for step 4 of the Step-by-step tab). ``layer`` / ``head`` are 0-based;
     ``temperature`` (> 0) is the softmax lens on the shown layer; ``causal`` applies the decoder mask to every
     layer. ``width`` is the layout width in CSS pixels and ``scale`` the device-pixel ratio, so the PNG is
-    ``width * scale`` pixels wide (a view may be wider when it needs: neuron 420, stats 480 at least).
+    ``width * scale`` pixels wide (a view may be wider when it needs: the head-statistics table is at least 480).
     ``pinned_row`` pins a query row (the neuron view's query token); ``arch`` picks the Architecture tab's
     diagram; ``d_model`` / ``heads`` / ``seed`` shape the synthetic models ``"deterministic"`` and
     ``"random"``; ``extra`` sets view state the page keeps (e.g. {"heads_shown": [0, 3]} for lines,

@@ -88,10 +88,12 @@ def resolve_checkpoint(src: str) -> str:
         return src
     if src.startswith((".", "/", "~")) or src.count("/") > 1 or os.sep != "/" and os.sep in src:
         raise SystemExit(f"no checkpoint folder {src!r}")
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import list_repo_files, snapshot_download
 
-    return snapshot_download(src, allow_patterns=["config.json", "model.safetensors", "pytorch_model.bin",
-                                                  "tokenizer.json", "vocab.txt", "tokenizer_config.json"])
+    # the weights once: model.safetensors when the repo has it, else pytorch_model.bin
+    weights = "model.safetensors" if "model.safetensors" in list_repo_files(src) else "pytorch_model.bin"
+    return snapshot_download(src, allow_patterns=["config.json", weights, "tokenizer.json", "vocab.txt",
+                                                  "tokenizer_config.json"])
 
 
 def load_checkpoint(folder: str) -> Tuple[dict, Dict[str, np.ndarray]]:

@@ -3,7 +3,7 @@
     python scripts/sync_pyscript_files.py          # rewrite
     python scripts/sync_pyscript_files.py --check  # exit 1 if the table is out of date
 
-Every pyapp module the browser may import is listed; CPython-only modules (the CLI and the Pillow
+Every pyapp module the browser may import is listed; CPython-only modules (the CLI, the figures and the Pillow
 backend) are left out. Weight files are not listed: the app fetches them itself, with progress.
 """
 
@@ -15,7 +15,7 @@ from typing import List
 
 ROOT = Path(__file__).resolve().parent.parent
 TOML = ROOT / "web" / "pyscript.toml"
-CPYTHON_ONLY = {"pyapp/cli.py", "pyapp/__main__.py", "pyapp/raster.py"}
+CPYTHON_ONLY = {"pyapp/cli.py", "pyapp/__main__.py", "pyapp/raster.py", "pyapp/figures.py"}
 EXTRA_FILES = ["models/index.json"]
 
 HEADER = """\

@@ -22,7 +22,7 @@ VENV="${MHSA_VENV:-$ROOT/.venv}"
 ARTIFACTS="$ROOT/test-artifacts"
 START=$(date +%s)
 
-log() { printf '\n==> %s\n' "$*"; }
+log() { printf '\n==> [%s, +%ds] %s\n' "$(date -u +%H:%M:%S)" $(( $(date +%s) - START )) "$*"; }
 die() { printf '\nscripts/test.sh: %s\n' "$*" >&2; exit 1; }
 
 # --- system packages (Debian) -------------------------------------------------------------------
@@ -153,13 +153,17 @@ mkdir -p "$ARTIFACTS"
 JUNIT="$ARTIFACTS/junit.xml"
 rm -f "$JUNIT"
 log "Running pytest (ruff, unit, parity and browser tests)"
+TESTS_START=$(date +%s)
 set +e
 "$VPY" -m pytest -ra --junitxml="$JUNIT" "$@"
 PYTEST_RC=$?
 set -e
 
 # --- summary --------------------------------------------------------------------------------------
-ELAPSED=$(( $(date +%s) - START ))
+END=$(date +%s)
+ELAPSED=$(( END - START ))
+SETUP_S=$(( TESTS_START - START ))
+TESTS_S=$(( END - TESTS_START ))
 COUNTS="$("$VPY" - "$JUNIT" <<'EOF'
 import re
 import sys
@@ -193,19 +197,27 @@ read -r N_TESTS N_PASSED N_FAILED N_ERRORS N_SKIPPED N_ENV_SKIPS <<<"$COUNTS"
 printf '\n==================== scripts/test.sh summary ====================\n'
 printf 'tests: %s   passed: %s   failed: %s   errors: %s   skipped: %s\n' \
     "$N_TESTS" "$N_PASSED" "$N_FAILED" "$N_ERRORS" "$N_SKIPPED"
-printf 'pytest exit code: %s   wall time: %dm%02ds   junit: %s\n' \
-    "$PYTEST_RC" $((ELAPSED / 60)) $((ELAPSED % 60)) "${JUNIT#"$ROOT"/}"
+printf 'pytest exit code: %s   junit: %s\n' "$PYTEST_RC" "${JUNIT#"$ROOT"/}"
+printf 'wall time: %dm%02ds = set-up %dm%02ds + tests %dm%02ds\n' $((ELAPSED / 60)) $((ELAPSED % 60)) \
+    $((SETUP_S / 60)) $((SETUP_S % 60)) $((TESTS_S / 60)) $((TESTS_S % 60))
 
+# The verdict, then a closing count line in the usual "N passed, N failed" form.
+finish() {
+    echo "RESULT: $2"
+    printf 'summary: %d passed, %d failed, %d skipped\n' "${N_PASSED:-0}" \
+        $(( ${N_FAILED:-0} + ${N_ERRORS:-0} )) "${N_SKIPPED:-0}"
+    exit "$1"
+}
+if [ "$PYTEST_RC" -eq 5 ]; then
+    finish 5 "FAILED (no test ran: pytest collected nothing)"
+fi
 if [ "$PYTEST_RC" -ne 0 ]; then
-    echo "RESULT: FAILED"
-    exit "$PYTEST_RC"
+    finish "$PYTEST_RC" "FAILED (pytest exit code $PYTEST_RC)"
 fi
 if [ "${N_PASSED:-0}" -le 0 ]; then
-    echo "RESULT: FAILED (no test ran)"
-    exit 1
+    finish 1 "FAILED (no test ran)"
 fi
 if [ "${N_ENV_SKIPS:-0}" -gt 0 ] && [ -z "${MHSA_ALLOW_ENV_SKIPS:-}" ]; then
-    echo "RESULT: FAILED ($N_ENV_SKIPS tests skipped for a missing dependency; see 'environment skip' above)"
-    exit 1
+    finish 1 "FAILED ($N_ENV_SKIPS tests skipped for a missing dependency; see 'environment skip' above)"
 fi
-echo "RESULT: PASSED"
+finish 0 "PASSED"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import sys
 
@@ -25,6 +26,20 @@ SENTENCES = [
     "a a a a a a a a",
     'She said: "well... maybe?" 42 times! Café naïve résumé.',
 ]
+
+
+def run_cli(argv, stdin=""):
+    """``python -m pyapp ARGV`` in-process: (exit code, stdout, stderr)."""
+    from pyapp.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.stderr
+    sys.stderr = err
+    try:
+        code = main(argv, out=out, stdin=io.StringIO(stdin))
+    finally:
+        sys.stderr = old
+    return code, out.getvalue(), err.getvalue()
 
 
 def minilm_checkpoint_dir() -> str:

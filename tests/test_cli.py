@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
-
-from pyapp.cli import main
+from conftest import ROOT, run_cli
 
 FOX = "The quick brown fox jumps over the lazy dog."
 
 
-def run(argv, stdin=""):
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.stderr
-    sys.stderr = err
-    try:
-        code = main(argv, out=out, stdin=io.StringIO(stdin))
-    finally:
-        sys.stderr = old
-    return code, out.getvalue(), err.getvalue()
+run = run_cli
 
 
 def test_models_lists_the_catalogue():

@@ -7,7 +7,6 @@ pixel snapping (scene.device_box + nearest_upscale).
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import subprocess
@@ -15,9 +14,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
-from pyapp.cli import main
 from pyapp.core.analysis import rollout
 from pyapp.core.files import LocalModel
 from pyapp.figures import figure
@@ -32,15 +30,7 @@ VIEWS = ["overview", "heads", "step:1", "step:2", "step:3", "step:4", "step:5", 
          "step:9", "math", "architecture", "model", "lines", "neuron", "rollout", "stats"]
 
 
-def run(argv, stdin=""):
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.stderr
-    sys.stderr = err
-    try:
-        code = main(argv, out=out, stdin=io.StringIO(stdin))
-    finally:
-        sys.stderr = old
-    return code, out.getvalue(), err.getvalue()
+run = run_cli
 
 
 def png(path) -> np.ndarray:

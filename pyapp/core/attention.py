@@ -4,7 +4,9 @@
     MultiHead(X) = Concat(head_1 .. head_h) W_O^T + b_O,   head_i = Attention(X W_Qi^T + b_Qi, ...)
 
 Weights use the ``nn.Linear`` layout of the checkpoints: ``weight`` is (out, in) and y = x @ W.T + b.
-All heads are computed together (one matmul per projection, batched over heads), in float32.
+All heads are computed together (one matmul per projection, batched over heads), in float32.  The two
+kernels that dominate in the browser (no BLAS there) come from ``numerics``: ``matmul_t`` (x @ W.T),
+``batched_matmul`` (one product per head) and ``exp`` (the softmax's e**x); see its docstring.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 import numpy as np
+
+from . import numerics
 
 
 @dataclass
@@ -72,7 +76,7 @@ class AttentionTrace:
         logits, probs = attention_probs(self, temperature)
         heads = concat = output = None
         if self.v is not None and self.projection is not None:
-            heads = np.matmul(probs, self.v)  # (heads, n, d_k)
+            heads = numerics.batched_matmul(probs, self.v)  # (heads, n, d_k)
             concat = concat_heads(heads)  # (n, heads*d_k)
             output = linear(concat, *self.projection)  # (n, d_model)
         return AttentionTrace(self.x, self.q, self.k, self.v, self.scores, self.scaled, self.masked, logits,
@@ -80,8 +84,8 @@ class AttentionTrace:
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
-    """y = x W^T + b in float32 (nn.Linear)."""
-    y = np.matmul(x, weight.T.astype(np.float32, copy=False))
+    """y = x W^T + b in float32 (nn.Linear): (n, in) -> (n, out)."""
+    y = numerics.matmul_t(x, weight)  # (n, out)
     if bias is not None:
         y += bias.astype(np.float32, copy=False)
     return y
@@ -107,10 +111,11 @@ def causal_mask(scores: np.ndarray) -> np.ndarray:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax over the last axis (numerically stable, float32)."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    """Row-wise softmax over the last axis (numerically stable, float32; -inf -> exactly 0)."""
+    logits = np.asarray(logits, dtype=np.float32)
+    e = numerics.exp(logits - logits.max(axis=-1, keepdims=True))  # (..., n)  e**(l - max) in (0, 1]
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
 
 
 def check_temperature(temperature: float) -> float:
@@ -129,9 +134,14 @@ def attention_probs(trace_or_logits, temperature: float = 1.0):
     t = check_temperature(temperature)
     if isinstance(trace_or_logits, AttentionTrace):
         base = trace_or_logits.masked if trace_or_logits.masked is not None else trace_or_logits.scaled
-        logits = (base / np.float32(t)).astype(np.float32)
+        logits = _tempered(base, t)
         return logits, softmax(logits)
-    return softmax((np.asarray(trace_or_logits, dtype=np.float32) / np.float32(t)).astype(np.float32))
+    return softmax(_tempered(np.asarray(trace_or_logits, dtype=np.float32), t))
+
+
+def _tempered(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """logits / T in float32; at T = 1 the logits themselves (no copy: traces are never written to)."""
+    return logits if temperature == 1.0 else logits / np.float32(temperature)
 
 
 def multi_head_attention(x: np.ndarray, w: AttentionWeights, temperature: float = 1.0,
@@ -142,15 +152,15 @@ def multi_head_attention(x: np.ndarray, w: AttentionWeights, temperature: float 
     h, d_k = w.n_heads, w.d_k
     q = split_heads(linear(x, w.q_weight, w.q_bias), h)  # (heads, n, d_k)
     k = split_heads(linear(x, w.k_weight, w.k_bias), h)  # (heads, n, d_k)
-    scores = np.matmul(q, k.transpose(0, 2, 1))  # (heads, n, n)   Q K^T
+    scores = numerics.batched_matmul(q, k.transpose(0, 2, 1))  # (heads, n, n)   Q K^T
     scaled = scores / np.float32(np.sqrt(d_k))  # (heads, n, n)   / sqrt(d_k)
     masked = causal_mask(scaled) if causal else None  # (heads, n, n)   -inf above the diagonal
-    logits = ((masked if causal else scaled) / np.float32(t)).astype(np.float32)  # (heads, n, n)
+    logits = _tempered(masked if causal else scaled, t)  # (heads, n, n)   / temperature
     probs = softmax(logits)  # (heads, n, n)   rows sum to 1
     v = heads = concat = output = None
     if w.has_values:
-        v = split_heads(linear(x, w.v_weight, w.v_bias), h)  # (heads, n, d_k)
-        heads = np.matmul(probs, v)  # (heads, n, d_k)  probs @ V
+        v = np.ascontiguousarray(split_heads(linear(x, w.v_weight, w.v_bias), h))  # (heads, n, d_k)
+        heads = numerics.batched_matmul(probs, v)  # (heads, n, d_k)  probs @ V
         concat = concat_heads(heads)  # (n, heads*d_k)
         output = linear(concat, w.o_weight, w.o_bias)  # (n, d_model)
     projection = (w.o_weight, w.o_bias) if w.has_values else None

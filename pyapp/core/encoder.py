@@ -18,6 +18,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import numerics
 from .attention import (
     AttentionTrace,
     AttentionWeights,
@@ -80,29 +81,57 @@ class DictParams:
 # ---------------------------------------------------------------------------------------------- maths
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
-    """LayerNorm over the last axis, float32 like torch."""
-    mean = x.mean(axis=-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return ((x - mean) / np.sqrt(var + np.float32(eps)) * weight + bias).astype(np.float32)
+    """LayerNorm over the last axis, float32 like torch: (x - mean) / sqrt(var + eps) * weight + bias."""
+    x = np.asarray(x, dtype=np.float32)
+    centred = x - x.mean(axis=-1, keepdims=True)  # (n, d)
+    var = np.einsum("...i,...i->...", centred, centred)[..., None] / np.float32(x.shape[-1])  # (n, 1)
+    centred *= 1.0 / np.sqrt(var + np.float32(eps))
+    centred *= weight
+    centred += bias
+    return centred
+
+
+_ERFC_POLY = (0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806, 0.09678418,
+              0.37409196, 1.00002368, -1.26551223)  # Numerical Recipes erfc Chebyshev fit, highest first
+
+
+def erfc_abs(z: np.ndarray) -> np.ndarray:
+    """erfc(|z|) by the Numerical Recipes Chebyshev fit (|error| < 1.2e-7), in z's float dtype.
+
+    float64 in -> float64 (np.exp); float32 in -> float32 throughout (``numerics.exp``: the fast path).
+    """
+    z = np.asarray(z)
+    dt = np.float32 if z.dtype == np.float32 else np.float64
+    z = np.abs(z.astype(dt, copy=False))
+    t = dt(1.0) / (dt(1.0) + dt(0.5) * z)
+    acc = np.full_like(t, dt(_ERFC_POLY[0]))
+    for c in _ERFC_POLY[1:]:  # Horner: acc = P(t)
+        acc *= t
+        acc += dt(c)
+    acc -= z * z  # -z^2 + P(t)
+    acc = numerics.exp(acc) if dt is np.float32 else np.exp(acc)
+    acc *= t
+    return acc
 
 
 def erf(x: np.ndarray) -> np.ndarray:
-    """erf without scipy (numpy has none): the Numerical Recipes ``erfc`` Chebyshev fit, in float64.
-
-    |error| < 1.2e-7, below float32 resolution near 1, so GELU matches torch's exact erf GELU.
-    """
-    z = np.abs(x.astype(np.float64))
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = (-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
-        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
-            -0.82215223 + t * 0.17087277)))))))))
-    erfc = t * np.exp(poly)
-    return np.where(x >= 0, 1.0 - erfc, erfc - 1.0)
+    """erf without scipy (numpy has none): 1 - erfc(|x|), odd.  |error| < 1.2e-7 in float64."""
+    x = np.asarray(x)
+    e = erfc_abs(x)
+    return np.where(x >= 0, 1.0 - e, e - 1.0).astype(e.dtype)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    """GELU(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), the exact form BERT uses."""
-    return (0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))).astype(np.float32)
+    """GELU(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), the exact form BERT uses, in float32.
+
+    Phi(x) = 1 - erfc(|x| / sqrt 2) / 2 for x >= 0 and erfc(|x| / sqrt 2) / 2 for x < 0 (no cancellation).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    half = erfc_abs(x * np.float32(1.0 / np.sqrt(2.0)))
+    half *= np.float32(0.5)  # erfc(|x| / sqrt 2) / 2
+    phi = np.where(x >= 0, np.float32(1.0) - half, half)  # (n, d_ff)  Phi(x)
+    phi *= x
+    return phi
 
 
 # -------------------------------------------------------------------------------------------- encoder

@@ -71,15 +71,24 @@ def to_index(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
     span = float(vmax) - float(vmin)
     if not np.isfinite(span) or span <= 0:
         span = 1.0
-    t = (np.asarray(values, dtype=np.float32) - np.float32(vmin)) * np.float32(255.0 / span)
-    t = np.nan_to_num(t, nan=0.0, posinf=255.0, neginf=0.0)  # numpy >= 1.17
-    return np.clip(np.round(t), 0, 255).astype(np.uint8)
+    t = np.asarray(values, dtype=np.float32) - np.float32(vmin)  # a new array: the steps below are in place
+    t *= np.float32(255.0 / span)
+    if not np.isfinite(t).all():  # rare (masked -inf, NaN): one extra pass
+        t = np.nan_to_num(t, nan=0.0, posinf=255.0, neginf=0.0)  # numpy >= 1.17
+    np.clip(t, 0, 255, out=t)
+    np.rint(t, out=t)
+    return t.astype(np.uint8)
 
 
 def colorize(values: np.ndarray, lut: np.ndarray, vmin: float, vmax: float,
              mask: Optional[np.ndarray] = None) -> np.ndarray:
-    """(r, c) values -> (r, c, 4) uint8 RGBA by one LUT gather; `mask` (bool) cells get MASKED_RGBA."""
-    rgba = np.take(lut, to_index(values, vmin, vmax), axis=0)
+    """(r, c) values -> (r, c, 4) uint8 RGBA by one LUT gather; `mask` (bool) cells get MASKED_RGBA.
+
+    The gather moves one uint32 per pixel (the LUT viewed as 256 packed RGBA words), not four bytes.
+    """
+    idx = to_index(values, vmin, vmax)
+    packed = np.ascontiguousarray(lut, dtype=np.uint8).view(np.uint32).reshape(-1)  # (256,) RGBA words
+    rgba = packed.take(idx).view(np.uint8).reshape(idx.shape + (4,))
     if mask is not None and mask.any():
         rgba[mask] = MASKED_RGBA
     return rgba

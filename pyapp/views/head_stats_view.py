@@ -79,21 +79,27 @@ def _columns(width: float):
 
 
 def render(ctx: ViewContext, width: float) -> Scene:
-    width = max(float(width), 480.0)
+    shown_w = max(float(width), 320.0)     # what the user sees: the text and the label grid fit it
+    width = max(shown_w, 480.0)            # the table needs at least this (it scrolls sideways on a phone)
     att = layer_attentions(ctx)
     n_layers, n_heads = int(ctx.n_layers), ctx.n_heads
     done = [layer for layer in range(n_layers) if layer in att]
     scene = Scene(width, 100, label="Head statistics of %d layers x %d heads" % (len(done), n_heads))
     inner = width - 2 * MARGIN
+    text_w = shown_w - 2 * MARGIN
     sub = ("After Clark et al. (2019). Per head, averaged over the query tokens: entropy of the attention "
            "(nats; and ÷ ln(keys), 1 = uniform), mean distance |i − j| in tokens, and the share of attention "
            "on [CLS], [SEP], punctuation, the previous token, the next token and the token itself. Click a "
            "column to sort, a row or a cell to open that head.")
     if len(done) < n_layers:
         sub += " Computing layers: %d of %d done." % (len(done), n_layers)
-    y = header(scene, MARGIN, MARGIN, inner, "Head statistics · %d layers × %d heads" % (n_layers, n_heads), sub)
+    y = header(scene, MARGIN, MARGIN, text_w, "Head statistics · %d layers × %d heads" % (n_layers, n_heads), sub)
     rows = table_rows(ctx)
-    y = _label_grid(scene, MARGIN, y, inner, ctx, rows, done)
+    y = _label_grid(scene, MARGIN, y, text_w, ctx, rows, done)
+    if shown_w < width:
+        scene.text(MARGIN, y + 18, "The table is wider than the screen: scroll it sideways →", size=11, italic=True,
+                   color="#555555", max_width=text_w)
+        y += 12
     y = _table(scene, MARGIN, y + 14, inner, ctx, rows)
     scene.height = y + MARGIN
     scene.alt_text = "\n".join(
@@ -111,6 +117,9 @@ def _label_grid(scene: Scene, x: float, y: float, w: float, ctx: ViewContext, ro
     by = {(r.layer, r.head): r for r in rows}
     lab_w = text_width("layer 00", 11) + 8
     cw = max(30.0, min(46.0, (w * 0.6 - lab_w) / max(n_heads, 1)))
+    if lab_w + n_heads * cw > w:          # a phone: the grid still fits, its cells show colours only
+        cw = max(12.0, (w - lab_w) / max(n_heads, 1))
+    words = cw >= 28
     ch = 18.0
     scene.text(x, y + 12, "Each head's label", size=12, bold=True, color="#222222")
     gy = y + 20
@@ -128,8 +137,9 @@ def _label_grid(scene: Scene, x: float, y: float, w: float, ctx: ViewContext, ro
                 scene.rect(cx + 1, ry, cw - 2, ch, fill="#f3f4f6")
                 continue
             scene.rect(cx + 1, ry, cw - 2, ch, fill=LABEL_COLORS[r.label], radius=2)
-            scene.text(cx + cw / 2, ry + ch / 2 + 0.5, SHORT[r.label], size=9, align="center", baseline="middle",
-                       color=LABEL_TEXT_COLORS.get(r.label, "#ffffff"), max_width=cw - 4)
+            if words:
+                scene.text(cx + cw / 2, ry + ch / 2 + 0.5, SHORT[r.label], size=9, align="center",
+                           baseline="middle", color=LABEL_TEXT_COLORS.get(r.label, "#ffffff"), max_width=cw - 4)
             scene.region(cx + 1, ry, cw - 2, ch, "stats_cell", action={"layer": layer, "head": h},
                          tooltip="layer %d · head %d: %s · click to open" % (layer, h, r.label_text))
     if (ctx.layer, ctx.head_index) in by:

@@ -129,7 +129,8 @@ def draw_heatmap(scene: Scene, x: float, y: float, width: float, matrix: np.ndar
     legend_w = 0.0
     if legend:
         legend_w = 14.0 + 6.0 + max(text_width("max " + format_weight(top), 10), text_width("masked", 10),
-                                    text_width("−%.2f" % top, 10)) + 6.0
+                                    text_width("−%.2f" % top, 10),
+                                    text_width(("0 " + what) if signed else what, 10)) + 6.0
 
     # two passes: the label font depends on the cell size, which depends on the label margins
     font, step, row_w, col_w = MAX_FONT, 1, 0.0, 0.0
@@ -233,8 +234,10 @@ def alt_text(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence
              heading: str = "") -> str:
     """For each query token, its top-k attended key tokens with weights (one line per query)."""
     lines = [heading] if heading else []
-    for i in range(matrix.shape[0]):
-        tops = ", ".join("%s %.2f" % (col_labels[j], matrix[i, j]) for j in top_k(matrix, i, k))
+    order = np.argsort(-matrix, axis=1, kind="mergesort")[:, :k]  # (rows, k) as top_k, all rows at once
+    weights = np.take_along_axis(matrix, order, axis=1).tolist()
+    for i, (cols, ws) in enumerate(zip(order.tolist(), weights)):
+        tops = ", ".join("%s %.2f" % (col_labels[j], w) for j, w in zip(cols, ws))
         lines.append("%s (%d) → %s" % (row_labels[i], i, tops))
     return "\n".join(lines)
 

@@ -11,8 +11,10 @@ from typing import List, Optional
 from .context import ViewContext
 from .mathtext import (
     Box,
+    Bracket,
     Frac,
     Row,
+    Scripts,
     Space,
     Sqrt,
     Text,
@@ -34,8 +36,17 @@ def _real(size: float, a: int, b: int) -> Box:
     return var("ℝ", size, sup="%d×%d" % (a, b))
 
 
+def _symbol(name: str, size: float) -> Box:
+    """"d_model" -> d with an upright subscript "model"; "hd_k" -> h d_k; "h" -> h (italic)."""
+    head, _, sub = name.partition("_")
+    base = Row([Text(c, size, italic=True) for c in head])
+    return Scripts(base, sub=Text(sub, size * 0.72, italic=len(sub) == 1), size=size) if sub else base
+
+
 def _symbolic_dims(size: float, a: str, b: str) -> Box:
-    return var("ℝ", size, sup="%s×%s" % (a, b))
+    """ℝ^{a×b} with a, b written as symbols (d_model × d_k)."""
+    small = size * 0.7
+    return Scripts(Text("ℝ", size), sup=Row([_symbol(a, small), Text("×", small), _symbol(b, small)]), size=size)
 
 
 def attention_formula(s: float) -> Box:
@@ -43,8 +54,8 @@ def attention_formula(s: float) -> Box:
     qk = Row([var("Q", s), var("K", s, sup="T")])
     frac = Frac(qk, Sqrt(var("d", s, sub="k", sub_italic=True), s), s)
     return Row([Text("Attention", s), Text("(", s), var("Q", s), Text(", ", s), var("K", s), Text(", ", s),
-                var("V", s), Text(")", s), op("=", s), Text("softmax", s), Text("(", s * 1.5), frac,
-                Text(")", s * 1.5), var("V", s)])
+                var("V", s), Text(")", s), op("=", s), Text("softmax", s), Bracket(Row([Space(0.12 * s), frac, Space(0.12 * s)]), s, "(", ")"),
+                var("V", s)])
 
 
 def head_formula(s: float) -> Box:
@@ -101,7 +112,7 @@ def render(ctx: ViewContext, width: float) -> Scene:
     def section(title: str):
         nonlocal y
         y += 6
-        scene.text(MARGIN, y + 14, title, size=14, bold=True, color="#0b4f9c")
+        scene.text(MARGIN, y + 14, title, size=14, bold=True, color="#0b4f9c", max_width=inner)
         scene.line(MARGIN, y + 20, MARGIN + inner, y + 20, color="#dde3ea")
         y += 30
 
@@ -132,7 +143,9 @@ def render(ctx: ViewContext, width: float) -> Scene:
     section("Heads are concatenated and projected")
     put(_fit(multihead_formula, s, inner - 10))
     put(_fit(lambda z: Row([var("W", z, sup="O"), op("∈", z), _symbolic_dims(z, "hd_k", "d_model"), op("=", z),
-                            _real(z, H * dk, dm), Text(",   h = %d,  d_k = %d" % (H, dk), z)]), s * 0.85,
+                            _real(z, H * dk, dm), Text(",", z), Space(z), _symbol("h", z), op("=", z),
+                            Text(str(H), z), Text(",", z), Space(0.6 * z), _symbol("d_k", z), op("=", z),
+                            Text(str(dk), z)]), s * 0.85,
              inner - 10))
 
     section("With the numbers: head %d, layer %d, %d tokens" % (h, ctx.layer, n))
@@ -148,32 +161,31 @@ def render(ctx: ViewContext, width: float) -> Scene:
             put(box, tooltip="W_Q of head %d: %d × %d (nn.Linear rows %d..%d, transposed)"
                 % (h, dm, dk, h * dk, (h + 1) * dk - 1))
     lines = [
-        ("Q", tr.q[h], "Q_h = X W_Q,h + b", (n, dk)),
-        ("K", tr.k[h], "K_h = X W_K,h + b", (n, dk)),
+        ("Q", tr.q[h], "Q_%d = X W_Q,%d + b" % (h, h), (n, dk)),
+        ("K", tr.k[h], "K_%d = X W_K,%d + b" % (h, h), (n, dk)),
     ]
     for letter, m, tip, shp in lines:
-        for box in _numbers_line(var(letter, s, sub="h", sub_italic=True), m, labels, _real(s * 0.8, *shp), s, ms,
+        for box in _numbers_line(var(letter, s, sub=str(h)), m, labels, _real(s * 0.8, *shp), s, ms,
                                  inner - 10, max_rows):
             put(box, tooltip="%s: %d × %d" % (tip, shp[0], shp[1]))
     if tr.v is not None:
-        for box in _numbers_line(var("V", s, sub="h", sub_italic=True), tr.v[h], labels, _real(s * 0.8, n, dk),
+        for box in _numbers_line(var("V", s, sub=str(h)), tr.v[h], labels, _real(s * 0.8, n, dk),
                                  s, ms, inner - 10, max_rows):
-            put(box, tooltip="V_h = X W_V,h + b: %d × %d" % (n, dk))
+            put(box, tooltip="V_%d = X W_V,%d + b: %d × %d" % (h, h, n, dk))
     else:
         notice(scene, MARGIN + 10, y, min(inner - 10, 360), 40, ctx.loading_message())
         y += 54
-    scaled_lhs = Frac(Row([var("Q", s, sub="h", sub_italic=True), var("K", s, sub="h", sup="T", sub_italic=True)]),
+    scaled_lhs = Frac(Row([var("Q", s, sub=str(h)), var("K", s, sub=str(h), sup="T")]),
                       Sqrt(Text(str(dk), s), s), s)
     for box in _numbers_line(scaled_lhs, tr.scaled[h], labels, _real(s * 0.8, n, n), s, ms, inner - 10, max_rows):
         put(box, tooltip="scaled scores: %d × %d" % (n, n))
-    a_lhs = Row([var("A", s, sub="h", sub_italic=True), op("=", s), Text("softmax", s), Text("(", s), Text("…", s),
+    a_lhs = Row([var("A", s, sub=str(h)), op("=", s), Text("softmax", s), Text("(", s), Text("…", s),
                  Text(")", s)])
     for box in _numbers_line(a_lhs, tr.probs[h], labels, _real(s * 0.8, n, n), s, ms, inner - 10, max_rows):
         put(box, tooltip="attention weights: %d × %d, rows sum to 1" % (n, n))
-    note("Each row of A_h sums to 1 (row 0: %.6f)." % float(tr.probs[h][0].sum()))
+    note("Each row of A_%d sums to 1 (row 0: %.6f)." % (h, float(tr.probs[h][0].sum())))
     if tr.head_outputs is not None:
-        lhs = Row([var("head", s, sub="%d" % h), op("=", s), var("A", s, sub="h", sub_italic=True),
-                   var("V", s, sub="h", sub_italic=True)])
+        lhs = Row([var("head", s, sub="%d" % h), op("=", s), var("A", s, sub=str(h)), var("V", s, sub=str(h))])
         for box in _numbers_line(lhs, tr.head_outputs[h], labels, _real(s * 0.8, n, dk), s, ms, inner - 10,
                                  max_rows):
             put(box, tooltip="head output: %d × %d" % (n, dk))

@@ -29,7 +29,7 @@ from .colormap import DIVERGING, legend_image
 from .context import ViewContext
 from .heatmap import short_label
 from .matrix import draw_matrix, robust_limit
-from .scene import Scene, button, header, text_width
+from .scene import Scene, button, header, text_width, wrap_text
 
 TITLE = "Neuron view"
 MARGIN = 12.0
@@ -78,7 +78,7 @@ def _chips(scene: Scene, x: float, y: float, w: float, title: str, labels: List[
 
 
 def render(ctx: ViewContext, width: float) -> Scene:
-    width = max(float(width), 420.0)
+    width = max(float(width), 320.0)
     n, h, d_k = ctx.n, ctx.head_index, ctx.d_k
     i = query_index(ctx)
     q, k, prod, scores, scaled, logits, weights = neuron_numbers(ctx, h, i)
@@ -86,7 +86,8 @@ def render(ctx: ViewContext, width: float) -> Scene:
     temp = ctx.temperature
     scene = Scene(width, 100, label="Neuron view: query '%s', head %d, layer %d" % (toks[i], h, ctx.layer))
     inner = width - 2 * MARGIN
-    y = header(scene, MARGIN, MARGIN, inner, "Neuron view · layer %d · head %d · query '%s'" % (ctx.layer, h, toks[i]),
+    title = "Neuron view · layer %d · head %d · query '%s'" if inner >= 420 else "Neuron · layer %d · head %d · '%s'"
+    y = header(scene, MARGIN, MARGIN, inner, title % (ctx.layer, h, short_label(toks[i], 16)),
                "How q·k builds each score: the query vector, every key vector, their element-wise product "
                "(a row of products sums to the score), the score ÷ √d_k%s and its softmax."
                % (" ÷ T" if abs(temp - 1.0) > 1e-9 else ""))
@@ -95,14 +96,18 @@ def render(ctx: ViewContext, width: float) -> Scene:
     y = _chips(scene, MARGIN, y - 2, inner, "head:", [str(j) for j in range(ctx.n_heads)], h, "head",
                "neuron_head") + 4
 
-    # column geometry
+    # column geometry; narrow (phone) layouts put the score columns below the matrices instead of beside them
     rh = float(max(10.0, min(18.0, 420.0 / max(n, 1))))
     show_logit = abs(temp - 1.0) > 1e-9
     num_cols = ["q·k", "÷√d_k"] + (["÷T"] if show_logit else []) + ["softmax"]
-    num_w = 62.0
-    bar_w = 110.0
     label_w = max(text_width(short_label(t, 10), 11) for t in toks) + 10
-    avail = inner - label_w - 2 * 26 - num_w * (len(num_cols) - 1) - 10 - bar_w - 40
+    narrow = inner < 640
+    num_w = 54.0 if narrow else 62.0
+    bar_w = max(60.0, min(110.0, inner - label_w - num_w * (len(num_cols) - 1) - 50)) if narrow else 110.0
+    if narrow:
+        avail = inner - label_w - 26
+    else:
+        avail = inner - label_w - 2 * 26 - num_w * (len(num_cols) - 1) - 10 - bar_w - 40
     cw = max(1.0, min(14.0, math.floor(avail / (2.0 * d_k))))
     qk_lim = max(robust_limit(np.concatenate([q[None, :], k])), 1e-6)
     prod_lim = max(robust_limit(prod), 1e-6)
@@ -110,34 +115,42 @@ def render(ctx: ViewContext, width: float) -> Scene:
     # the key matrix, with the query vector (same colour scale) above it, column for column
     x = MARGIN
     ky = y + 11 + 8 + rh + 10  # below the q row: title + gap + one row (draw_matrix's layout) + gap
-    draw_matrix(scene, x, ky, k, "K_h  (each key k_j)", rh=rh, max_w=label_w + cw * d_k,
+    draw_matrix(scene, x, ky, k, "K_h" if narrow else "K_h  (each key k_j)", rh=rh, max_w=label_w + cw * d_k,
                         row_labels=toks, limit=qk_lim, max_cell_w=cw, title_size=11)
     kbox = scene.regions[-1]
     kbox["data"]["name"] = "K_h"
-    draw_matrix(scene, kbox["x"], y, q[None, :], "q  ('%s')" % short_label(toks[i], 12), rh=rh,
+    draw_matrix(scene, kbox["x"], y, q[None, :], "q" if narrow else "q  ('%s')" % short_label(toks[i], 12), rh=rh,
                 max_w=kbox["w"], limit=qk_lim, max_cell_w=cw, title_size=11)
     qbox = scene.regions[-1]
     qbox["data"]["name"] = "q"
     gy, gx_k = kbox["y"], kbox["x"]
     px = gx_k + kbox["w"] + 26
     scene.text(px - 13, gy + n * rh / 2, "⊙", size=16, align="center", baseline="middle", color="#555555")
-    draw_matrix(scene, px, ky, prod, "q ⊙ k_j", rh=rh, max_w=cw * d_k, limit=prod_lim, max_cell_w=cw,
+    draw_matrix(scene, px, ky, prod, "q⊙k" if narrow else "q ⊙ k_j", rh=rh, max_w=cw * d_k, limit=prod_lim, max_cell_w=cw,
                 title_size=11)
     pbox = scene.regions[-1]
     pbox["data"]["name"] = "q⊙k"
     pbox["data"]["row_labels"] = list(toks)
-    # number columns
-    nx = pbox["x"] + pbox["w"] + 26
-    scene.text(nx - 13, gy + n * rh / 2, "Σ", size=15, align="center", baseline="middle", color="#555555")
+    # number columns: beside the products (Σ of each row), or below the matrices with the key labels again
+    if narrow:
+        nx, ny = gx_k, gy + n * rh + 46
+        scene.text(MARGIN, ny - 26, "Σ of each row of q⊙k, scaled, softmax:", size=11, italic=True, color="#555555",
+                   max_width=inner)
+        for j in range(n):
+            scene.text(nx - 4, ny + (j + 0.5) * rh, short_label(toks[j], 10), size=min(11.0, rh * 0.75),
+                       align="right", baseline="middle", color="#333333", max_width=label_w - 6)
+    else:
+        nx, ny = pbox["x"] + pbox["w"] + 26, gy
+        scene.text(nx - 13, gy + n * rh / 2, "Σ", size=15, align="center", baseline="middle", color="#555555")
     col_x = [nx + num_w * (c + 1) - 6 for c in range(len(num_cols) - 1)]
     bar_x = nx + num_w * (len(num_cols) - 1) + 10
     for c, title in enumerate(num_cols[:-1]):
-        scene.text(col_x[c], gy - 6, title, size=11, bold=True, align="right", color="#222222")
-    scene.text(bar_x, gy - 6, "softmax", size=11, bold=True, color="#222222")
+        scene.text(col_x[c], ny - 6, title, size=11, bold=True, align="right", color="#222222")
+    scene.text(bar_x, ny - 6, "softmax", size=11, bold=True, color="#222222")
     strongest = int(np.argmax(weights))
     font = min(11.0, rh * 0.75)
     for j in range(n):
-        cy = gy + (j + 0.5) * rh
+        cy = ny + (j + 0.5) * rh
         masked = not np.isfinite(logits[j])
         vals = [scores[j], scaled[j]] + ([logits[j]] if show_logit else [])
         for c, v in enumerate(vals):
@@ -163,15 +176,19 @@ def render(ctx: ViewContext, width: float) -> Scene:
     for d in dims:
         scene.rect(pbox["x"] + d * cw - 1, gy + strongest * rh - 1, cw + 2, rh + 2, stroke=MARK, line_width=1.5)
     scene.rect(gx_k - label_w + 2, gy + strongest * rh, 4, rh, fill=BAR_COLOR)
-    y = gy + n * rh + 14
+    y = ny + n * rh + 14
     drive = ", ".join("dim %d (%+.2f)" % (d, float(prod[strongest, d])) for d in dims)
-    scene.text(MARGIN, y + 12, "Strongest key '%s' (weight %.3f): q·k = %.2f is the sum of %d products; "
-               "the largest (outlined): %s." % (toks[strongest], float(weights[strongest]),
-                                              float(scores[strongest]), d_k, drive),
-               size=12, color="#222222", max_width=inner)
-    y += 24
-    y = _legend(scene, MARGIN, y, "q, k", qk_lim)
-    _legend(scene, MARGIN + 260, y - 30, "q ⊙ k", prod_lim)
+    summary = ("Strongest key '%s' (weight %.3f): q·k = %.2f is the sum of %d products; the largest "
+               "(outlined): %s." % (toks[strongest], float(weights[strongest]), float(scores[strongest]), d_k, drive))
+    for line in wrap_text(summary, inner, 12):
+        scene.text(MARGIN, y + 12, line, size=12, color="#222222", max_width=inner)
+        y += 16
+    y += 8
+    if inner >= 480:
+        y = _legend(scene, MARGIN, y, "q, k", qk_lim)
+        _legend(scene, MARGIN + 260, y - 30, "q ⊙ k", prod_lim)
+    else:
+        y = _legend(scene, MARGIN, _legend(scene, MARGIN, y, "q, k", qk_lim), "q ⊙ k", prod_lim)
     scene.height = y + MARGIN
     scene.alt_text = "\n".join(
         ["Neuron view, layer %d head %d, query '%s' (%d). For each key: score, scaled, weight:"

@@ -55,7 +55,7 @@ def rollout_matrix(ctx: ViewContext) -> np.ndarray:
 
 
 def render(ctx: ViewContext, width: float) -> Scene:
-    width = max(float(width), 360.0)
+    width = max(float(width), 320.0)
     k = contiguous_layers(ctx)
     n_layers = int(ctx.n_layers)
     scene = Scene(width, 100, label="Attention rollout through %d layers" % k)

@@ -11,12 +11,17 @@ Caching (what each change costs):
 - layer             -> the Encoder computes only the layers not yet computed for these ids.
 - temperature       -> one softmax of the cached scaled scores (``trace.with_temperature``), cached too.
 - head, tab, step, pinned row -> nothing is recomputed: the same trace, only a new ViewContext.
+- research tabs   -> views with ``ALL_LAYERS`` (model grid, rollout, head statistics) also get every layer's
+                     attention in ``ctx.attentions`` (``pyapp.views.research_data``), kept per (ids, causal):
+                     ``context(state, new_layers=k)`` computes at most k layers not computed yet, so the shell
+                     can add one layer per frame.
 
 When the ids of a model change, that model's encoder cache is cleared so editing text never piles up memory.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
@@ -28,7 +33,7 @@ from ..core.sources import ModelSource, SyntheticSpec, make_source
 from ..core.store import WeightStore
 from ..core.weights import WeightFileError
 from .context import ViewContext
-from .state import AppState
+from .state import TAB_VIEWS, AppState
 
 MAX_TOKENS = 512
 TOKENIZER_MODEL = "minilm-l6"          # synthetic sources and models without their own tokenizer use it
@@ -71,6 +76,7 @@ class Session:
         self._sources: Dict[str, ModelSource] = {}       # source id -> ModelSource
         self._last_ids: Dict[str, Tuple[int, ...]] = {}  # source id -> ids of its cached work
         self._tempered: Dict[tuple, Any] = {}            # (source, ids, layer, causal, values, T) -> trace
+        self._attentions: Dict[tuple, Dict[int, np.ndarray]] = {}  # (source, ids, causal) -> layer -> (h, n, n)
         self.stats = {"tokenize": 0, "context": 0, "retemper": 0}
 
     # ---- what can be chosen ------------------------------------------------------------------------
@@ -96,8 +102,10 @@ class Session:
         return e.n_layers, e.n_heads
 
     def normalise(self, state: AppState) -> AppState:
-        """The state clamped to its model (unknown model -> the default one)."""
-        if state.model not in SYNTHETIC and state.model not in self.catalogue:
+        """The state clamped to its model (an unknown model, or one whose files are not shipped -> the first
+        built one: a shared link may name a model this copy of the site does not have)."""
+        if state.model not in SYNTHETIC and (state.model not in self.catalogue
+                                             or not self.catalogue.get(state.model).built):
             first = next((m.id for m in self.catalogue if m.built), "deterministic")
             state = state.with_(model=first)
         n_layers, n_heads = self.shape(state.clamped())
@@ -169,8 +177,11 @@ class Session:
             self._sources[entry.id] = make_source(entry, tok, self.store)
         return self._sources[entry.id]
 
-    def context(self, state: AppState, loading: str = "") -> ViewContext:
-        """The ViewContext of ``state``. Raises core's WeightsMissing if ``needs(state).required`` is not in."""
+    def context(self, state: AppState, loading: str = "", new_layers: Optional[int] = None) -> ViewContext:
+        """The ViewContext of ``state``. Raises core's WeightsMissing if ``needs(state).required`` is not in.
+
+        For a tab whose view reads every layer (``all_layers``), ``ctx.attentions`` holds the layers computed
+        so far plus at most ``new_layers`` more whose files are in the store (None: all of those)."""
         self.stats["context"] += 1
         enc = self.encode(state)
         src = self.source(state)
@@ -178,18 +189,54 @@ class Session:
         if self._last_ids.get(src.id) != ids:
             src.encoder.clear()                   # forget the previous text's hidden states
             self._tempered = {k: v for k, v in self._tempered.items() if k[0] != src.id}
+            self._attentions = {k: v for k, v in self._attentions.items() if k[0] != src.id}
             self._last_ids[src.id] = ids
         cfg = src.config
         layer = min(state.layer, cfg.n_layers - 1)
         trace = self._trace(src, ids, layer, state.temperature, state.causal)
-        weights = src.encoder.attention_weights(layer, values=False)
+        weights = src.encoder.attention_weights(layer, values=trace.v is not None)   # W_V, W_O when loaded
         pinned = state.pinned_row if state.pinned_row is not None and state.pinned_row < len(ids) else None
-        return ViewContext(
+        ctx = ViewContext(
             tokens=list(enc.tokens), trace=trace, weights=weights, offsets=list(enc.offsets), ids=list(ids),
             text=state.text, layer=layer, n_layers=cfg.n_layers, head=min(state.head, cfg.n_heads - 1),
             model_name=src.name, step=state.step, pinned_row=pinned, arch=state.arch, loading=loading,
-            extra={"dropped": int(getattr(enc, "dropped", 0)), "model_id": src.id, "tab": state.tab},
+            extra={"dropped": int(getattr(enc, "dropped", 0)), "model_id": src.id, "tab": state.tab,
+                   "heads_shown": None if state.heads_shown is None else list(state.heads_shown),
+                   "sort_by": state.sort_by, "sort_desc": state.sort_desc},
         )
+        if self.all_layers(state):
+            ctx.attentions.update(self.layer_attentions(state, new_layers, computed=layer))
+        return ctx
+
+    def all_layers(self, state: AppState) -> bool:
+        """Whether the state's tab draws a view that reads every layer's attention (``ALL_LAYERS``)."""
+        from . import research_data  # imports this module: import it late
+
+        name = TAB_VIEWS.get(state.tab)
+        return bool(name) and research_data.needs_all_layers(importlib.import_module("." + name, __package__))
+
+    def layer_attentions(self, state: AppState, new_layers: Optional[int] = None,
+                         computed: int = -1) -> Dict[int, np.ndarray]:
+        """Attention (heads, n, n) at T = 1 of every layer computed so far for the state's text, model and
+        mask, after computing (bottom up) at most ``new_layers`` more whose files are in the store (None: all
+        of them). Layers 0..``computed`` do not count: the forward pass to a shown layer has computed them
+        (the context passes its layer). Layers come from ``research_data.layer_attention`` (the Encoder's
+        cached work)."""
+        from . import research_data
+
+        src = self.source(state)
+        key = (src.id, tuple(int(i) for i in self.encode(state).ids), bool(state.causal))
+        have = self._attentions.setdefault(key, {})
+        budget = new_layers
+        for layer in range(src.config.n_layers):
+            if layer in have:
+                continue
+            free = layer <= computed
+            if (budget is not None and budget <= 0 and not free) or not research_data.ready(self, state, layer):
+                break
+            have[layer] = research_data.layer_attention(self, state, layer)
+            budget = budget if budget is None or free else budget - 1
+        return dict(have)
 
     def _trace(self, src: ModelSource, ids: Tuple[int, ...], layer: int, temperature: float, causal: bool):
         base = src.encoder.trace(ids, layer, 1.0, causal)          # cached by the encoder
@@ -218,7 +265,8 @@ class Session:
         return self.catalogue.get(model_id)
 
     def _built_entry(self, model_id: str) -> ModelEntry:
-        return self.store.entry(self._entry(model_id).id)   # raises WeightFileError if not built
+        # core's ModelNotBuiltError (both a CatalogueError and a WeightFileError) if its files are not shipped
+        return self.store.entry(self._entry(model_id).id)
 
     def _spec(self, state: AppState) -> SyntheticSpec:
         return SyntheticSpec(kind=state.model, d_model=state.d_model, n_heads=state.heads, seed=state.seed)
@@ -259,8 +307,26 @@ def row_entropy_bits(probs: np.ndarray) -> float:
 
 
 def shown_matrix(ctx: ViewContext, tab: str) -> Tuple[np.ndarray, str]:
-    """The attention matrix the main heatmap of ``tab`` shows, and its description."""
-    if tab == "overview":
+    """The attention matrix the view of ``tab`` is about (its rows are what the entropy readout averages),
+    and its description."""
+    if tab == "rollout":
+        from .rollout_view import contiguous_layers, rollout_matrix
+
+        k = contiguous_layers(ctx)
+        if k:
+            return rollout_matrix(ctx), "rollout of layers 0–%d" % (k - 1)
+    if tab == "neuron":
+        from .neuron_view import query_index
+
+        i = query_index(ctx)
+        return ctx.trace.probs[ctx.head_index, i:i + 1], "head %d, query '%s'" % (ctx.head_index, ctx.tokens[i])
+    if tab == "lines":
+        shown = ctx.extra.get("heads_shown")
+        if shown and len(shown) < ctx.n_heads:
+            heads = sorted(int(h) for h in shown)
+            return ctx.trace.probs[heads].mean(axis=0), "mean of head%s %s" % (
+                "s" if len(heads) > 1 else "", ", ".join(map(str, heads)))
+    if tab in ("overview", "lines", "model", "stats", "rollout"):
         return ctx.average_probs(), "mean of %d heads" % ctx.n_heads
     return ctx.trace.probs[ctx.head_index], "head %d" % ctx.head_index
 

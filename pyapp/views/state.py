@@ -2,20 +2,27 @@
 
 `AppState` holds every control of the page. `clamped()` returns a copy with each field forced into its valid
 range (so a stale URL or a model switch can never leave the app in an impossible state), and
-`to_query()` / `from_query()` round-trip it through a URL query string.
+`to_query()` / `from_query()` round-trip it through a URL query string; `parse_query()` also says which
+values of a (shared, maybe hand-edited) link were malformed and fell back, so the page can show a notice.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl, urlencode
+
+from ..core.analysis import SORT_KEYS  # the head-statistics table's sortable columns
 
 DEFAULT_TEXT = "The cat sat on the mat because it was tired."
 DEFAULT_MODEL = "minilm-l6"
 
-TABS = ("overview", "steps", "heads", "math", "architecture")
+TABS = ("overview", "steps", "heads", "math", "architecture", "model", "lines", "neuron", "rollout", "stats")
+# tab -> the pyapp.views module that draws it
+TAB_VIEWS = {"overview": "overview", "steps": "steps", "heads": "heads", "math": "mathematics",
+             "architecture": "architecture", "model": "model_view", "lines": "head_view",
+             "neuron": "neuron_view", "rollout": "rollout_view", "stats": "head_stats_view"}
 ARCHS = ("encoder", "decoder", "transformer")
 N_STEPS = 9
 T_MIN, T_MAX = 0.1, 10.0
@@ -39,6 +46,9 @@ class AppState:
     d_model: int = 64             # synthetic sources only
     heads: int = 4                # synthetic sources only
     seed: int = 0                 # synthetic sources only
+    heads_shown: Optional[Tuple[int, ...]] = None   # Head view: the ticked heads (None = every head)
+    sort_by: str = "layer"        # Head statistics: the sorted column
+    sort_desc: bool = False       # Head statistics: largest first
 
     def with_(self, **changes: Any) -> "AppState":
         return replace(self, **changes)
@@ -64,6 +74,9 @@ class AppState:
         heads = heads if heads in HEADS_CHOICES else 4
         while d_model % heads:            # heads must divide d_model
             heads = HEADS_CHOICES[HEADS_CHOICES.index(heads) - 1]
+        shown = _head_list(self.heads_shown)
+        if shown is not None and n_heads is not None:
+            shown = tuple(h for h in shown if h < n_heads)
         return AppState(
             text=text,
             model=str(self.model) if self.model else DEFAULT_MODEL,
@@ -78,6 +91,9 @@ class AppState:
             d_model=d_model,
             heads=heads,
             seed=min(max(_int(self.seed, 0), 0), 2 ** 31 - 1),
+            heads_shown=shown,
+            sort_by=self.sort_by if self.sort_by in SORT_KEYS else "layer",
+            sort_desc=bool(self.sort_desc),
         )
 
     # ---- URL round trip ------------------------------------------------------------------------
@@ -89,7 +105,9 @@ class AppState:
             v = getattr(self, f.name)
             if v == getattr(default, f.name):
                 continue
-            if isinstance(v, bool):
+            if f.name == "heads_shown":
+                v = ".".join(str(h) for h in v)
+            elif isinstance(v, bool):
                 v = "1" if v else "0"
             elif isinstance(v, float):
                 v = _short_float(v)
@@ -99,25 +117,91 @@ class AppState:
     @classmethod
     def from_query(cls, query: str) -> "AppState":
         """Parse what `to_query` wrote; unknown keys are ignored and bad values fall back to defaults."""
-        query = query[1:] if query.startswith("?") else query
-        values: Dict[str, Any] = {}
-        kinds = {f.name for f in fields(cls)}
-        default = asdict(cls())
-        for key, raw in parse_qsl(query, keep_blank_values=True):
-            if key not in kinds:
-                continue
-            d = default[key]
-            if key == "pinned_row":
-                values[key] = None if raw in ("", "none", "None") else _int(raw, -1)
-            elif isinstance(d, bool):
-                values[key] = raw.lower() in ("1", "true", "yes", "on")
-            elif isinstance(d, int):
-                values[key] = _int(raw, d)
-            elif isinstance(d, float):
-                values[key] = _float(raw, d)
-            else:
-                values[key] = raw
-        return cls(**values).clamped()
+        return parse_query(query)[0]
+
+
+def parse_query(query: str) -> Tuple[AppState, List[str]]:
+    """The state of a URL query, and one note per value that was malformed or out of range and so fell
+    back to its default (or was clamped), e.g. ``["layer=abc", "temperature=50 (allowed 0.1..10)"]``.
+    Unknown keys are ignored (links may carry other parameters). Never raises."""
+    query = query[1:] if query.startswith("?") else query
+    values: Dict[str, Any] = {}
+    raws: Dict[str, str] = {}
+    problems: List[str] = []
+    kinds = {f.name for f in fields(AppState)}
+    default = asdict(AppState())
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True)
+    except ValueError:
+        return AppState(), ["the link's parameters could not be read"]
+    for key, raw in pairs:
+        if key not in kinds:
+            continue
+        d = default[key]
+        if key == "pinned_row":
+            v: Any = None if raw in ("", "none", "None") else _strict_int(raw)
+        elif key == "heads_shown":
+            v = _head_list(raw)
+        elif isinstance(d, bool):
+            v = {"1": True, "true": True, "yes": True, "on": True,
+                 "0": False, "false": False, "no": False, "off": False}.get(raw.lower())
+        elif isinstance(d, int):
+            v = _strict_int(raw)
+        elif isinstance(d, float):
+            v = _float(raw, None)
+        else:
+            v = raw
+        if v is None and not (key == "pinned_row" and raw in ("", "none", "None")):
+            problems.append("%s=%s" % (key, _short(raw)))
+            continue
+        values[key], raws[key] = v, raw
+    state = AppState(**values).clamped()
+    for key, v in values.items():
+        got = getattr(state, key)
+        if got != v:
+            problems.append("%s=%s (%s)" % (key, _short(raws[key]), _allowed(key)))
+    return state, problems
+
+
+def query_notice(problems: List[str]) -> str:
+    """The page's notice for the notes of `parse_query` (empty when there are none)."""
+    if not problems:
+        return ""
+    return ("This link had values the app cannot use; it shows the defaults or the nearest valid values instead: %s."
+            % "; ".join(problems))
+
+
+def fitted_problems(requested: AppState, shown: AppState, query: str) -> List[str]:
+    """Notes for a link's values that only the model and text can check and that were changed to fit
+    them (an unknown model, a layer or head beyond the model, a pinned token beyond the text): compares
+    the state the link asked for with the one the page shows, for the keys the query has."""
+    query = query[1:] if query.startswith("?") else query
+    try:
+        present = {k for k, _ in parse_qsl(query, keep_blank_values=True)}
+    except ValueError:
+        return []
+    out = []
+    for key, why in (("model", "not available here"), ("layer", "the model has fewer layers"),
+                     ("head", "the model has fewer heads"), ("heads_shown", "the model has fewer heads"),
+                     ("pinned_row", "the text has fewer tokens")):
+        asked = getattr(requested, key)
+        if key in present and asked != getattr(shown, key):
+            text = ".".join(map(str, asked)) if key == "heads_shown" else str(asked)
+            out.append("%s=%s (%s)" % (key, _short(text), why))
+    return out
+
+
+def _allowed(key: str) -> str:
+    return {"temperature": "allowed %g..%g" % (T_MIN, T_MAX), "tab": "one of " + ", ".join(TABS),
+            "arch": "one of " + ", ".join(ARCHS), "step": "allowed 1..%d" % N_STEPS,
+            "sort_by": "one of " + ", ".join(SORT_KEYS), "text": "longer than %d characters" % MAX_TEXT_CHARS,
+            "d_model": "one of " + ", ".join(map(str, D_MODEL_CHOICES)),
+            "heads": "one of " + ", ".join(map(str, HEADS_CHOICES)) + ", dividing d_model",
+            }.get(key, "out of range")
+
+
+def _short(raw: str, n: int = 40) -> str:
+    return raw if len(raw) <= n else raw[:n - 1] + "…"
 
 
 # ---- temperature slider: log scale ------------------------------------------------------------------
@@ -143,7 +227,34 @@ def _int(v: Any, default: int) -> int:
         return default
 
 
-def _float(v: Any, default: float) -> float:
+def _strict_int(v: Any) -> Optional[int]:
+    """An integer written as one ("3", "-1"); None for anything else ("abc", "2.5", "1e3")."""
+    try:
+        return int(str(v).strip())
+    except ValueError:
+        return None
+
+
+def _head_list(v: Any) -> Optional[Tuple[int, ...]]:
+    """Head indices as a sorted tuple without duplicates: from "0.3.5", "0,3,5", a list or a tuple; "" and
+    () are "no head"; None stays None (every head); anything malformed -> None."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        parts = [p for p in v.replace(",", ".").split(".") if p.strip()] if v.strip() else []
+    else:
+        parts = list(v)
+    out = set()
+    for p in parts:
+        i = _strict_int(p) if isinstance(p, str) else (int(p) if isinstance(p, int) and not isinstance(p, bool)
+                                                       else None)
+        if i is None or i < 0:
+            return None
+        out.add(i)
+    return tuple(sorted(out))
+
+
+def _float(v: Any, default: Optional[float]) -> Optional[float]:
     try:
         f = float(v)
     except (TypeError, ValueError):

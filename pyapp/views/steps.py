@@ -81,13 +81,18 @@ def flow(scene: Scene, x: float, y: float, width: float, items: Sequence[Union[B
             obj = Scene(width, 10)
             w, h = it(obj, width, True)
         if isinstance(obj, str):
-            scene.text(x + 4, cy + 12, obj, size=18, font="serif", align="left", baseline="middle",
-                       color="#444444")
+            scene.text(x + 4, cy + 12, obj.replace("→", "↓"), size=18, font="serif", align="left",
+                       baseline="middle", color="#444444")     # stacked: the flow runs downwards
             cy += 26
         else:
             scene.add(obj, x, cy)
             cy += h + 10
     return cy - y - 10
+
+
+def _wide_cell(cols: int) -> float:
+    """Cell width for a d_model-wide matrix: about 256 px in all, at least 1 px, at most 4 px per column."""
+    return max(1.0, min(4.0, 256.0 / max(cols, 1)))
 
 
 def _matrix_block(matrix, name, shape, rh, labels=None, max_cell_w=18.0, frac=1.0, **kw) -> Block:
@@ -131,30 +136,36 @@ def _draw_row_sums(sub: Scene, lay, matrix: np.ndarray, x: float) -> float:
 
 
 def _aligned_block(ctx: ViewContext, probs: np.ndarray, title: str, mats) -> Block:
-    """A weights heatmap followed by (operator, matrix, name) whose rows line up with its rows."""
+    """A weights heatmap followed by (operator, matrix, name) whose rows line up with its rows; where they
+    do not fit beside it (narrow screens), each operator and matrix goes below, full width, with token labels."""
     def block(sub: Scene, max_w: float, alone: bool = False):
         n, dk = ctx.n, ctx.d_k
         mat_w = min(6.0 * dk, max_w * 0.22)
-        hm_w = max(min(max_w - len(mats) * (mat_w + 50) - 10, 0.5 * max_w, 520.0), 200.0)
-        lay = draw_heatmap(sub, 0, 0, hm_w, probs, ctx.tokens, ctx.tokens, pinned_row=ctx.pinned_row,
-                           layer=ctx.layer, head=ctx.head_index, title=title, mask=ctx.causal_mask(),
-                           max_grid=min(420.0, max(160.0, 30.0 * n)))
-        x = lay.right + 14
+        side = max_w - len(mats) * (mat_w + 50) - 10     # room for the heatmap with the matrices beside it
+        beside = side >= 280.0
+        lay = draw_heatmap(sub, 0, 0, min(side, 0.5 * max_w, 520.0) if beside else max_w, probs, ctx.tokens,
+                           ctx.tokens, pinned_row=ctx.pinned_row, layer=ctx.layer, head=ctx.head_index,
+                           title=title, mask=ctx.causal_mask(), max_grid=min(420.0, max(160.0, 30.0 * n)))
         bottom = lay.height
+        if beside:
+            x, top, rh = lay.right + 14, lay.grid_y - 20.0, lay.cell
+            for op, m, name in mats:
+                ow = text_width(op, 18, "serif") + 10
+                sub.text(x + ow / 2, top + 20 + rh * n / 2, op, size=18, font="serif", align="center",
+                         baseline="middle", color="#444444")
+                w, hh = draw_matrix(sub, x + ow, top, m, name, rh=rh, max_w=mat_w, shape="%d × %d" % m.shape,
+                                    max_cell_w=8.0)
+                x += ow + w + 10
+                bottom = max(bottom, top + hh)
+            return _extent(sub, max_w), bottom
+        rh = row_height(n, min(340.0, 18.0 * n))
+        y = bottom + 8
         for op, m, name in mats:
-            ow = text_width(op, 18, "serif") + 10
-            if x + ow + mat_w > max_w:  # no room: continue below
-                x, top = 0.0, bottom + 14
-                rh = row_height(n, min(340.0, 18.0 * n))
-            else:
-                top, rh = lay.grid_y - 20.0, lay.cell
-            sub.text(x + ow / 2, top + 20 + rh * n / 2, op, size=18, font="serif", align="center",
-                     baseline="middle", color="#444444")
-            w, hh = draw_matrix(sub, x + ow, top, m, name, rh=rh, max_w=mat_w, shape="%d × %d" % m.shape,
-                                max_cell_w=8.0)
-            x += ow + w + 10
-            bottom = max(bottom, top + hh)
-        return _extent(sub, max_w), bottom
+            sub.text(4, y + 12, op, size=18, font="serif", baseline="middle", color="#444444")
+            _, hh = draw_matrix(sub, 0, y + 26, m, name, rh=rh, max_w=max_w, row_labels=ctx.tokens,
+                                shape="%d × %d" % m.shape, max_cell_w=8.0)
+            y += 26 + hh + 10
+        return _extent(sub, max_w), y - 10
     return block
 
 
@@ -259,18 +270,19 @@ def _step_blocks(ctx: ViewContext, step: int, width: float):
     if step == 4:
         kt = tr.k[h].T  # (d_k, n)
         return [_matrix_block(tr.q[h], "Q_h", "%d × %d" % (n, dk), rh, toks, max_cell_w=6.0), "×",
-                _matrix_block(kt, "K_hᵀ", "%d × %d" % (dk, n), min(rh, 6.0), None, max_cell_w=rh),
-                "=", _heatmap_block(ctx, tr.scores[h], "scores S_h (head %d)" % h, signed=True, what="score")]
+                _matrix_block(kt, "K_hᵀ", "%d × %d" % (dk, n), min(rh, 6.0), None, max_cell_w=min(rh, 10.0)),
+                "=", _heatmap_block(ctx, tr.scores[h], "scores S_h (head %d)" % h, frac=0.42, signed=True,
+                                    what="score")]
     if step == 5:
-        return [_heatmap_block(ctx, tr.scores[h], "S_h", frac=0.45, signed=True, what="score"),
+        return [_heatmap_block(ctx, tr.scores[h], "S_h", frac=0.42, signed=True, what="score"),
                 "÷ %.2f" % math.sqrt(dk),
-                _heatmap_block(ctx, tr.scaled[h], "S_h / √d_k", frac=0.45, signed=True, what="scaled score")]
+                _heatmap_block(ctx, tr.scaled[h], "S_h / √d_k", frac=0.42, signed=True, what="scaled score")]
     if step == 6:
         mask = ctx.causal_mask()
         return [_heatmap_block(ctx, tr.logits[h], "before: logits" + (" (masked)" if ctx.causal else ""),
-                               frac=0.45, signed=True, what="logit", mask=mask),
+                               frac=0.38, signed=True, what="logit", mask=mask),
                 "softmax →",
-                _heatmap_block(ctx, tr.probs[h], "after: weights A_h", frac=0.45, row_sums=True, mask=mask)]
+                _heatmap_block(ctx, tr.probs[h], "after: weights A_h", frac=0.38, row_sums=True, mask=mask)]
     if step == 7:
         if tr.v is None or tr.head_outputs is None:
             return [_heatmap_block(ctx, tr.probs[h], "weights A_h", frac=0.5, mask=ctx.causal_mask()), "×",
@@ -282,22 +294,23 @@ def _step_blocks(ctx: ViewContext, step: int, width: float):
             return [_notice_block(ctx.loading_message(), 320)]
         return [_matrix_block(tr.concat, "Concat(heads)", "%d × %d" % (n, tr.concat.shape[1]), rh, toks,
                               max_cell_w=3.0, col_groups=ctx.n_heads, highlight_cols=(h * dk, (h + 1) * dk))]
-    x_block = _matrix_block(tr.x, "input X", "%d × %d" % (n, dm), rh, toks, max_cell_w=1.0, frac=0.45)
+    x_block = _matrix_block(tr.x, "input X", "%d × %d" % (n, dm), rh, toks, max_cell_w=_wide_cell(dm), frac=0.45)
     if tr.output is None:
         return [x_block, _notice_block(ctx.loading_message())]
     wo = getattr(ctx.weights, "o_weight", None)
     proj: List[Union[Block, str]] = [
-        _matrix_block(tr.concat, "Concat(heads)", "%d × %d" % tr.concat.shape, rh, toks, max_cell_w=1.0,
+        _matrix_block(tr.concat, "Concat(heads)", "%d × %d" % tr.concat.shape, rh, toks, max_cell_w=_wide_cell(dm),
                       frac=0.3, col_groups=ctx.n_heads)]
     if wo is not None:
         side = 84.0
-        proj += ["·", _matrix_block(wo.T, "W_Oᵀ", "%d × %d" % wo.T.shape, side / wo.shape[1], None,
+        proj += ["×", _matrix_block(wo.T, "W_Oᵀ", "%d × %d" % wo.T.shape, side / wo.shape[1], None,
                                     max_cell_w=side / wo.shape[0]), "+ b_O ="]
     else:
         proj.append("→")
-    out = _matrix_block(tr.output, "output MultiHead(X)", "%d × %d" % (n, dm), rh, toks, max_cell_w=1.0,
+    proj.append(_matrix_block(tr.output, "output MultiHead(X)", "%d × %d" % (n, dm), rh, toks, max_cell_w=_wide_cell(dm),
+                              frac=0.32))
+    out = _matrix_block(tr.output, "output MultiHead(X)", "%d × %d" % (n, dm), rh, toks, max_cell_w=_wide_cell(dm),
                         frac=0.45)
-    proj.append(out)
     compare = _column_block([_text_block("Input and output side by side: one row per token, same shape."),
                              _row_block([x_block, "vs", out])])
     return [_column_block([_row_block(proj), compare], gap=22.0)]
@@ -330,13 +343,15 @@ def _projection_blocks(ctx: ViewContext, rh: float):
         items.append(_matrix_block(mat[h], "%s_h" % letter, "%d × %d (head %d)" % (n, dk, h), rh,
                                    ctx.tokens, max_cell_w=8.0))
         rows.append(_row_block(items))
-    x_block = _matrix_block(tr.x, "X", "%d × %d" % (n, ctx.d_model), rh, ctx.tokens, max_cell_w=1.0)
-    return [x_block, "→", _column_block(rows, gap=12.0)]
+    # X is drawn narrower beside the three projections (sub-pixel columns; the tooltip stays exact)
+    x_block = _matrix_block(tr.x, "X", "%d × %d" % (n, ctx.d_model), rh, ctx.tokens,
+                            max_cell_w=_wide_cell(ctx.d_model), frac=0.36)
+    return [_row_block([x_block, "→", _column_block(rows, gap=12.0)], op_y=20.0 + rh * n / 2)]
 
 
-def _row_block(items) -> Block:
+def _row_block(items, op_y: float = 28.0) -> Block:
     def block(sub: Scene, max_w: float, alone: bool = False):
-        hgt = flow(sub, 0, 0, max_w, items, op_y=28)
+        hgt = flow(sub, 0, 0, max_w, items, op_y=op_y)
         return _extent(sub, max_w), hgt
     return block
 
@@ -374,7 +389,9 @@ def _token_chips(ctx: ViewContext) -> Block:
                 y += 18
             y += 8
         for i, t in enumerate(ctx.tokens):
-            w = max(text_width(t, size, "mono") + 14, 30)
+            sub_label = str(i) if ctx.ids is None else "%d · id %d" % (i, ctx.ids[i])
+            # wide enough for the token and for its index / id line below, so neighbours never collide
+            w = min(max(text_width(t, size, "mono") + 14, text_width(sub_label, 9) + 6, 30), max_w)
             if x > 0 and x + w > max_w:
                 x, y = 0.0, y + chip_h + 22
             special = t.startswith("[") and t.endswith("]")
@@ -384,9 +401,8 @@ def _token_chips(ctx: ViewContext) -> Block:
                      line_width=2 if pinned else 1, radius=5)
             sub.text(x + w / 2, y + chip_h / 2 + 1, t, size=size, font="mono", align="center", baseline="middle",
                      color="#222222", max_width=w - 4)
-            sub_label = str(i) if ctx.ids is None else "%d · id %d" % (i, ctx.ids[i])
             sub.text(x + w / 2, y + chip_h + 12, sub_label, size=9, align="center", color="#777777",
-                     max_width=w + 8)
+                     max_width=w)
             tip = "token %d: '%s'%s" % (i, t, "" if ctx.ids is None else " (id %d)" % ctx.ids[i])
             if ctx.offsets is not None and i < len(ctx.offsets) and ctx.offsets[i][1] > ctx.offsets[i][0]:
                 a, b = ctx.offsets[i]

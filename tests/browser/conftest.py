@@ -28,14 +28,13 @@ from typing import Dict, List, Optional
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import wait_js
+from helpers import PYSCRIPT_CDN, wait_js
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-PYSCRIPT_CDN = "https://cdn.jsdelivr.net/npm/@pyscript/core@0.7.31/dist/"
 PYODIDE_CDN_PREFIX = "https://cdn.jsdelivr.net/pyodide/v"
 PYODIDE_017 = "/node_modules/@pyodide/pyodide/dist/"
 BOOT_TIMEOUT_MS = 180_000

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
+PYSCRIPT_CDN = "https://cdn.jsdelivr.net/npm/@pyscript/core@0.7.31/dist/"   # the page's pinned release
 
 
 def wait_js(page, expr: str, arg=None, timeout: int = 60_000, interval: int = 40):

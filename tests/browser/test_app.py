@@ -437,3 +437,279 @@ def test_heatmap_keyboard_exploration(app_page):
     assert wait_draw(page, before)["pinned_row"] is None
     page.keyboard.press("Escape")
     assert not page.is_visible("#tooltip")
+
+
+# ---- temperature: a log-scale lens, T = 1 marked; what a change recomputes -----------------------------------
+def test_temperature_slider_is_log_scale_with_t1_marked(app_page):
+    """The slider position is log10(T) in [-1, 1]; T = 1 sits in the middle, labelled as the trained model.
+
+    Dividing the scores by T > 1 flattens every softmax row, so the reported mean row entropy RISES with T
+    (and falls as T drops below 1): checked over the whole range, strictly monotone."""
+    page = app_page
+    slider = page.eval_on_selector("#temperature", "e => [e.min, e.max, e.value, e.step]")
+    assert [float(v) for v in slider] == [-1.0, 1.0, 0.0, 0.01]
+    marks = page.eval_on_selector_all("#temperature-marks option", "els => els.map(e => [e.value, e.label])")
+    assert marks == [["-1", "0.1"], ["0", "1"], ["1", "10"]]
+    mark = page.text_content(".scale .mark")
+    assert "T = 1" in mark and "trained" in mark
+    # The "T = 1" label sits under the middle of the track (the slider's value 0).
+    track = page.locator("#temperature").bounding_box()
+    label = page.locator(".scale .mark").bounding_box()
+    assert abs((label["x"] + label["width"] / 2) - (track["x"] + track["width"] / 2)) < 12
+    seen = []
+    for pos, t, shown in ((-1.0, 0.1, "T = 0.10"), (-0.5, 0.3162, "T = 0.32"), (0.0, 1.0, "T = 1.00"),
+                          (0.5, 3.1623, "T = 3.16"), (1.0, 10.0, "T = 10.00")):
+        rep = _set_slider(page, pos)
+        assert rep["temperature"] == pytest.approx(t, rel=1e-3)
+        assert page.text_content("#temperature-value") == shown
+        assert float(page.text_content("#entropy")) == pytest.approx(rep["entropy"], abs=1e-3)
+        seen.append(rep["entropy"])
+    assert all(a < b for a, b in zip(seen, seen[1:])), "entropy must rise with T: %s" % seen
+    # Keyboard: one arrow step on the focused slider is one hundredth of a decade.
+    _set_slider(page, 0.0)
+    page.focus("#temperature")
+    before = draws(page)
+    page.keyboard.press("ArrowRight")
+    rep = wait_draw(page, before)
+    assert rep["temperature"] == pytest.approx(10 ** 0.01, rel=1e-3)
+    assert page.text_content("#temperature-value") == "T = 1.02"
+    _set_slider(page, 0.0)
+
+
+# Counts the encoder's real work (embedding, the layers' blocks, attention) by wrapping the functions the
+# Encoder calls, in the page's own Python. Layer changes must show up here, head and temperature must not.
+_COUNT_WORK = """
+import pyapp.core.encoder as _enc
+if not hasattr(_enc, "_test_work"):
+    _enc._test_work = {"embed": 0, "block": 0, "attention": 0}
+    _enc._test_orig = (_enc.Encoder.embed, _enc.Encoder.block_output, _enc.multi_head_attention)
+    def _counting(key, fn):
+        def wrapped(*a, **k):
+            _enc._test_work[key] += 1
+            return fn(*a, **k)
+        return wrapped
+    _enc.Encoder.embed = _counting("embed", _enc._test_orig[0])
+    _enc.Encoder.block_output = _counting("block", _enc._test_orig[1])
+    _enc.multi_head_attention = _counting("attention", _enc._test_orig[2])
+"""
+_UNCOUNT_WORK = """
+import pyapp.core.encoder as _enc
+if hasattr(_enc, "_test_work"):
+    _enc.Encoder.embed, _enc.Encoder.block_output, _enc.multi_head_attention = _enc._test_orig
+    del _enc._test_work, _enc._test_orig
+"""
+
+
+def _work(page):
+    return page.evaluate("() => JSON.parse(pyodide.runPython("
+                         "'import json, pyapp.core.encoder as e; json.dumps(e._test_work)'))")
+
+
+def test_temperature_and_head_do_not_recompute_the_encoder(app_page):
+    page = app_page
+    page.evaluate("(src) => pyodide.runPython(src)", _COUNT_WORK)
+    try:
+        type_text(page, "A fresh sentence nobody has computed yet.")
+        start, base = _work(page), report(page)
+        assert start["embed"] >= 1 and start["attention"] >= 1      # the new text was really computed
+        select(page, "#head", "3")
+        _set_slider(page, 0.7)
+        select(page, "#head", "0")
+        rep = _set_slider(page, -0.4)
+        assert _work(page) == start, "head / temperature changes must not re-run embeddings or attention"
+        assert rep["stats"]["tokenize"] == base["stats"]["tokenize"]
+        assert rep["stats"]["retemper"] == base["stats"]["retemper"] + 2      # one softmax per new T
+        _set_slider(page, 0.0)
+        assert _work(page) == start, "back to T = 1: the cached trace"
+        # A layer change does real work (the instrumentation sees it): layer 0's block, layer 1's attention.
+        select(page, "#layer", "1")
+        moved = _work(page)
+        assert moved["block"] == start["block"] + 1 and moved["attention"] > start["attention"]
+        assert moved["embed"] == start["embed"], "layer 1 reuses the cached embeddings"
+        select(page, "#layer", "0")
+        assert _work(page) == moved, "layer 0 is cached"
+    finally:
+        page.evaluate("(src) => pyodide.runPython(src)", _UNCOUNT_WORK)
+        type_text(page, DEFAULT_TEXT)
+
+
+# ---- text alternative: each query token's top-3 keys ---------------------------------------------------------
+def test_text_alternative_lists_each_querys_top3_keys(app_page):
+    page = app_page
+    rep = report(page)
+    assert rep["tab"] == "overview"
+    m = np.array(rep["heatmap"]["matrix"])
+    lines = page.text_content("#alt").strip().split("\n")
+    assert "top 3" in lines[0]
+    rows = lines[1:]
+    assert len(rows) == rep["n"]
+    for i, line in enumerate(rows):
+        head, _, tail = line.partition(" → ")
+        assert head == "%s (%d)" % (rep["tokens"][i], i)
+        pairs = [p.rsplit(" ", 1) for p in tail.split(", ")]
+        weights = [float(w) for _, w in pairs]
+        assert len(pairs) == 3 and weights == sorted(weights, reverse=True)
+        assert np.allclose(weights, np.sort(m[i])[::-1][:3], atol=0.006), (line, np.sort(m[i])[::-1][:3])
+        for tok, w in pairs:
+            assert any(rep["tokens"][j] == tok and abs(m[i, j] - float(w)) < 0.006 for j in range(rep["n"])), line
+
+
+# ---- phone width ---------------------------------------------------------------------------------------------
+def test_phone_width_never_scrolls_sideways(open_app):
+    page, guard = open_app(width=360, height=740)
+    assert page.evaluate("innerWidth") == 360
+
+    def fits(what):
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360, what
+        for sel in ("#text", "#model", "#layer", "#head", "#temperature", "#causal", ".tabs", "#stage"):
+            box = page.locator(sel).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360, (what, sel, box)
+
+    fits("boot")
+    for tab in TABS[1:]:
+        before = draws(page)
+        page.click("#tab-" + tab)
+        assert wait_draw(page, before)["tab"] == tab
+        assert canvas_colour_count(page) > 5, tab
+        fits(tab)
+    before = draws(page)
+    page.click("#tab-steps")
+    wait_draw(page, before)
+    for step in range(1, 10):
+        while report(page)["step"] < step:
+            b = draws(page)
+            page.click("#next")
+            wait_draw(page, b)
+        fits("step %d" % step)
+        assert page.locator("#next").bounding_box()["x"] + page.locator("#next").bounding_box()["width"] <= 360
+    guard.check()
+    page.context.close()
+
+
+# ---- keyboard ---------------------------------------------------------------------------------------------
+def _tab_walk(page, start: str, presses: int):
+    page.focus(start)
+    seen = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate("document.activeElement.id || document.activeElement.className"))
+    return seen
+
+
+def test_every_control_is_keyboard_operable(open_app):
+    page, guard = open_app()
+    # Synthetic controls appear with a synthetic model and are in the Tab order then.
+    select(page, "#model", "deterministic")
+    seen = _tab_walk(page, "#text", 12)
+    for id_ in ("model", "d-model", "n-heads", "temperature", "causal"):
+        assert id_ in seen, (id_, seen)
+    select(page, "#model", "minilm-l6")
+    seen = _tab_walk(page, "#text", 30)          # past the sidebar and the token chips
+    for id_ in ("model", "layer", "head", "temperature", "causal", "tab-overview"):
+        assert id_ in seen, (id_, seen)
+    assert "d-model" not in seen            # hidden controls are skipped
+    # The causal toggle works with Space.
+    page.focus("#causal")
+    before = draws(page)
+    page.keyboard.press("Space")
+    assert wait_draw(page, before)["causal"] is True
+    before = draws(page)
+    page.keyboard.press("Space")
+    assert wait_draw(page, before)["causal"] is False
+    # In Step by step, the previous / next buttons are in the Tab order and work with Enter.
+    page.focus("#tab-overview")
+    b = draws(page)
+    page.keyboard.press("ArrowRight")
+    assert wait_draw(page, b)["tab"] == "steps"
+    seen = _tab_walk(page, "#tab-steps", 3)
+    assert "next" in seen, seen
+    page.focus("#next")
+    b = draws(page)
+    page.keyboard.press("Enter")
+    assert wait_draw(page, b)["step"] == 2
+    page.focus("#prev")
+    b = draws(page)
+    page.keyboard.press("Enter")
+    assert wait_draw(page, b)["step"] == 1
+    guard.check()
+    page.context.close()
+
+
+# ---- loading: only the shown layer's files, the first heatmap before the rest ------------------------------------
+def _first_view_files():
+    """Weight files the default first view needs, computed in CPython from the catalogue and the tokenizer."""
+    from pyapp.core.files import default_models_dir, load_local_catalogue
+    from pyapp.core.store import WeightStore
+    from pyapp.core.tokenizer import WordPieceTokenizer
+
+    cat = load_local_catalogue(default_models_dir())
+    entry = cat.get("minilm-l6")
+    tok_path = entry.tokenizer_file().path
+    with open(default_models_dir() + "/" + tok_path, "rb") as fh:
+        ids = WordPieceTokenizer.from_json(fh.read()).encode(DEFAULT_TEXT).ids
+    return {f.path for f in WeightStore(cat).missing(entry.id, ids, 0, ("qk",), tokenizer=True)}
+
+
+def test_progress_lists_exactly_the_first_views_files(new_page, server):
+    page, guard = new_page("pyodide")
+    fetched = []
+    page.on("request", lambda r: fetched.append(r.url))
+    page.goto(server.url("/web/index.html"))
+    wait_js(page, "() => document.body.dataset.state === 'ready'", timeout=180_000)
+    want = _first_view_files()
+    items = page.eval_on_selector_all("#loading-items li", "els => els.map(e => e.textContent)")
+    assert "Python runtime 100%" in items and "numpy 100%" in items
+    listed = {re.match(r"(\S+) \(", i).group(1) for i in items if i.startswith("minilm-l6/")}
+    assert listed == want
+    assert all(re.search(r" \d+%$", i) for i in items), items
+    # Nothing else was downloaded for the first heatmap: no other layer, no V/O, no feed-forward.
+    weights = {u.split("/models/", 1)[1] for u in fetched if "/models/" in u and not u.endswith("index.json")}
+    assert weights == want, sorted(weights ^ want)
+    assert page.get_attribute("#loading", "aria-valuenow") == "100"
+    guard.check()
+    page.context.close()
+
+
+def test_first_heatmap_does_not_wait_for_value_weights(new_page, server):
+    """On Step by step the view draws from Q/K as soon as they are in; V/O arrive after and complete it."""
+    page, guard = new_page("pyodide")
+    held = []
+    page.route("**/models/minilm-l6/layer0.vo.json", lambda route: held.append(route))
+    page.goto(server.url("/web/index.html?tab=steps&step=7"))
+    wait_js(page, "() => document.body.dataset.state === 'ready'", timeout=180_000)
+    wait_js(page, "() => document.getElementById('status-text').textContent.startsWith('Loading')")
+    for _ in range(200):                                       # the request goes out right after that draw
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the V/O file was requested"
+    rep = report(page)
+    assert rep["tab"] == "steps" and rep["step"] == 7 and rep["draws"] >= 1
+    assert "V/O weights of layer 0" in status(page)
+    assert canvas_colour_count(page) > 10                     # the weights heatmap is already there
+    assert page.get_attribute("#loading", "hidden") is None    # the bar still shows the pending file
+    waiting = page.eval_on_selector_all("#loading-items li", "els => els.map(e => e.textContent)")
+    assert any(i.startswith("minilm-l6/layer0.vo.json") and not i.endswith("100%") for i in waiting), waiting
+    before = draws(page)
+    held[0].continue_()
+    wait_draw(page, before)
+    wait_js(page, "() => document.getElementById('status-text').textContent === ''")
+    assert page.get_attribute("#loading", "hidden") is not None
+    guard.check()
+    page.context.close()
+
+
+def test_typing_is_debounced_into_one_recompute(app_page):
+    """Keystrokes 40 ms apart (faster than the 250 ms debounce) end in one tokenization and one draw."""
+    page = app_page
+    base = report(page)
+    page.focus("#text")
+    page.keyboard.press("End")
+    page.keyboard.type(" Then it slept.", delay=40)
+    rep = wait_draw(page, base["draws"])
+    page.wait_for_timeout(600)                     # no later draw: the burst was one edit
+    rep = report(page)
+    assert rep["draws"] == base["draws"] + 1
+    assert rep["stats"]["tokenize"] == base["stats"]["tokenize"] + 1
+    assert rep["tokens"] == hf_tokens(DEFAULT_TEXT + " Then it slept.")
+    type_text(page, DEFAULT_TEXT)

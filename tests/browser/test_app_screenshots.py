@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from helpers import canvas_colour_count, draws, report, wait_draw
+from helpers import canvas_colour_count, draws, report, wait_draw, wait_js
+
+from pyapp.views.state import TABS
 
 pytestmark = pytest.mark.browser
 
-TABS = ["overview", "steps", "heads", "math", "architecture"]
-SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
+SIZES = {"desktop": (1280, 800), "phone": (360, 740)}
+ALL_LAYER_TABS = ("model", "rollout", "stats")   # wait until every layer is computed
 
 
 @pytest.mark.parametrize("size", sorted(SIZES))
@@ -21,10 +23,15 @@ def test_screenshot_every_tab(open_app, artifacts, size):
             before = draws(page)
             page.click("#tab-" + tab)
             wait_draw(page, before)
+        if tab in ALL_LAYER_TABS:
+            wait_js(page, "() => JSON.parse(document.body.dataset.report).layers_ready.length === 6", timeout=300_000)
         page.wait_for_timeout(50)
         assert canvas_colour_count(page) > 5, tab
         # The page never scrolls sideways; a wide canvas scrolls inside its own stage.
         assert page.evaluate("document.documentElement.scrollWidth") <= w, tab
+        # Every tab button stays on screen (the tab bar wraps on a phone).
+        assert page.evaluate("Math.max(...[...document.querySelectorAll('[role=tab]')]"
+                             ".map(b => b.getBoundingClientRect().right))") <= w, tab
         page.screenshot(path=str(artifacts / ("%s-%s.png" % (size, tab))), full_page=True)
     before = draws(page)
     page.click("#tab-steps")

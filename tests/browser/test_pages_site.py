@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import report
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -60,9 +62,13 @@ def test_assembled_site_boots_the_app_from_its_root(browser, tmp_path):
         page.on("console", lambda m: guard.console.append("%s: %s" % (m.type, m.text)))
         page.on("pageerror", lambda e: guard.page_errors.append(str(e)))
 
-        page.goto(server.url("/mhsa-visualizer/"))
-        page.wait_for_url("**/mhsa-visualizer/web/", timeout=30_000)  # the root index.html's redirect
+        # a shared link to the root keeps its state through the root index.html's redirect
+        page.goto(server.url("/mhsa-visualizer/?text=Shared+link+text&tab=heads&layer=2"))
+        page.wait_for_url("**/mhsa-visualizer/web/?text=Shared+link+text&tab=heads&layer=2", timeout=30_000)
         h.wait_ready(page, guard)
+        state = report(page)
+        assert (state["tab"], state["layer"], state["tokens"]) == (
+            "heads", 2, ["[CLS]", "shared", "link", "text", "[SEP]"])
 
         guard.check()
         assert not failed, failed
