@@ -142,3 +142,19 @@ def test_demo_tiny_file_model_equals_the_deterministic_source(models_dir):
         a, b = tiny.encoder.trace(IDS, layer), synth.trace(IDS, layer)
         np.testing.assert_array_equal(a.probs, b.probs)
         np.testing.assert_array_equal(a.output, b.output)
+
+
+def test_a_layer_shown_qk_only_is_completed_not_recomputed():
+    params = RecordingParams(synthetic_weights(config(), seed=2))
+    enc = Encoder(config(), params)
+    qk = [enc.trace(IDS, layer, values=False) for layer in range(3)]  # bottom up, as the app asks
+    full = enc.trace(IDS, 2, values=True)
+    for layer in range(2):  # layers 0 and 1 were completed for layer 2's input: same Q, K and softmax
+        t = enc.trace(IDS, layer, values=True)
+        assert t.q is qk[layer].q and t.probs is qk[layer].probs and t.output is not None
+    assert full.probs is qk[2].probs
+    fresh = Encoder(config(), DictParams(synthetic_weights(config(), seed=2)))
+    for layer in range(3):
+        ref = fresh.trace(IDS, layer, values=True)
+        np.testing.assert_array_equal(enc.trace(IDS, layer).output, ref.output)
+        np.testing.assert_array_equal(enc.trace(IDS, layer).probs, ref.probs)

@@ -170,3 +170,19 @@ def test_more_cells_than_pixels_are_max_pooled_so_the_peak_survives():
     assert tuple(img[0, -1]) == tuple(MASKED_RGBA) and tuple(img[-1, 0]) != tuple(MASKED_RGBA)
     hit = scene.hit_test(lay.grid_x + 77.5 * lay.cell, lay.grid_y + 301.5 * lay.cell)
     assert (hit.row, hit.col) == (301, 77)  # hit-testing stays per token
+
+
+@pytest.mark.parametrize("shape, out", [((7, 5), (23, 11)), ((128, 128), (512, 512)), ((3, 9), (2, 4)),
+                                        ((1, 1), (1, 1))])
+def test_nearest_upscale_packed_path_equals_the_plain_gather(shape, out):
+    """The uint32 fast path gives exactly the pixels of the plain index gather (also for views with strides)."""
+    rng = np.random.RandomState(1)
+    big = rng.randint(0, 256, size=(shape[0] * 2, shape[1] * 2, 4)).astype(np.uint8)
+    rgba = big[::2, ::2]                                   # a non-contiguous view
+    rows, cols = shape
+    ri = np.arange(out[1]) * rows // out[1]
+    ci = np.arange(out[0]) * cols // out[0]
+    expected = rgba[ri[:, None], ci[None, :]]
+    got = nearest_upscale(rgba, out[0], out[1])
+    assert got.shape == (out[1], out[0], 4) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected)

@@ -157,12 +157,20 @@ def multi_head_attention(x: np.ndarray, w: AttentionWeights, temperature: float 
     masked = causal_mask(scaled) if causal else None  # (heads, n, n)   -inf above the diagonal
     logits = _tempered(masked if causal else scaled, t)  # (heads, n, n)   / temperature
     probs = softmax(logits)  # (heads, n, n)   rows sum to 1
-    v = heads = concat = output = None
-    if w.has_values:
-        v = np.ascontiguousarray(split_heads(linear(x, w.v_weight, w.v_bias), h))  # (heads, n, d_k)
-        heads = numerics.batched_matmul(probs, v)  # (heads, n, d_k)  probs @ V
-        concat = concat_heads(heads)  # (n, heads*d_k)
-        output = linear(concat, w.o_weight, w.o_bias)  # (n, d_model)
-    projection = (w.o_weight, w.o_bias) if w.has_values else None
-    return AttentionTrace(x, q, k, v, scores, scaled, masked, logits, probs, heads, concat, output, t, causal,
-                          projection)
+    trace = AttentionTrace(x, q, k, None, scores, scaled, masked, logits, probs, None, None, None, t, causal)
+    return with_values(trace, w) if w.has_values else trace
+
+
+def with_values(trace: AttentionTrace, w: AttentionWeights) -> AttentionTrace:
+    """Steps 7-9 added to a trace: V, probs @ V, the concatenated heads and the output projection.
+
+    Q, K and the softmax are taken from ``trace`` as they are (a Q/K-only trace is completed, not redone).
+    """
+    h = w.n_heads
+    v = np.ascontiguousarray(split_heads(linear(trace.x, w.v_weight, w.v_bias), h))  # (heads, n, d_k)
+    heads = numerics.batched_matmul(trace.probs, v)  # (heads, n, d_k)  probs @ V
+    concat = concat_heads(heads)  # (n, heads*d_k)
+    output = linear(concat, w.o_weight, w.o_bias)  # (n, d_model)
+    return AttentionTrace(trace.x, trace.q, trace.k, v, trace.scores, trace.scaled, trace.masked, trace.logits,
+                          trace.probs, heads, concat, output, trace.temperature, trace.causal,
+                          (w.o_weight, w.o_bias))

@@ -26,6 +26,7 @@ from .attention import (
     check_temperature,
     linear,
     multi_head_attention,
+    with_values,
 )
 from .embeddings import hash_embeddings, random_embeddings, sinusoidal_positions
 from .weights import layer_prefix
@@ -213,8 +214,12 @@ class Encoder:
         if trace is None and not values:
             trace = self._traces.get((ids, bool(causal), layer, True))
         if trace is None:
-            x = self.layer_input(ids, layer, causal)
-            trace = multi_head_attention(x, self.attention_weights(layer, values), 1.0, causal)
+            qk_only = self._traces.get((ids, bool(causal), layer, False)) if values else None
+            if qk_only is not None:  # the layer was computed Q/K only: complete it with V and W_O, not redo it
+                trace = with_values(qk_only, self.attention_weights(layer, True))
+            else:
+                x = self.layer_input(ids, layer, causal)
+                trace = multi_head_attention(x, self.attention_weights(layer, values), 1.0, causal)
             if values and trace.output is None:
                 raise WeightsMissing(f"value/output weights of layer {layer} not loaded")
             self._traces[(ids, bool(causal), layer, trace.output is not None)] = trace

@@ -192,6 +192,10 @@ def nearest_upscale(rgba: np.ndarray, out_w: int, out_h: int) -> np.ndarray:
     out_w, out_h = max(int(out_w), 1), max(int(out_h), 1)
     ri = (np.arange(out_h) * rows // out_h).astype(np.intp)
     ci = (np.arange(out_w) * cols // out_w).astype(np.intp)
+    if rgba.dtype == np.uint8 and rgba.ndim == 3 and rgba.shape[2] == 4:
+        # one uint32 per pixel and two 1-D takes: the same pixels, ~5x faster in Pyodide 0.17 (bench/README.md)
+        px = np.ascontiguousarray(rgba).view(np.uint32).reshape(rows, cols)  # (r, c) packed RGBA
+        return px.take(ri, axis=0).take(ci, axis=1).view(np.uint8).reshape(out_h, out_w, 4)
     return rgba[ri[:, None], ci[None, :]]
 
 
