@@ -103,6 +103,17 @@ class Canvas:
                     italic=italic)
 
 
+def _column(c: Canvas, x: float, y: float, w: float, keys: List[str], gap: float, bh: float) -> float:
+    """Named boxes stacked downwards from y, each with an arrow from it up into the one above; new y."""
+    cx = x + w / 2
+    for key in keys:
+        c.arrow([(cx, y + gap), (cx, y)])
+        y += gap
+        c.named(key, x, y, w, bh)
+        y += bh
+    return y
+
+
 def _stack(c: Canvas, x: float, y: float, w: float, layer: List[str], n_layers: int, below: List[str],
            above: List[str], inputs: str, outputs: str, n_side: str, current: bool) -> Dict[str, Any]:
     """One tower (encoder or decoder), drawn top-down from y. Returns its geometry."""
@@ -113,11 +124,7 @@ def _stack(c: Canvas, x: float, y: float, w: float, layer: List[str], n_layers: 
     c.label(cx, y + 6, outputs, italic=True)
     y += 16
     prev_top = y
-    for key in above:  # e.g. decoder: Softmax, Linear (top to bottom)
-        c.arrow([(cx, y + gap), (cx, y)])
-        y += gap
-        c.named(key, x, y, w, bh)
-        y += bh
+    y = _column(c, x, y, w, above, gap, bh)  # e.g. decoder: Softmax, Linear (top to bottom)
     # the N× frame
     c.arrow([(cx, y + gap), (cx, y)])
     y += gap
@@ -177,11 +184,7 @@ def _stack(c: Canvas, x: float, y: float, w: float, layer: List[str], n_layers: 
         c.label(pe_x, y + k * (c.size + 2), word, align="right" if n_side == "left" else "left", size=c.size - 1)
     c.arrow([(cx, y - 8), (cx, frame_bottom)])
     y += 8
-    for key in below:
-        c.arrow([(cx, y + gap), (cx, y)])
-        y += gap
-        c.named(key, x, y, w, bh)
-        y += bh
+    y = _column(c, x, y, w, below, gap, bh)
     c.arrow([(cx, y + gap), (cx, y)])
     y += gap
     c.label(cx, y + 8, inputs, italic=True)
