@@ -33,6 +33,10 @@ from pyapp.core.tokenizer import WordPieceTokenizer
 from pyapp.core.sources import make_source
 from pyapp.core import encoder as core_encoder
 from pyapp.core import attention as core_attention
+from pyapp.browser import wasm_gemm
+
+GEMM = wasm_gemm.install()  # as the app does at start-up (pyapp/browser/app.py main): numpy if no wasm SIMD
+MATMUL = "wasm SIMD kernel, also Q K^T and probs @ V" if GEMM is not None else "numpy einsum (%s)" % (wasm_gemm.problem or "not installed")
 
 MODEL = "minilm-l6"
 CAT = load_catalogue(await fetch_bytes(BASE + "models/index.json"))

@@ -167,8 +167,10 @@ def run_ours(browser, srv, texts, warmup, reps, base, log):
     rows = json.loads(page.evaluate("window.py(%s)" % json.dumps(
         "run(%s, %d, %d, %s, 5.0)" % (json.dumps(texts), warmup, reps, bool(base)))))
     redraw = json.loads(page.evaluate("window.py(%s)" % json.dumps("redraw(128, 512, %d, %d)" % (warmup, reps))))
+    matmul = page.evaluate("window.py('MATMUL')")
     page.context.close()
-    return {"rows": rows, "redraw_128": redraw, "errors": page.bench_log, "boot_ms": boot_ms, "loaded": loaded}
+    return {"rows": rows, "redraw_128": redraw, "errors": page.bench_log, "boot_ms": boot_ms, "loaded": loaded,
+            "matmul": matmul}
 
 
 # ------------------------------------------------------------------------------------------------ the app
@@ -454,7 +456,8 @@ def main(argv=None) -> int:
               % (version, platform.machine(), os.cpu_count() or 0, load0[0], load1[0], a.warmup, a.reps,
                  time.strftime("%Y-%m-%d %H:%M", time.gmtime())))
     sides = ("peer = transformers.js 4.3.2 / onnxruntime-web wasm fp32 (all six layers always); "
-             "ours = pyapp on Pyodide 0.17.1 + numpy 1.17.5 (computes only what is shown)")
+             "ours = pyapp on Pyodide 0.17.1 + numpy 1.17.5 (computes only what is shown; x @ W^T: %s)"
+             % ours.get("matmul", "?"))
     par = "parity, max |attention - HF eager| over 6 layers x 12 heads: " + ", ".join(
         "%s n=%d %.1e" % (k[0], k[1], v) for k, v in sorted(parity.items()))
     extra = ["peer 1T page timeline (ms): " + "; ".join("%.0f %s" % (tm, w) for tm, w in peer1["marks"])]

@@ -112,3 +112,28 @@ def test_long_sentence_attention_matches_float64():
         out = (probs @ v).transpose(1, 0, 2).reshape(n, d) @ m[3].T.astype(np.float64) + bias[3]
         np.testing.assert_allclose(t.probs, probs, atol=2e-6)
         np.testing.assert_allclose(t.output, out, atol=2e-5)
+
+
+def test_matmul_backend_is_used_and_may_decline():
+    """``set_matmul_backend``: the backend's product is returned; ``None`` from it (or no backend) -> numpy."""
+    rng = np.random.RandomState(5)
+    x = rng.standard_normal((6, 16)).astype(np.float32)
+    w = rng.standard_normal((24, 16)).astype(np.float32)
+    want = numerics.matmul_t(x, w)
+    seen = []
+
+    def backend(a, weight):
+        seen.append((a.dtype, a.shape, weight.shape))
+        return None if weight.shape[0] % 8 else np.full((a.shape[0], weight.shape[0]), 7.0, np.float32)
+
+    previous = numerics.set_matmul_backend(backend)
+    try:
+        assert previous is None and numerics.matmul_backend() is backend
+        assert np.all(linear(x.astype(np.float64), w, None) == 7.0)  # x reaches the backend as float32
+        assert seen[-1] == (np.float32, (6, 16), (24, 16))
+        w20 = w[:20]
+        np.testing.assert_array_equal(numerics.matmul_t(x, w20), np.einsum("ij,jk->ik", x, numerics.transposed(w20)))
+        assert len(seen) == 2  # declined (20 % 8), computed by numpy
+    finally:
+        assert numerics.set_matmul_backend(previous) is backend
+    np.testing.assert_array_equal(numerics.matmul_t(x, w), want)

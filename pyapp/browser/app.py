@@ -33,6 +33,7 @@ from ..views.state import (
 )
 from ..views.steps import STEP_TITLES
 from . import canvas as canvas_backend
+from . import wasm_gemm
 from .compat import create_proxy, js, to_js
 from .fetch import FetchError, fetch_bytes
 
@@ -806,6 +807,7 @@ async def main():
     boot = js.mhsaBoot
     boot.progress("runtime", "Python runtime", 1)
     boot.progress("numpy", "numpy", 1)
+    wasm_gemm.install()  # x @ W^T on a WebAssembly SIMD kernel when the browser has it; numpy otherwise
     try:
         catalogue, problem = _load_catalogue()
         session = Session(catalogue)

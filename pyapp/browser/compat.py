@@ -1,6 +1,7 @@
 """The one shim between Pyodide versions (0.17.1 in the tests, modern Pyodide under PyScript).
 
 - ``create_proxy`` / ``to_js`` live in ``pyodide.ffi`` (>= 0.21) or in ``pyodide`` (0.17 - 0.20).
+- ``emscripten_module()``: the running Pyodide's Emscripten Module (its heap views).
 - ``rgba_to_clamped(rgba)``: a NumPy (h, w, 4) uint8 array -> a JS ``Uint8ClampedArray`` for ``ImageData``,
   with one bulk copy. The fastest way differs between versions; ``_pick_copier`` probes once.
 """
@@ -18,7 +19,17 @@ except ImportError:  # Pyodide 0.17 - 0.20
 
 import js  # type: ignore
 
-__all__ = ["create_proxy", "to_js", "rgba_to_clamped", "copier_name", "js"]
+__all__ = ["create_proxy", "to_js", "rgba_to_clamped", "copier_name", "emscripten_module", "js"]
+
+def emscripten_module():
+    """Emscripten's Module of the running Pyodide (its HEAPF32 / HEAPU8 views of Python's memory)."""
+    try:
+        import pyodide_js  # type: ignore  # Pyodide >= 0.17
+
+        return pyodide_js._module
+    except ImportError:
+        return js.pyodide._module
+
 
 _copier: Optional[Callable] = None
 _copier_name = ""

@@ -8,7 +8,9 @@ Measured there (``bench/pyodide_micro.py``, ``bench/README.md``), two things dom
   power of two built from its exponent bits): about 5x faster, relative error below 2e-7.
 * Without BLAS, ``x @ W.T`` is a naive dot loop (about 1.8 GFLOP/s there); ``np.einsum("ij,jk->ik", x, W^T)``
   with ``W^T`` contiguous runs numpy's unrolled multiply-add loop (about 3.6 GFLOP/s).  ``matmul_t``
-  keeps one contiguous ``W^T`` per weight matrix, made on first use.
+  keeps one contiguous ``W^T`` per weight matrix, made on first use.  A runtime with something faster plugs it
+  in with ``set_matmul_backend`` / ``set_batched_matmul_backend`` (the browser shell installs a WebAssembly
+  SIMD kernel there: ``pyapp/browser/wasm_gemm.py``); the core itself never imports anything of the browser.
 
 Weights are treated as read-only once they are used (the store decodes them once and never writes them).
 """
@@ -16,7 +18,7 @@ Weights are treated as read-only once they are used (the store decodes them once
 from __future__ import annotations
 
 import weakref
-from typing import Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -85,14 +87,50 @@ def transposed(weight: np.ndarray) -> np.ndarray:
     return wt
 
 
+MatmulBackend = Callable[[np.ndarray, np.ndarray], Optional[np.ndarray]]
+_backend: Optional[MatmulBackend] = None
+
+
+def set_matmul_backend(fn: Optional[MatmulBackend]) -> Optional[MatmulBackend]:
+    """Route ``matmul_t`` through ``fn(x, weight)`` (x float32 (n, in), weight (out, in)); ``None`` restores numpy.
+
+    ``fn`` returns the (n, out) float32 product, or ``None`` to leave that call to numpy (e.g. a shape it does not
+    handle, or too small to be worth it).  Returns the previous backend.
+    """
+    global _backend
+    previous, _backend = _backend, fn
+    return previous
+
+
+def matmul_backend() -> Optional[MatmulBackend]:
+    return _backend
+
+
 def matmul_t(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """x @ weight.T for x (n, in) and weight (out, in) in float32: (n, out)."""
-    return np.einsum("ij,jk->ik", np.asarray(x, dtype=np.float32), transposed(weight))
+    x = np.asarray(x, dtype=np.float32)
+    if _backend is not None:
+        y = _backend(x, weight)
+        if y is not None:
+            return y
+    return np.einsum("ij,jk->ik", x, transposed(weight))
 
 
 # ------------------------------------------------------------------------ stacks of products (per head)
 
 LONG = 192  # from this many tokens on, the einsum forms below beat np.matmul (~1.4x at 256-512 tokens)
+
+
+BatchedBackend = Callable[[np.ndarray, np.ndarray], Optional[np.ndarray]]
+_batched_backend: Optional[BatchedBackend] = None
+
+
+def set_batched_matmul_backend(fn: Optional[BatchedBackend]) -> Optional[BatchedBackend]:
+    """Route ``batched_matmul`` through ``fn(a, b)`` (float32 stacks); ``None`` from it, or no backend: numpy.
+    Returns the previous backend."""
+    global _batched_backend
+    previous, _batched_backend = _batched_backend, fn
+    return previous
 
 
 def batched_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -102,6 +140,10 @@ def batched_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     over a long contiguous output row is faster: along p when p is long (Q K^T), else along n on the
     transposed product (b^T a^T)^T (probs @ V, whose p = d_k is short).  The result may be a transposed view.
     """
+    if _batched_backend is not None:
+        y = _batched_backend(a, b)
+        if y is not None:
+            return y
     h, n, _ = a.shape
     p = b.shape[2]
     if p >= LONG:

@@ -1,0 +1,226 @@
+"""``matmul_t`` on a WebAssembly SIMD (f32x4) GEMM kernel, for runtimes whose numpy has no BLAS (Pyodide 0.17).
+
+numpy 1.17.5 in Pyodide 0.17.1 multiplies matrices with scalar WebAssembly loops (~3.5-5 GFLOP/s at best); the
+kernel in ``gemm_wasm.py`` (built by ``scripts/build_gemm_wasm.py`` from ``scripts/gemm_simd.wat``) runs
+4 x 8 register tiles of f32x4 multiply-adds over weight panels that stay in L1: ~15-20 GFLOP/s.
+
+The kernel is its own WebAssembly instance with its own memory (Pyodide does not hand out its
+``WebAssembly.Memory``); both memories are reached from here through typed arrays, with no JavaScript source:
+
+* each weight matrix is packed (panels of 8 output columns) and copied into the kernel's memory once, on first
+  use; the copy is forgotten (its space reused) with the weight array, like ``numerics.transposed``;
+* per call, x is copied in and the product out: ``Float32Array.set`` between Pyodide's heap (``HEAPF32``, at
+  the numpy buffers' addresses) and the kernel's memory, two memcpy's.
+
+The per-head products (``numerics.batched_matmul``: Q K^T, probs @ V) go through ``gemm_batch``, both operands
+copied (and the second packed) per call.  ``install()`` compiles the kernel, checks it against numpy on a small
+product and plugs it into ``numerics.set_matmul_backend`` / ``set_batched_matmul_backend``; without
+WebAssembly SIMD (or anything else missing) it leaves numpy in place.  Each output element is one float32 sum
+over the inner index in order, multiply then add: the order of numpy's einsum and non-BLAS matmul loops, so
+the results agree with numpy's to float32 rounding (in practice bit for bit: bench/README.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import weakref
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..core import numerics
+from .compat import emscripten_module, js
+from .gemm_wasm import WASM_BASE64
+
+PANEL = 8  # output columns per packed weight panel (the kernel's tile width)
+MIN_WORK = 1 << 15  # n * in * out below this: numpy (a call costs a few JS round trips, ~0.05 ms)
+MIN_BATCHED_WORK = 1 << 18  # h * n * m * p below this: numpy (the second operand is packed on every call)
+PAGE = 65536
+
+
+def _plain_exports(instance):
+    """``instance.exports`` copied into an ordinary object, all in JavaScript (Pyodide 0.17 cannot wrap the
+    exports object itself: it has no prototype)."""
+    wrapped = js.Array.of(0).map(js.Reflect.get.bind(None, instance, "exports", instance))  # [exports]
+    return js.Reflect.apply(js.Object.assign, None, js.Array.of(js.Object.new()).concat(wrapped))
+
+
+def _address(a: np.ndarray) -> int:
+    return int(a.__array_interface__["data"][0])
+
+
+class WasmGemm:
+    """The kernel instance, its memory, and which weight matrices it holds (callable as a matmul backend)."""
+
+    def __init__(self, module=None):
+        self.module = module if module is not None else emscripten_module()
+        wasm = np.frombuffer(base64.b64decode(WASM_BASE64), dtype=np.uint8).copy()
+        start = _address(wasm)
+        code = self.module.HEAPU8.slice(start, start + wasm.size)  # a JS Uint8Array copy of the bytes
+        instance = js.WebAssembly.Instance.new(js.WebAssembly.Module.new(code), js.Object.new())
+        self.exports = _plain_exports(instance)
+        self.memory = self.exports.memory
+        self._gemm = self.exports.gemm
+        self._gemm_batch = self.exports.gemm_batch
+        self._f32 = js.Float32Array.new(self.memory.buffer)
+        self._top = 64  # bump pointer (bytes); space freed by dead weights is reused by size
+        self._free: Dict[int, List[int]] = {}
+        self._weights: Dict[int, Tuple["weakref.ref", int]] = {}
+        self._scratch = (0, 0)  # (offset, bytes) for x and the product
+        self.calls = 0
+        self.failures = 0
+
+    # ---- kernel memory ----------------------------------------------------------------------------------
+    def _alloc(self, nbytes: int) -> int:
+        nbytes = (nbytes + 63) // 64 * 64
+        free = self._free.get(nbytes)
+        if free:
+            return free.pop()
+        off, self._top = self._top, self._top + nbytes
+        have = int(self.memory.buffer.byteLength)
+        if self._top > have:
+            self.memory.grow((self._top - have + PAGE - 1) // PAGE)
+            self._f32 = js.Float32Array.new(self.memory.buffer)  # the old view is detached by grow
+        return off
+
+    def _release(self, off: int, nbytes: int) -> None:
+        self._free.setdefault((nbytes + 63) // 64 * 64, []).append(off)
+
+    def _upload(self, a: np.ndarray, off: int) -> None:
+        """Copy a contiguous float32 array into the kernel's memory at byte offset ``off``."""
+        start = _address(a) // 4
+        self._f32.set(self.module.HEAPF32.subarray(start, start + a.size), off // 4)
+
+    def weight_offset(self, weight: np.ndarray) -> int:
+        """Where the packed ``weight`` (out, in) sits in the kernel's memory (packed and copied on first use)."""
+        key = id(weight)
+        hit = self._weights.get(key)
+        if hit is not None and hit[0]() is weight:
+            return hit[1]
+        out, k = weight.shape
+        packed = np.ascontiguousarray(  # (out/8, in, 8): panel j = W^T[:, 8j:8j+8]
+            np.asarray(weight, dtype=np.float32).reshape(out // PANEL, PANEL, k).transpose(0, 2, 1))
+        off = self._alloc(packed.nbytes)
+        self._upload(packed, off)
+        nbytes = packed.nbytes
+
+        def forget(_r, key=key, off=off, nbytes=nbytes):
+            self._weights.pop(key, None)
+            self._release(off, nbytes)
+
+        try:
+            self._weights[key] = (weakref.ref(weight, forget), off)
+        except TypeError:  # not weak-referenceable: keep it uploaded for good (never the case for ndarrays)
+            pass
+        return off
+
+    def _scratch_for(self, nbytes: int) -> int:
+        off, size = self._scratch
+        if size < nbytes:
+            if size:
+                self._release(off, size)
+            size = max(nbytes, 2 * size)
+            off = self._alloc(size)
+            self._scratch = (off, (size + 63) // 64 * 64)
+        return off
+
+    # ---- the product ------------------------------------------------------------------------------------
+    def matmul_t(self, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """x (n, in) @ weight.T (out, in) -> (n, out) float32, on the kernel."""
+        n, k = x.shape
+        m = weight.shape[0]
+        w_off = self.weight_offset(weight)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = np.empty((n, m), dtype=np.float32)
+        x_off = self._scratch_for(x.nbytes + y.nbytes)
+        y_off = x_off + x.nbytes
+        self._upload(x, x_off)
+        self._gemm(x_off, w_off, y_off, n, k, m)
+        self._download(y, y_off)
+        self.calls += 1
+        return y
+
+    def _download(self, y: np.ndarray, off: int) -> None:
+        """Copy the kernel's memory at byte offset ``off`` into the contiguous float32 array ``y``."""
+        start = _address(y) // 4
+        self.module.HEAPF32.set(self._f32.subarray(off // 4, off // 4 + y.size), start)
+
+    def batched_matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """a (h, n, m) @ b (h, m, p) -> (h, n, p) float32, on the kernel (b packed on the way in)."""
+        h, n, k = a.shape
+        p = b.shape[2]
+        p8 = -(-p // PANEL) * PANEL
+        if p8 != p:  # pad the columns to whole panels (zeros), cut them off again below
+            padded = np.zeros((h, k, p8), dtype=np.float32)
+            padded[:, :, :p] = b
+            b = padded
+        packed = np.ascontiguousarray(  # (h, p8/8, m, 8): panel j of head g = b[g][:, 8j:8j+8]
+            b.reshape(h, k, p8 // PANEL, PANEL).transpose(0, 2, 1, 3), dtype=np.float32)
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        y = np.empty((h, n, p8), dtype=np.float32)
+        a_off = self._scratch_for(a.nbytes + packed.nbytes + y.nbytes)
+        b_off = a_off + a.nbytes
+        y_off = b_off + packed.nbytes
+        self._upload(a, a_off)
+        self._upload(packed, b_off)
+        self._gemm_batch(a_off, b_off, y_off, h, n, k, p8)
+        self._download(y, y_off)
+        self.calls += 1
+        return y if p8 == p else y[:, :, :p]  # (h, n, p)
+
+    def batched(self, a: np.ndarray, b: np.ndarray) -> Optional[np.ndarray]:
+        """The ``numerics`` batched backend: the kernel's stack of products, or None (numpy) when small."""
+        if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+            return None
+        if a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2] < MIN_BATCHED_WORK:
+            return None
+        try:
+            return self.batched_matmul(a, b)
+        except Exception:  # noqa: BLE001 - as in __call__
+            self.failures += 1
+            return None
+
+    def __call__(self, x: np.ndarray, weight: np.ndarray) -> Optional[np.ndarray]:
+        """The ``numerics`` backend: the kernel's product, or None (numpy) for shapes it does not take."""
+        if x.ndim != 2 or weight.ndim != 2 or weight.shape[1] != x.shape[1] or weight.shape[0] % PANEL:
+            return None
+        if x.shape[0] * x.shape[1] * weight.shape[0] < MIN_WORK:
+            return None
+        try:
+            return self.matmul_t(x, weight)
+        except Exception:  # noqa: BLE001 - e.g. a JS view detached by a memory growth: numpy does this one
+            self.failures += 1
+            return None
+
+
+_installed: Optional[WasmGemm] = None
+problem = ""  # why install() left numpy in place (for the benchmark and debugging)
+
+
+def install() -> Optional[WasmGemm]:
+    """Plug the kernel into ``numerics.matmul_t`` if this browser runs WebAssembly SIMD; else keep numpy.
+
+    Checks the kernel against numpy on a small product first (a wrong answer would be worse than a slow one).
+    Returns the kernel (``None`` when numpy stays).  Safe to call twice.
+    """
+    global _installed, problem
+    if _installed is not None:
+        return _installed
+    try:
+        gemm = WasmGemm()
+        rng = np.random.RandomState(0)
+        x = rng.standard_normal((5, 40)).astype(np.float32)
+        w = rng.standard_normal((24, 40)).astype(np.float32)
+        want = x.astype(np.float64) @ w.T.astype(np.float64)
+        a, b = x.reshape(1, 5, 40), w.T.reshape(1, 40, 24)[:, :, :21]
+        if not (np.allclose(gemm.matmul_t(x, w), want, rtol=1e-5, atol=1e-5)
+                and np.allclose(gemm.batched_matmul(a, b)[0], want[:, :21], rtol=1e-5, atol=1e-5)):
+            problem = "the kernel's product differs from numpy's"
+            return None
+    except Exception as e:  # noqa: BLE001 - no SIMD, no Pyodide heap, ...: numpy it is
+        problem = "%s: %s" % (type(e).__name__, e)
+        return None
+    numerics.set_matmul_backend(gemm)
+    numerics.set_batched_matmul_backend(gemm.batched)
+    _installed = gemm
+    return gemm
