@@ -448,7 +448,7 @@ def main(argv=None) -> int:
     t.add("redraw 128x128 heatmap at 512 px (app: colormap + scene.nearest_upscale + putImageData)", 128,
           rd["median"])
     t.note("redraw breakdown: " + ", ".join("%s %.2f ms" % kv for kv in rd["parts"].items()))
-    t.add("redraw 128x128, upscale as one uint32 per pixel (proposed for scene.py)", 128,
+    t.add("redraw 128x128, upscale as one uint32 per pixel (the packed path, timed alone)", 128,
           rd["uint32_upscale"]["median"])
     t.note("same pixels as scene.nearest_upscale: %s" % rd["uint32_same_pixels"])
 
