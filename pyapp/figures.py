@@ -211,12 +211,11 @@ def figure(text: str, view: str = "overview", model: str = DEFAULT_MODEL, layer:
     if pinned_row is not None:
         n = len(session.encode(state).ids)
         state = state.with_(pinned_row=_check_index("pinned row", pinned_row, n, "the text has tokens"))
-    ctx = session.context(state)
     module = importlib.import_module("pyapp.views." + module_name)
-    if research_data.needs_all_layers(module):
+    if research_data.needs_all_layers(module):  # every layer's files: the context then holds every layer
         fetch_into(session.store, research_data.layer_files(session, state, n_layers - 1),
                    models_dir or default_models_dir())
-        research_data.with_all_layers(session, state, ctx)
+    ctx = session.context(state)
     if extra:
         ctx.extra.update(extra)
     scene = module.render(ctx, width)

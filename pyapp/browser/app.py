@@ -41,8 +41,6 @@ CATALOGUE_PATH = "models/index.json"   # written into the file system by PyScrip
 MODELS_URL = "../models/"              # weight files: fetched on demand, relative to web/index.html
 TEXT_DEBOUNCE_MS = 250
 URL_DEBOUNCE_MS = 300
-VIEW_MODULES = TAB_VIEWS
-TAB_ORDER = list(TABS)
 STATE_ACTIONS = ("pinned_row", "head", "tab", "step", "arch", "layer", "heads_shown", "sort_by", "sort_desc")
 VIEW_ACTIONS = ("hover_token", "hover_side")   # the head view's pinned token: page state, not in the URL
 MAX_HOTSPOTS = 240
@@ -52,6 +50,11 @@ STEP_NAMES = list(STEP_TITLES)   # the step bar says what the Step-by-step view'
 def _doc():
     return js.document
 
+
+
+def _action_regions(scene) -> List[Dict[str, Any]]:
+    """The scene's clickable regions (those with an action), at most MAX_HOTSPOTS."""
+    return [r for r in scene.regions if isinstance(r["data"].get("action"), dict)][:MAX_HOTSPOTS]
 
 def _el(id_: str):
     return js.document.getElementById(id_)
@@ -126,7 +129,7 @@ class App:
         self._on(_el("head"), "change", lambda e: self.set(head=int(e.target.value)))
         self._on(_el("temperature"), "input", self._on_temperature)
         self._on(_el("causal"), "change", lambda e: self.set(causal=bool(e.target.checked)))
-        for tab in TAB_ORDER:
+        for tab in TABS:
             b = _el("tab-" + tab)
             self._on(b, "click", self._tab_clicker(tab))
             self._on(b, "keydown", self._on_tab_key)
@@ -219,12 +222,12 @@ class App:
 
     def _on_tab_key(self, event):
         key = str(event.key)
-        i = TAB_ORDER.index(self.state.tab)
-        j = {"ArrowRight": i + 1, "ArrowLeft": i - 1, "Home": 0, "End": len(TAB_ORDER) - 1}.get(key)
+        i = TABS.index(self.state.tab)
+        j = {"ArrowRight": i + 1, "ArrowLeft": i - 1, "Home": 0, "End": len(TABS) - 1}.get(key)
         if j is None:
             return
         event.preventDefault()
-        tab = TAB_ORDER[j % len(TAB_ORDER)]
+        tab = TABS[j % len(TABS)]
         self.set(tab=tab)
         _el("tab-" + tab).focus()
 
@@ -369,7 +372,7 @@ class App:
 
     # ---- keyboard access to the canvas' buttons: one transparent <button> over each action region ------
     def _update_hotspots(self, scene):
-        regions = [r for r in scene.regions if isinstance(r["data"].get("action"), dict)][:MAX_HOTSPOTS]
+        regions = _action_regions(scene)
         key = tuple((round(r["x"], 1), round(r["y"], 1), round(r["w"], 1), round(r["h"], 1),
                      str(r["data"].get("tooltip") or "")) for r in regions)
         self._hotspot_actions = [dict(r["data"]["action"]) for r in regions]
@@ -669,7 +672,7 @@ class App:
         width = self._stage_width()
         self._last_width = width
         try:
-            module = importlib.import_module("pyapp.views." + VIEW_MODULES[st.tab])
+            module = importlib.import_module("pyapp.views." + TAB_VIEWS[st.tab])
             scene = module.render(ctx, width)
         except ImportError as e:
             self._status("The %s view is not available: %s" % (st.tab, e), kind="error")
@@ -727,7 +730,7 @@ class App:
                 heat["mask"] = mask.tolist() if mask is not None else None
         actions = [{"x": r["x"], "y": r["y"], "w": r["w"], "h": r["h"], "action": r["data"]["action"],
                     "tooltip": str(r["data"].get("tooltip") or "")}
-                   for r in scene.regions if isinstance(r["data"].get("action"), dict)][:MAX_HOTSPOTS]
+                   for r in _action_regions(scene)]
         report = {"actions": actions, "model": st.model, "model_name": ctx.model_name, "layer": ctx.layer, "head": ctx.head_index,
                   "n_layers": ctx.n_layers, "n_heads": ctx.n_heads, "tab": st.tab, "step": st.step,
                   "temperature": st.temperature, "causal": st.causal, "pinned_row": ctx.pinned_row, "tokens": ctx.tokens, "n": ctx.n,
@@ -775,7 +778,7 @@ class App:
         _el("causal").checked = st.causal
         info = next((m.description for m in self.session.model_options() if m.id == st.model), "")
         _el("model-info").textContent = info
-        for tab in TAB_ORDER:
+        for tab in TABS:
             b = _el("tab-" + tab)
             on = tab == st.tab
             b.setAttribute("aria-selected", "true" if on else "false")

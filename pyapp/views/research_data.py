@@ -2,19 +2,17 @@
 
 Those views read ``ctx.attentions`` (layer -> (heads, n, n) probabilities at T = 1) besides the shown
 layer's trace; a view module that needs it says so with ``ALL_LAYERS = True`` (``needs_all_layers``).
-The browser shell and the CLI fill it the same way, around ``Session.context``::
+``Session.context`` fills it for those tabs with every layer whose files are in the store
+(``Session.layer_attentions``; ``new_layers=k`` computes at most k more, so the shell can add one layer per
+frame). What the caller does around it (the browser shell, one layer per frame; ``pyapp.figures``, all at once)::
 
-    ctx = session.context(state)
-    if research_data.needs_all_layers(module):
-        for layer in research_data.pending_layers(session, state, ctx):    # the shell: one per frame
-            files = research_data.layer_files(session, state, layer)      # fetch them, session.add_file
-            ctx.attentions[layer] = research_data.layer_attention(session, state, layer)
+    for layer in research_data.pending_layers(session, state, ctx):
+        files = research_data.layer_files(session, state, layer)      # fetch them, session.add_file
+        ctx = session.context(state, new_layers=1)
     scene = module.render(ctx, width)
 
 Costs: a layer's attention reuses the Encoder's cached hidden states and traces (keyed by ids and causal),
-so after the first computation asking again is a dictionary look-up; ``available_attentions`` gives every
-layer whose weight files are already in the store (the shell calls it to rebuild ``ctx.attentions`` for
-a new context after a head / tab / temperature change without computing anything new).
+so after the first computation asking again is a dictionary look-up.
 Like the Session, this module never does I/O: the caller fetches what ``layer_files`` lists.
 """
 
@@ -72,12 +70,7 @@ def attentions(session: Session, state: AppState, layers: Iterable[int]) -> Dict
 def available_attentions(session: Session, state: AppState) -> Dict[int, np.ndarray]:
     """The attention of every layer whose files are in the store, bottom up, stopping at the first layer
     that still misses a file (its layers above need it too)."""
-    out: Dict[int, np.ndarray] = {}
-    for layer in range(n_layers(session, state)):
-        if not ready(session, state, layer):
-            break
-        out[layer] = layer_attention(session, state, layer)
-    return out
+    return session.layer_attentions(state)
 
 
 def pending_layers(session: Session, state: AppState, ctx: Optional[ViewContext] = None) -> List[int]:
@@ -85,9 +78,3 @@ def pending_layers(session: Session, state: AppState, ctx: Optional[ViewContext]
     order to fetch and compute them in. The shown layer counts as present (its trace is in the context)."""
     have = set(ctx.layer_attentions()) if ctx is not None else set()
     return [layer for layer in range(n_layers(session, state)) if layer not in have]
-
-
-def with_all_layers(session: Session, state: AppState, ctx: ViewContext) -> ViewContext:
-    """``ctx`` with ``attentions`` holding every layer (the files of all of them must be in the store)."""
-    ctx.attentions.update(attentions(session, state, range(n_layers(session, state))))
-    return ctx

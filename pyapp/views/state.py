@@ -106,7 +106,7 @@ class AppState:
             if v == getattr(default, f.name):
                 continue
             if f.name == "heads_shown":
-                v = ".".join(str(h) for h in v)
+                v = _head_text(v)
             elif isinstance(v, bool):
                 v = "1" if v else "0"
             elif isinstance(v, float):
@@ -186,7 +186,7 @@ def fitted_problems(requested: AppState, shown: AppState, query: str) -> List[st
                      ("pinned_row", "the text has fewer tokens")):
         asked = getattr(requested, key)
         if key in present and asked != getattr(shown, key):
-            text = ".".join(map(str, asked)) if key == "heads_shown" else str(asked)
+            text = _head_text(asked) if key == "heads_shown" else str(asked)
             out.append("%s=%s (%s)" % (key, _short(text), why))
     return out
 
@@ -233,6 +233,11 @@ def _strict_int(v: Any) -> Optional[int]:
         return int(str(v).strip())
     except ValueError:
         return None
+
+
+def _head_text(heads) -> str:
+    """Head indices as the URL writes them: (0, 3, 5) -> "0.3.5" (``_head_list`` reads it back)."""
+    return ".".join(str(h) for h in heads)
 
 
 def _head_list(v: Any) -> Optional[Tuple[int, ...]]:
