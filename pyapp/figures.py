@@ -30,21 +30,12 @@ from .views import research_data
 from .views.context import ARCH_DIAGRAMS, ViewContext
 from .views.scene import Scene
 from .views.session import SYNTHETIC, Session
-from .views.state import N_STEPS, AppState
+from .views.state import N_STEPS, TAB_VIEWS, AppState
 
-# figure name -> (module in pyapp.views, the page's tab: decides which weights the Session asks for)
-VIEWS: Dict[str, Tuple[str, str]] = {
-    "overview": ("overview", "overview"),
-    "heads": ("heads", "heads"),
-    "step": ("steps", "steps"),
-    "math": ("mathematics", "math"),
-    "architecture": ("architecture", "architecture"),
-    "model": ("model_view", "model"),
-    "lines": ("head_view", "lines"),
-    "neuron": ("neuron_view", "neuron"),
-    "rollout": ("rollout_view", "rollout"),
-    "stats": ("head_stats_view", "stats"),
-}
+# figure name -> (module in pyapp.views, the page's tab: decides which weights the Session asks for); the
+# figure names are the tabs', except "step" (``step:K``) for the Step-by-step tab
+VIEWS: Dict[str, Tuple[str, str]] = {("step" if tab == "steps" else tab): (module, tab)
+                                     for tab, module in TAB_VIEWS.items()}
 VIEW_NAMES = "overview, heads, step:K (K = 1..%d), math, architecture, model, lines, neuron, rollout, stats" % N_STEPS
 DEFAULT_MODEL = "minilm-l6"
 DEFAULT_WIDTH = 1000.0
