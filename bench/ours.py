@@ -3,7 +3,7 @@
 Not imported by CPython: run_benchmark.py sends SETUP, then calls the functions defined here through
 ``window.py(...)``.  Everything goes through the app's real package: ``pyapp.browser.fetch.fetch_bytes``,
 ``pyapp.core`` catalogue -> WeightStore -> WordPieceTokenizer -> Encoder (the app's compute path), and
-``pyapp.views.heatmap.heatmap_image`` + ``pyapp.browser.canvas._image`` for the redraw.
+``pyapp.draw.heatmap.heatmap_image`` + ``pyapp.browser.canvas._image`` for the redraw.
 
 ``base_*`` (``run_benchmark.py --base REV``) run another revision's ``pyapp`` (loaded beside the working
 tree's as ``pyapp_base``) on the same store tensors: the measured effect of a change, in the same run.
@@ -179,7 +179,7 @@ def profile(what, text, reps=3, top=25):
 # ---- redraw of an n x n heatmap with the app's own colormap + canvas image path ----------------------------
 def redraw(n, size_css, warmup, reps):
     import js
-    from pyapp.views.heatmap import heatmap_image
+    from pyapp.draw.heatmap import heatmap_image
     from pyapp.browser import canvas as canvas_backend
     rng = np.random.RandomState(0)
     m = rng.random_sample((n, n)).astype(np.float32)
@@ -191,7 +191,7 @@ def redraw(n, size_css, warmup, reps):
     def draw(_):
         op = {"op": "image", "rgba": heatmap_image(m), "x": 0.0, "y": 0.0, "w": float(size_css), "h": float(size_css)}
         canvas_backend._image(ctx, op, 1.0)
-    from pyapp.views.scene import nearest_upscale
+    from pyapp.draw.scene import nearest_upscale
     from pyapp.browser.compat import rgba_to_clamped
     rgba = heatmap_image(m)
     up = nearest_upscale(rgba, size_css, size_css)

@@ -23,12 +23,12 @@ import os
 import sys
 from typing import Iterator, List, Optional, Sequence
 
+from .app.session import SessionError
 from .core.attention import check_temperature
 from .core.catalogue import CatalogueError
 from .core.encoder import WeightsMissing
 from .core.files import LocalModel, default_models_dir, load_local_catalogue
 from .core.weights import WeightFileError
-from .views.session import SessionError
 
 DEFAULT_MODEL = "minilm-l6"
 
@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     att.add_argument("--temperature", type=float, default=1.0, help="softmax temperature T > 0 (default 1)")
     att.add_argument("--causal", action="store_true", help="apply the causal (decoder) mask")
 
+    from .app.context import ARCH_DIAGRAMS
     from .figures import DEFAULT_WIDTH, VIEW_NAMES
-    from .views.context import ARCH_DIAGRAMS
 
     ren = sub.add_parser("render", help="draw one view of the page to a PNG")
     ren.add_argument("text", help="the text, or - to read it from stdin")

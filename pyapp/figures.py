@@ -24,13 +24,13 @@ import numbers
 import os
 from typing import Any, Dict, Optional, Tuple
 
+from .app import research_data
+from .app.context import ARCH_DIAGRAMS, ViewContext
+from .app.session import SYNTHETIC, Session
+from .app.state import N_STEPS, TAB_VIEWS, AppState
 from .core.attention import check_temperature
 from .core.files import default_models_dir, fetch_into, load_local_catalogue
-from .views import research_data
-from .views.context import ARCH_DIAGRAMS, ViewContext
-from .views.scene import Scene
-from .views.session import SYNTHETIC, Session
-from .views.state import N_STEPS, TAB_VIEWS, AppState
+from .draw.scene import Scene
 
 # figure name -> (module in pyapp.views, the page's tab: decides which weights the Session asks for); the
 # figure names are the tabs', except "step" (``step:K``) for the Step-by-step tab

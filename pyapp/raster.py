@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .views.scene import Scene, device_box, nearest_upscale
+from .draw.scene import Scene, device_box, nearest_upscale
 
 _FONT_FILES = {
     ("sans", False, False): "DejaVuSans.ttf",

@@ -18,9 +18,9 @@ from conftest import ROOT, run_cli
 
 from pyapp.core.analysis import rollout
 from pyapp.core.files import LocalModel
+from pyapp.draw.colormap import VIRIDIS
+from pyapp.draw.scene import device_box
 from pyapp.figures import figure
-from pyapp.views.colormap import VIRIDIS
-from pyapp.views.scene import device_box
 
 PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402

@@ -11,11 +11,12 @@ import pytest
 from conftest import ROOT
 
 import pyapp
+from pyapp.app import research_data
+from pyapp.app.session import Session
+from pyapp.app.state import AppState
 from pyapp.core.files import LocalModel
 from pyapp.figures import VIEWS, Figure, FigureError, figure, parse_view, session_for
-from pyapp.views import head_view, research_data
-from pyapp.views.session import Session
-from pyapp.views.state import AppState
+from pyapp.views import lines as head_view
 
 PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from test_views_fixtures import make_ctx
 
+from pyapp.draw.colormap import VIRIDIS
+from pyapp.draw.heatmap import draw_heatmap
+from pyapp.draw.scene import Scene
 from pyapp.raster import render, save_png
 from pyapp.views import overview
-from pyapp.views.colormap import VIRIDIS
-from pyapp.views.heatmap import draw_heatmap
-from pyapp.views.scene import Scene
 
 PIL = pytest.importorskip("PIL")
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import pyapp.core.encoder as encoder_module
+from pyapp.app.session import Session, SessionError, row_entropy_bits, shown_matrix
+from pyapp.app.state import AppState
 from pyapp.core.files import default_models_dir, load_local_catalogue, read_file
 from pyapp.core.weights import WeightFileError
-from pyapp.views.session import Session, SessionError, row_entropy_bits, shown_matrix
-from pyapp.views.state import AppState
 
 MODELS = default_models_dir()
 
@@ -216,7 +216,7 @@ def test_entropy_and_shown_matrix(session):
 # ---- the research tabs: every layer's attention, one layer at a time ---------------------------------------
 def load_layers(session: Session, state: AppState):
     """Every file the research views need for all layers of the state's model."""
-    from pyapp.views import research_data
+    from pyapp.app import research_data
 
     for layer in range(session.shape(state)[0]):
         for f in research_data.layer_files(session, state, layer):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pyapp.views.state import (
+from pyapp.app.state import (
     D_MODEL_CHOICES,
     HEADS_CHOICES,
     N_STEPS,
@@ -74,7 +74,7 @@ def test_query_ignores_junk():
 
 # ---- every field in the URL, and links that cannot be used ---------------------------------------------
 def test_every_tab_is_a_url_state():
-    from pyapp.views.state import TAB_VIEWS, TABS
+    from pyapp.app.state import TAB_VIEWS, TABS
 
     assert set(TABS) == set(TAB_VIEWS) and {"model", "lines", "neuron", "rollout", "stats"} <= set(TABS)
     for tab in TABS:
@@ -88,7 +88,7 @@ def test_every_tab_is_a_url_state():
     ("d_model", 384), ("heads", 8), ("seed", 7), ("heads_shown", (0, 3, 11)), ("heads_shown", ()),
     ("sort_by", "entropy_norm"), ("sort_desc", True)])
 def test_every_field_round_trips(field, value):
-    from pyapp.views.state import parse_query
+    from pyapp.app.state import parse_query
 
     s = AppState(**{field: value})
     q = s.to_query()
@@ -112,7 +112,7 @@ def test_heads_shown_is_normalised():
     ("heads_shown=1.x", "heads_shown=1.x"), ("sort_by=nope", "sort_by=nope (one of"), ("seed=-5", "seed=-5"),
     ("sort_desc=2", "sort_desc=2")])
 def test_malformed_values_fall_back_and_are_named(query, key):
-    from pyapp.views.state import parse_query, query_notice
+    from pyapp.app.state import parse_query, query_notice
 
     state, problems = parse_query("?" + query + "&model=demo-tiny")
     assert state.model == "demo-tiny"            # the good values of the link are kept
@@ -124,7 +124,7 @@ def test_malformed_values_fall_back_and_are_named(query, key):
 
 
 def test_good_links_have_no_notice():
-    from pyapp.views.state import parse_query, query_notice
+    from pyapp.app.state import parse_query, query_notice
 
     assert parse_query("") == (AppState(), [])
     assert parse_query("?utm_source=x&tab=model&layer=3")[1] == []      # unknown keys are ignored
@@ -133,7 +133,7 @@ def test_good_links_have_no_notice():
 
 
 def test_fitted_problems_name_what_the_model_changed():
-    from pyapp.views.state import fitted_problems
+    from pyapp.app.state import fitted_problems
 
     asked = AppState(model="nope", layer=9, head=30, pinned_row=40, heads_shown=(2, 20))
     shown = AppState(model="minilm-l6", layer=5, head=11, pinned_row=None, heads_shown=(2,))

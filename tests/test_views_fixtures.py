@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pyapp.app.context import ViewContext
 from pyapp.core.attention import AttentionWeights, multi_head_attention
-from pyapp.views.context import ViewContext
 
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "and", "runs", "far", "away"]
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from test_views_fixtures import make_ctx, make_tokens
 
-from pyapp.views import interact
-from pyapp.views.colormap import DIVERGING, MASKED_RGBA, VIRIDIS, colorize, to_index, weight_colors
-from pyapp.views.heatmap import alt_text, draw_heatmap, heatmap_image, top_k
-from pyapp.views.scene import Scene, nearest_upscale
+from pyapp.app import interact
+from pyapp.draw.colormap import DIVERGING, MASKED_RGBA, VIRIDIS, colorize, to_index, weight_colors
+from pyapp.draw.heatmap import alt_text, draw_heatmap, heatmap_image, top_k
+from pyapp.draw.scene import Scene, nearest_upscale
 
 
 def _images(scene):

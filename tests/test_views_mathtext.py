@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyapp.views.mathtext import Dots, Frac, Grid, Row, Scripts, Sqrt, Text, _pick, draw, matrix_of, var
-from pyapp.views.scene import Scene, text_width
+from pyapp.draw.mathtext import Dots, Frac, Grid, Row, Scripts, Sqrt, Text, _pick, draw, matrix_of, var
+from pyapp.draw.scene import Scene, text_width
 
 
 def test_row_width_and_height():

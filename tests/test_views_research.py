@@ -13,12 +13,16 @@ import re
 import numpy as np
 import pytest
 
+from pyapp.app.context import ViewContext
+from pyapp.app.interact import action, hover, tooltip
 from pyapp.core import analysis as an
 from pyapp.core.attention import AttentionWeights, multi_head_attention
-from pyapp.views import head_stats_view, head_view, model_view, neuron_view, rollout_view
-from pyapp.views.colormap import VIRIDIS, weight_colors
-from pyapp.views.context import ViewContext
-from pyapp.views.interact import action, hover, tooltip
+from pyapp.draw.colormap import VIRIDIS, weight_colors
+from pyapp.views import lines as head_view
+from pyapp.views import model as model_view
+from pyapp.views import neuron as neuron_view
+from pyapp.views import rollout as rollout_view
+from pyapp.views import stats as head_stats_view
 
 TOKENS = ["[CLS]", "the", "cat", ",", "sat", "on", "mats", ".", "[SEP]"]
 N, D_MODEL, HEADS, LAYERS = len(TOKENS), 24, 3, 3
@@ -407,8 +411,8 @@ def test_ctx_attentions_field_first_extra_as_fallback():
 
 def test_rollout_and_neuron_pixels_with_pillow():
     pytest.importorskip("PIL")
+    from pyapp.draw.colormap import signed_colors
     from pyapp.raster import render
-    from pyapp.views.colormap import signed_colors
 
     scene = rollout_view.render(_ctx(layer=0), 900)
     r = an.rollout([t.probs for t in TRACES])[-1]

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from test_views_fixtures import make_ctx
 
-from pyapp.views import architecture, heads, interact, mathematics, overview, steps
-from pyapp.views.colormap import VIRIDIS
-from pyapp.views.heatmap import heatmap_image
+from pyapp.app import interact
+from pyapp.draw.colormap import VIRIDIS
+from pyapp.draw.heatmap import heatmap_image
+from pyapp.views import architecture, heads, overview, steps
+from pyapp.views import math as mathematics
 
 VIEWS = [overview, heads, steps, mathematics, architecture]
 

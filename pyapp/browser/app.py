@@ -14,12 +14,9 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional
 
-from ..core.analysis import attention_csv, trace_json
-from ..core.catalogue import CatalogueError, load_catalogue
-from ..core.weights import WeightFileError
-from ..views import interact, research_data
-from ..views.session import Session, SessionError, format_bits, row_entropy_bits, shown_matrix
-from ..views.state import (
+from ..app import interact, research_data
+from ..app.session import Session, SessionError, format_bits, row_entropy_bits, shown_matrix
+from ..app.state import (
     D_MODEL_CHOICES,
     HEADS_CHOICES,
     TAB_VIEWS,
@@ -31,6 +28,9 @@ from ..views.state import (
     slider_from_temperature,
     temperature_from_slider,
 )
+from ..core.analysis import attention_csv, trace_json
+from ..core.catalogue import CatalogueError, load_catalogue
+from ..core.weights import WeightFileError
 from ..views.steps import STEP_TITLES
 from . import canvas as canvas_backend
 from . import wasm_gemm

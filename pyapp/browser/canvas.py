@@ -11,11 +11,11 @@ import math
 import time
 from typing import Any, Dict
 
-from ..views.scene import Scene, device_box, nearest_upscale
+from ..draw.scene import Scene, device_box, nearest_upscale
 from .compat import js, rgba_to_clamped, to_js
 
 try:
-    from ..views.scene import FONT_FAMILIES
+    from ..draw.scene import FONT_FAMILIES
 except ImportError:  # older scene module
     FONT_FAMILIES = {"sans": "sans-serif", "serif": "serif", "mono": "monospace"}
 

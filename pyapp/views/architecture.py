@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
-from .context import ARCH_DIAGRAMS, ViewContext
-from .scene import Scene, button, header, text_width, wrap_text
+from ..app.context import ARCH_DIAGRAMS, ViewContext
+from ..draw.scene import Scene, button, header, text_width, wrap_text
 
 TITLE = "Architecture"
 MARGIN = 12.0

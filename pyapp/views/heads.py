@@ -5,9 +5,9 @@ Clicking a small heatmap selects it: action {"head": h}. Cells / row labels of t
 
 from __future__ import annotations
 
-from .context import ViewContext
-from .heatmap import alt_text, draw_heatmap, draw_thumbnails
-from .scene import Scene, header
+from ..app.context import ViewContext
+from ..draw.heatmap import alt_text, draw_heatmap, draw_thumbnails
+from ..draw.scene import Scene, header
 
 TITLE = "Heads"
 MARGIN = 12.0

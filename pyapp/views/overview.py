@@ -6,9 +6,9 @@ Clicking a cell or a row label pins / unpins that query row (see interact.py).
 
 from __future__ import annotations
 
-from .context import ViewContext
-from .heatmap import alt_text, draw_heatmap, draw_thumbnails, top_k
-from .scene import Scene, header
+from ..app.context import ViewContext
+from ..draw.heatmap import alt_text, draw_heatmap, draw_thumbnails, top_k
+from ..draw.scene import Scene, header
 
 TITLE = "Overview"
 MARGIN = 12.0

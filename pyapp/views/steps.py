@@ -14,10 +14,10 @@ from typing import Callable, List, Sequence, Tuple, Union
 
 import numpy as np
 
-from .context import ViewContext
-from .heatmap import alt_text, draw_heatmap
-from .matrix import draw_matrix, row_height
-from .scene import Scene, header, notice, text_width, wrap_text
+from ..app.context import ViewContext
+from ..draw.heatmap import alt_text, draw_heatmap
+from ..draw.matrix import draw_matrix, row_height
+from ..draw.scene import Scene, header, notice, text_width, wrap_text
 
 TITLE = "Step by step"
 N_STEPS = 9

@@ -24,8 +24,8 @@ from helpers import (
     wait_js,
 )
 
-from pyapp.views.colormap import VIRIDIS
-from pyapp.views.state import DEFAULT_TEXT
+from pyapp.app.state import DEFAULT_TEXT
+from pyapp.draw.colormap import VIRIDIS
 
 pytestmark = pytest.mark.browser
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import canvas_colour_count, draws, report, wait_draw, wait_js
 
-from pyapp.views.state import TABS
+from pyapp.app.state import TABS
 
 pytestmark = pytest.mark.browser
 

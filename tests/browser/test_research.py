@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from helpers import canvas_colour_count, draws, report, status, wait_draw, wait_js
 
+from pyapp.app.state import DEFAULT_TEXT, AppState
 from pyapp.core.analysis import rollout
+from pyapp.draw.colormap import VIRIDIS
 from pyapp.figures import figure
-from pyapp.views.colormap import VIRIDIS
-from pyapp.views.head_view import HEAD_COLORS
-from pyapp.views.state import DEFAULT_TEXT, AppState
+from pyapp.views.lines import HEAD_COLORS
 
 pytestmark = pytest.mark.browser
 
@@ -272,7 +272,7 @@ def test_head_statistics_sort_by_header_click(page):
     rep = click_action(page, {"sort_by": "entropy"})
     assert rep["extra"]["sort_by"] == "entropy" and rep["extra"]["sort_desc"] is True
     fig = same_figure_as_cpython(page, "stats", sort_by="entropy", sort_desc=True)
-    from pyapp.views.head_stats_view import table_rows
+    from pyapp.views.stats import table_rows
 
     order = table_rows(fig.context)
     ent = [r.values["entropy"] for r in order]

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..app.context import ViewContext
 from ..core.analysis import CLS_TOKENS, rollout
-from .context import ViewContext
-from .heatmap import alt_text, draw_heatmap, short_label
-from .model_view import layer_attentions
-from .scene import Scene, header, notice, text_width
+from ..draw.heatmap import alt_text, draw_heatmap, short_label
+from ..draw.scene import Scene, header, notice, text_width
+from .model import layer_attentions
 
 TITLE = "Rollout"
 ALL_LAYERS = True  # reads every layer's attention (ctx.attentions, see research_data.py)

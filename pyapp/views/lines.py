@@ -27,9 +27,9 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .context import ViewContext
-from .heatmap import short_label
-from .scene import Scene, button, header, text_width
+from ..app.context import ViewContext
+from ..draw.heatmap import short_label
+from ..draw.scene import Scene, button, header, text_width
 
 TITLE = "Head view"
 MARGIN = 12.0

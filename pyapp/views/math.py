@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 from typing import List, Optional
 
-from .context import ViewContext
-from .mathtext import (
+from ..app.context import ViewContext
+from ..draw.mathtext import (
     Box,
     Bracket,
     Frac,
@@ -25,7 +25,7 @@ from .mathtext import (
     op,
     var,
 )
-from .scene import Scene, header, notice, text_width
+from ..draw.scene import Scene, header, notice, text_width
 
 TITLE = "Mathematics"
 MARGIN = 12.0

@@ -22,7 +22,7 @@ Op semantics (both backends follow them; ops are drawn in list order, later on t
           every backend puts each source pixel (e.g. a heatmap cell) on the same device pixels.
 
 Colours are "#rrggbb" (or "#rrggbbaa") strings. Hit regions are not drawn: ``hit_test`` finds the topmost
-(last added) region under a point; ``pyapp.views.interact`` turns a Hit into a tooltip / a state change.
+(last added) region under a point; ``pyapp.app.interact`` turns a Hit into a tooltip / a state change.
 """
 
 from __future__ import annotations

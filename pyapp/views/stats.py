@@ -21,6 +21,7 @@ from typing import List, Tuple
 
 import numpy as np
 
+from ..app.context import ViewContext
 from ..core.analysis import (
     LABEL_THRESHOLDS,
     SORT_KEYS,
@@ -29,9 +30,8 @@ from ..core.analysis import (
     head_stats,
     sort_rows,
 )
-from .context import ViewContext
-from .model_view import layer_attentions
-from .scene import Scene, header, text_width
+from ..draw.scene import Scene, header, text_width
+from .model import layer_attentions
 
 TITLE = "Head statistics"
 ALL_LAYERS = True  # reads every layer's attention (ctx.attentions, see research_data.py)

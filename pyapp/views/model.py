@@ -8,7 +8,7 @@ re-renders; a layer not computed yet is drawn as a grey "computing…" row, so t
 Data: all layers' attention is read from ``ctx.attentions`` (dict layer -> (heads, n, n) probabilities
 at T = 1, the layers computed so far; ``ctx.extra["attentions"]`` is the fallback); the shown layer comes
 from ``ctx.trace`` (with its temperature), see ``ViewContext.layer_attentions``. ``ALL_LAYERS`` tells the
-shell / CLI to fill ``ctx.attentions`` with ``pyapp.views.research_data``.
+shell / CLI to fill ``ctx.attentions`` with ``pyapp.app.research_data``.
 
 Hit regions: one "model_thumb" region per thumbnail, data tooltip ("layer 2 · head 5 · previous token ·
 click to open") and action {"layer": l, "head": h, "tab": OPEN_TAB} (opens that layer and head).
@@ -20,11 +20,11 @@ from typing import Dict, List
 
 import numpy as np
 
+from ..app.context import ViewContext
 from ..core.analysis import LABEL_NAMES, head_stats
-from .colormap import VIRIDIS, legend_image
-from .context import ViewContext
-from .heatmap import draw_heatmap
-from .scene import Scene, header, text_width
+from ..draw.colormap import VIRIDIS, legend_image
+from ..draw.heatmap import draw_heatmap
+from ..draw.scene import Scene, header, text_width
 
 TITLE = "Model"
 ALL_LAYERS = True  # reads every layer's attention (ctx.attentions, see research_data.py)

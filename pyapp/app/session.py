@@ -12,7 +12,7 @@ Caching (what each change costs):
 - temperature       -> one softmax of the cached scaled scores (``trace.with_temperature``), cached too.
 - head, tab, step, pinned row -> nothing is recomputed: the same trace, only a new ViewContext.
 - research tabs   -> views with ``ALL_LAYERS`` (model grid, rollout, head statistics) also get every layer's
-                     attention in ``ctx.attentions`` (``pyapp.views.research_data``), kept per (ids, causal):
+                     attention in ``ctx.attentions`` (``pyapp.app.research_data``), kept per (ids, causal):
                      ``context(state, new_layers=k)`` computes at most k layers not computed yet, so the shell
                      can add one layer per frame.
 
@@ -213,7 +213,7 @@ class Session:
         from . import research_data  # imports this module: import it late
 
         name = TAB_VIEWS.get(state.tab)
-        return bool(name) and research_data.needs_all_layers(importlib.import_module("." + name, __package__))
+        return bool(name) and research_data.needs_all_layers(importlib.import_module("pyapp.views." + name))
 
     def layer_attentions(self, state: AppState, new_layers: Optional[int] = None,
                          computed: int = -1) -> Dict[int, np.ndarray]:
@@ -310,13 +310,13 @@ def shown_matrix(ctx: ViewContext, tab: str) -> Tuple[np.ndarray, str]:
     """The attention matrix the view of ``tab`` is about (its rows are what the entropy readout averages),
     and its description."""
     if tab == "rollout":
-        from .rollout_view import contiguous_layers, rollout_matrix
+        from ..views.rollout import contiguous_layers, rollout_matrix
 
         k = contiguous_layers(ctx)
         if k:
             return rollout_matrix(ctx), "rollout of layers 0–%d" % (k - 1)
     if tab == "neuron":
-        from .neuron_view import query_index
+        from ..views.neuron import query_index
 
         i = query_index(ctx)
         return ctx.trace.probs[ctx.head_index, i:i + 1], "head %d, query '%s'" % (ctx.head_index, ctx.tokens[i])

@@ -25,11 +25,11 @@ from typing import List
 
 import numpy as np
 
-from .colormap import DIVERGING, legend_image
-from .context import ViewContext
-from .heatmap import short_label
-from .matrix import draw_matrix, robust_limit
-from .scene import Scene, button, header, text_width, wrap_text
+from ..app.context import ViewContext
+from ..draw.colormap import DIVERGING, legend_image
+from ..draw.heatmap import short_label
+from ..draw.matrix import draw_matrix, robust_limit
+from ..draw.scene import Scene, button, header, text_width, wrap_text
 
 TITLE = "Neuron view"
 MARGIN = 12.0

@@ -21,7 +21,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from .scene import Hit
+from ..draw.scene import Hit
 
 
 def format_exact(w: float) -> str:

@@ -5,7 +5,7 @@ The shell builds it from the app state; tests build it from numpy arrays (e.g. w
 
 ``attentions`` holds the attention of other layers for the research views (model grid, rollout, head
 statistics): layer -> (heads, n, n) probabilities at T = 1, the layers computed so far.
-``pyapp.views.research_data`` fills it for the shell and the CLI alike; ``layer_attentions()`` is what the
+``pyapp.app.research_data`` fills it for the shell and the CLI alike; ``layer_attentions()`` is what the
 views read (older callers may still pass ``extra["attentions"]``: it is the fallback).
 """
 

@@ -20,9 +20,7 @@ DEFAULT_MODEL = "minilm-l6"
 
 TABS = ("overview", "steps", "heads", "math", "architecture", "model", "lines", "neuron", "rollout", "stats")
 # tab -> the pyapp.views module that draws it
-TAB_VIEWS = {"overview": "overview", "steps": "steps", "heads": "heads", "math": "mathematics",
-             "architecture": "architecture", "model": "model_view", "lines": "head_view",
-             "neuron": "neuron_view", "rollout": "rollout_view", "stats": "head_stats_view"}
+TAB_VIEWS = {tab: tab for tab in TABS}
 ARCHS = ("encoder", "decoder", "transformer")
 N_STEPS = 9
 T_MIN, T_MAX = 0.1, 10.0
