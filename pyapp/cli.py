@@ -12,7 +12,10 @@
 For tokenize / attention, ``-`` reads one input per line from stdin and prints one JSON object per input
 line; with ``--jsonl`` every input (line or TEXT) is a JSON string, so inputs may hold newlines.  render
 draws one view of the page to a PNG (``pyapp.figures.figure``; ``-`` reads the whole of stdin as the text)
-and prints "wrote FILE (W x H px)". Bad input exits with code 2 and one line on stderr.
+and prints "wrote FILE (W x H px)". Bad input exits with code 2 and one line on stderr: among it text that
+is not valid UTF-8 (or holds a lone surrogate), a temperature outside T_FINITE_MIN..T_FINITE_MAX (where the
+float32 softmax would overflow to NaN), a synthetic --d-model above MAX_SYNTHETIC_D_MODEL, running out of
+memory and, for render, a missing Pillow. No NaN is ever printed: a non-finite attention is an error too.
 """
 
 from __future__ import annotations
@@ -23,14 +26,23 @@ import os
 import sys
 from typing import Iterator, List, Optional, Sequence
 
-from .app.session import SessionError
+import numpy as np
+
+from .app.session import SYNTHETIC, SessionError
+from .app.state import T_FINITE_MAX, T_FINITE_MIN, T_MAX, T_MIN
 from .core.attention import check_temperature
 from .core.catalogue import CatalogueError
 from .core.encoder import WeightsMissing
 from .core.files import LocalModel, default_models_dir, load_local_catalogue
 from .core.weights import WeightFileError
+from .raster import PillowMissing
 
 DEFAULT_MODEL = "minilm-l6"
+# Synthetic models: the page offers d_model 8..384; the CLI goes further, to what draws in a few seconds and
+# a few hundred MB (measured: d_model 2048 renders in 4 s with 370 MB; memory grows as d_model**2).
+MAX_SYNTHETIC_D_MODEL = 2048
+T_HELP = ("softmax temperature, %g..%g (default 1; the page's slider: %g..%g)"
+          % (T_FINITE_MIN, T_FINITE_MAX, T_MIN, T_MAX))
 
 
 class UsageError(Exception):
@@ -62,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     which = att.add_mutually_exclusive_group()
     which.add_argument("--layer", type=int, default=0, help="layer to show (default 0)")
     which.add_argument("--all-layers", action="store_true", help="every layer")
-    att.add_argument("--temperature", type=float, default=1.0, help="softmax temperature T > 0 (default 1)")
+    att.add_argument("--temperature", type=float, default=1.0, help=T_HELP)
     att.add_argument("--causal", action="store_true", help="apply the causal (decoder) mask")
 
     from .app.context import ARCH_DIAGRAMS
@@ -77,32 +89,78 @@ def build_parser() -> argparse.ArgumentParser:
     ren.add_argument("--out", required=True, help="PNG file to write")
     ren.add_argument("--layer", type=int, default=0, help="layer to show (default 0)")
     ren.add_argument("--head", type=int, default=0, help="head to show (default 0)")
-    ren.add_argument("--temperature", type=float, default=1.0, help="softmax temperature T > 0 (default 1)")
+    ren.add_argument("--temperature", type=float, default=1.0, help=T_HELP)
     ren.add_argument("--causal", action="store_true", help="apply the causal (decoder) mask")
     ren.add_argument("--width", type=float, default=DEFAULT_WIDTH,
                      help=f"layout width in CSS pixels (default {DEFAULT_WIDTH:g})")
     ren.add_argument("--scale", type=float, default=1.0, help="device pixels per CSS pixel (default 1)")
     ren.add_argument("--pin", type=int, default=None, help="pin query row N (the neuron view's query token)")
     ren.add_argument("--arch", default="encoder", choices=ARCH_DIAGRAMS, help="Architecture diagram")
-    ren.add_argument("--d-model", type=int, default=64, help="synthetic models: d_model (default 64)")
+    ren.add_argument("--d-model", type=int, default=64,
+                     help=f"synthetic models: d_model, 1..{MAX_SYNTHETIC_D_MODEL} (default 64)")
     ren.add_argument("--heads", type=int, default=4, help="synthetic models: heads (default 4)")
     ren.add_argument("--seed", type=int, default=0, help="random model: seed (default 0)")
     return ap
 
 
 def inputs(text: str, jsonl: bool, stdin) -> Iterator[str]:
-    lines = (line.rstrip("\r\n") for line in stdin) if text == "-" else iter([text])
+    lines = _stdin_lines(stdin) if text == "-" else iter([text])
     for n, line in enumerate(lines, 1):
+        what = f"input {n}" if text == "-" else "TEXT"
         if not jsonl:
-            yield line
+            yield check_text(line, what)
             continue
         try:
-            value = json.loads(line)
+            value = json.loads(check_text(line, what))
         except ValueError as e:
-            raise UsageError(f"input {n} is not a JSON string: {e}") from None
+            raise UsageError(f"{what} is not a JSON string: {e}") from None
         if not isinstance(value, str):
-            raise UsageError(f"input {n} is not a JSON string")
-        yield value
+            raise UsageError(f"{what} is not a JSON string")
+        yield check_text(value, what)
+
+
+def _stdin_lines(stdin) -> Iterator[str]:
+    try:
+        for line in stdin:
+            yield line.rstrip("\r\n")
+    except UnicodeDecodeError as e:        # a strict stdin (a UTF-8 locale); C.UTF-8 gives surrogates instead
+        raise UsageError(f"stdin is not valid UTF-8 text: byte 0x{e.object[e.start]:02x} "
+                         f"({e.reason})") from None
+
+
+def read_all(stdin) -> str:
+    try:
+        return check_text(stdin.read(), "stdin")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"stdin is not valid UTF-8 text: byte 0x{e.object[e.start]:02x} "
+                         f"({e.reason})") from None
+
+
+def check_text(text: str, what: str) -> str:
+    """``text`` if it is valid Unicode; UsageError for a lone surrogate (how Python hands over bytes that
+    are not UTF-8 in argv or a C-locale stdin, U+DC80..U+DCFF, or a JSON "\\ud800")."""
+    for i, c in enumerate(text):
+        if "\ud800" <= c <= "\udfff":
+            if "\udc80" <= c <= "\udcff":
+                raise UsageError(f"{what} is not valid UTF-8 text: byte 0x{ord(c) - 0xdc00:02x} at character {i}")
+            raise UsageError(f"{what} holds a lone UTF-16 surrogate U+{ord(c):04X} at character {i}, "
+                             "which is not text")
+    return text
+
+
+def check_cli_temperature(t: float) -> float:
+    """``t`` if the softmax stays finite at it (see state.T_FINITE_MIN); UsageError otherwise (NaN too)."""
+    if not T_FINITE_MIN <= t <= T_FINITE_MAX:
+        raise UsageError(f"--temperature must be between {T_FINITE_MIN:g} and {T_FINITE_MAX:g} (beyond, the "
+                         f"softmax overflows; the page's slider is {T_MIN:g}..{T_MAX:g}), got {t:g}")
+    return check_temperature(t)
+
+
+def check_finite(probs: np.ndarray, t: float) -> None:
+    """Never print a NaN as an answer: a softmax that overflowed for this model and text is an error."""
+    if not np.all(np.isfinite(probs)):
+        raise UsageError(f"the softmax overflows at --temperature {t:g} for this model and text: "
+                         "use a temperature closer to 1")
 
 
 def cmd_models(args, out) -> None:
@@ -129,9 +187,7 @@ def cmd_tokenize(args, out, stdin) -> None:
 
 
 def cmd_attention(args, out, stdin) -> None:
-    t = check_temperature(args.temperature) if args.temperature > 0 else None
-    if t is None:
-        raise UsageError(f"--temperature must be > 0, got {args.temperature}")
+    t = check_cli_temperature(args.temperature)
     model = open_model(args)
     n_layers = model.entry.n_layers
     layers: List[int] = list(range(n_layers)) if args.all_layers else [args.layer]
@@ -143,6 +199,8 @@ def cmd_attention(args, out, stdin) -> None:
         model.need(enc.ids, max(layers), ("qk",))
         probs = model.encoder.attentions(enc.ids, layers, t, args.causal)
         model.encoder.clear()
+        for layer in layers:
+            check_finite(probs[layer], t)
         doc = {"text": text, "tokens": enc.tokens,
                "layers": [{"layer": layer, "attention": probs[layer].tolist()} for layer in layers]}
         out.write(json.dumps(doc, ensure_ascii=False) + "\n")
@@ -151,9 +209,12 @@ def cmd_attention(args, out, stdin) -> None:
 
 def cmd_render(args, out, stdin) -> None:
     from .figures import figure
+    from .raster import require_pillow
 
-    if not args.temperature > 0:
-        raise UsageError(f"--temperature must be > 0, got {args.temperature}")
+    require_pillow()  # before any work: one line saying how to get it
+    t = check_cli_temperature(args.temperature)
+    if args.model in SYNTHETIC and not 1 <= args.d_model <= MAX_SYNTHETIC_D_MODEL:
+        raise UsageError(f"--d-model must be 1..{MAX_SYNTHETIC_D_MODEL}, got {args.d_model}")
     path = os.path.abspath(args.out)
     folder = os.path.dirname(path)
     if os.path.isdir(path):
@@ -162,11 +223,12 @@ def cmd_render(args, out, stdin) -> None:
         raise UsageError(f"--out {args.out}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         raise UsageError(f"--out {args.out} is not writable")
-    text = stdin.read() if args.text == "-" else args.text
+    text = read_all(stdin) if args.text == "-" else check_text(args.text, "TEXT")
     fig = figure(text, view=args.view, model=args.model, layer=args.layer, head=args.head,
-                 temperature=args.temperature, causal=args.causal, width=args.width, scale=args.scale,
+                 temperature=t, causal=args.causal, width=args.width, scale=args.scale,
                  pinned_row=args.pin, arch=args.arch, d_model=args.d_model, heads=args.heads, seed=args.seed,
                  models_dir=args.models_dir)
+    check_finite(fig.context.trace.probs, t)
     try:
         fig.save(path)
     except OSError as e:
@@ -190,9 +252,13 @@ def main(argv: Optional[Sequence[str]] = None, out=None, stdin=None) -> int:
         else:
             cmd_attention(args, out, stdin)
     except (UsageError, CatalogueError, WeightFileError, WeightsMissing, SessionError, ValueError,
-            OSError) as e:
+            OSError, PillowMissing) as e:
         msg = str(e).replace("\n", " ")
         sys.stderr.write(f"python -m pyapp: error: {msg}\n")
+        return 2
+    except MemoryError as e:  # numpy's "Unable to allocate ..." (a synthetic model or a figure too large)
+        msg = str(e).replace("\n", " ") or "out of memory"
+        sys.stderr.write(f"python -m pyapp: error: not enough memory: {msg}\n")
         return 2
     except KeyboardInterrupt:
         return 130

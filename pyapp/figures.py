@@ -7,37 +7,34 @@
 
 ``python -m pyapp render`` is this function. The figure is made by the page's own orchestration: an
 ``AppState``, a ``Session`` whose weight store is fed from ``models/`` on disk (``core/files.py`` instead of
-``fetch``), ``Session.context``, ``research_data`` for the views that read every layer, the view module's
-``render(ctx, width)`` and the Pillow backend (``pyapp/raster.py``). CPython only (needs Pillow).
+``fetch``) through the same file plan (``Session.plan``, every batch of it), ``Session.context``, the view
+module's ``render(ctx, width)`` and the Pillow backend (``pyapp/raster.py``). CPython only (needs Pillow).
 
-Views (``VIEWS``): overview, heads, step:K (K = 1..9, the Step-by-step tab), math, architecture (the tabs),
-model (every layer x head), lines (BertViz-style head view), neuron, rollout, stats (head statistics).
+Views (``VIEWS``, from the tab registry ``pyapp.app.tabs``): the tabs' ids, except ``step:K`` (K = 1..9) for
+the Step-by-step tab: overview, step:K, heads, math, architecture, model (every layer x head), lines
+(BertViz-style head view), neuron, rollout, stats (head statistics).
 Bad arguments raise ``FigureError`` (a ValueError) with one line naming the problem; an unknown or unbuilt
 model raises core's ``CatalogueError``, a missing or corrupt weight file ``WeightFileError``.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import numbers
 import os
 from typing import Any, Dict, Optional, Tuple
 
-from .app import research_data
 from .app.context import ARCH_DIAGRAMS, ViewContext
 from .app.session import SYNTHETIC, Session
-from .app.state import N_STEPS, TAB_VIEWS, AppState
+from .app.state import DEFAULT_MODEL, AppState
+from .app.tabs import FIGURES, Tab
 from .core.attention import check_temperature
 from .core.files import default_models_dir, fetch_into, load_local_catalogue
 from .draw.scene import Scene
 
-# figure name -> (module in pyapp.views, the page's tab: decides which weights the Session asks for); the
-# figure names are the tabs', except "step" (``step:K``) for the Step-by-step tab
-VIEWS: Dict[str, Tuple[str, str]] = {("step" if tab == "steps" else tab): (module, tab)
-                                     for tab, module in TAB_VIEWS.items()}
-VIEW_NAMES = "overview, heads, step:K (K = 1..%d), math, architecture, model, lines, neuron, rollout, stats" % N_STEPS
-DEFAULT_MODEL = "minilm-l6"
+# figure name -> the page's tab (its view, and the weights the Session asks for)
+VIEWS: Dict[str, Tab] = dict(FIGURES)
+VIEW_NAMES = ", ".join("%s:K (K = 1..%d)" % (name, t.steps) if t.steps else name for name, t in VIEWS.items())
 DEFAULT_WIDTH = 1000.0
 MIN_WIDTH, MAX_WIDTH = 320.0, 8192.0
 MAX_SCALE = 8.0
@@ -52,19 +49,19 @@ class FigureError(ValueError):
 
 def parse_view(view: str) -> Tuple[str, int]:
     """"overview" -> ("overview", 1); "step:4" -> ("step", 4). Raises FigureError for an unknown view."""
-    name = str(view).strip().lower()
-    step = 1
-    if name.startswith("step:") or name == "step":
-        k = name[5:] if name.startswith("step:") else "1"
-        try:
-            step = int(k)
-        except ValueError:
-            raise FigureError("bad view %r: the step must be a number 1..%d (e.g. step:4)" % (view, N_STEPS)) from None
-        if not 1 <= step <= N_STEPS:
-            raise FigureError("bad view %r: the step must be 1..%d" % (view, N_STEPS))
-        name = "step"
-    elif name not in VIEWS:
+    name, _, k = str(view).strip().lower().partition(":")
+    if name not in VIEWS or (k and not VIEWS[name].steps):
         raise FigureError("unknown view %r (views: %s)" % (view, VIEW_NAMES))
+    n_steps = VIEWS[name].steps
+    step = 1
+    if n_steps:
+        try:
+            step = int(k or "1")
+        except ValueError:
+            raise FigureError("bad view %r: the step must be a number 1..%d (e.g. %s:4)" % (view, n_steps, name)) \
+                from None
+        if not 1 <= step <= n_steps:
+            raise FigureError("bad view %r: the step must be 1..%d" % (view, n_steps))
     return name, step
 
 
@@ -77,13 +74,13 @@ def session_for(models_dir: Optional[str] = None) -> Session:
     return session
 
 
-def load_needed(session: Session, state: AppState, models_dir: Optional[str] = None) -> int:
-    """Read from disk every file the Session asks for to show ``state`` (tokenizer first, then the weights,
-    V/O included). Returns the bytes read."""
+def load_plan(session: Session, state: AppState, models_dir: Optional[str] = None) -> int:
+    """Read from disk every file of the Session's plan for ``state``, every batch of it (tokenizer first,
+    then the weights: the shown layer, its V/O, the other layers for the every-layer views). Returns the bytes
+    read. A missing or corrupt file raises WeightFileError."""
     total = 0
     while True:
-        needs = session.needs(state)
-        files = needs.required + needs.later
+        files = session.plan(state).files()
         if not files:
             return total
         total += fetch_into(session.store, files, models_dir or default_models_dir())
@@ -165,7 +162,8 @@ def _check_index(name: str, value: Any, count: int, what: str) -> int:
 def figure(text: str, view: str = "overview", model: str = DEFAULT_MODEL, layer: int = 0, head: int = 0,
            temperature: float = 1.0, causal: bool = False, width: float = DEFAULT_WIDTH, scale: float = 1.0,
            pinned_row: Optional[int] = None, arch: str = "encoder", d_model: int = 64, heads: int = 4,
-           seed: int = 0, extra: Optional[Dict[str, Any]] = None, models_dir: Optional[str] = None) -> Figure:
+           seed: int = 0, heads_shown: Optional[Any] = None, sort_by: str = "layer", sort_desc: bool = False,
+           models_dir: Optional[str] = None) -> Figure:
     """Draw one view of ``text`` as the page does.
 
     ``view``: see VIEWS (``"step:4"`` for step 4 of the Step-by-step tab). ``layer`` / ``head`` are 0-based;
@@ -174,11 +172,11 @@ def figure(text: str, view: str = "overview", model: str = DEFAULT_MODEL, layer:
     ``width * scale`` pixels wide (a view may be wider when it needs: the head-statistics table is at least 480).
     ``pinned_row`` pins a query row (the neuron view's query token); ``arch`` picks the Architecture tab's
     diagram; ``d_model`` / ``heads`` / ``seed`` shape the synthetic models ``"deterministic"`` and
-    ``"random"``; ``extra`` sets view state the page keeps (e.g. {"heads_shown": [0, 3]} for lines,
-    {"sort_by": "entropy"} for stats).
+    ``"random"``; ``heads_shown`` (e.g. [0, 3]) ticks heads of the lines view; ``sort_by`` (a column of
+    core.analysis.SORT_KEYS) / ``sort_desc`` sort the stats table.
     """
     name, step = parse_view(view)
-    module_name, tab = VIEWS[name]
+    tab = VIEWS[name]
     width = _check_number("width", width, MIN_WIDTH, MAX_WIDTH)
     scale = _check_number("scale", scale, 0.1, MAX_SCALE)
     try:
@@ -192,26 +190,30 @@ def figure(text: str, view: str = "overview", model: str = DEFAULT_MODEL, layer:
     session = session_for(models_dir)
     if model not in SYNTHETIC:
         session.store.entry(session.catalogue.get(model).id)  # CatalogueError: unknown or not built
-    state = AppState(text=text, model=model, layer=0, head=0, temperature=t, causal=bool(causal), tab=tab,
-                     step=step, pinned_row=None, arch=arch, d_model=int(d_model), heads=int(heads), seed=int(seed))
+    state = AppState(text=text, model=model, layer=0, head=0, temperature=t, causal=bool(causal), tab=tab.id,
+                     step=step, pinned_row=None, arch=arch, d_model=int(d_model), heads=int(heads), seed=int(seed),
+                     heads_shown=_head_list(heads_shown), sort_by=str(sort_by), sort_desc=bool(sort_desc))
     n_layers, n_heads = session.shape(state)  # ValueError for a bad synthetic shape
     label = "model %r" % model
     state = state.with_(layer=_check_index("layer", layer, n_layers, label + " has layers"),
                         head=_check_index("head", head, n_heads, label + " has heads"))
-    load_needed(session, state, models_dir)
+    load_plan(session, state, models_dir)  # every batch: the context then holds every layer a view reads
     if pinned_row is not None:
         n = len(session.encode(state).ids)
         state = state.with_(pinned_row=_check_index("pinned row", pinned_row, n, "the text has tokens"))
-    module = importlib.import_module("pyapp.views." + module_name)
-    if research_data.needs_all_layers(module):  # every layer's files: the context then holds every layer
-        fetch_into(session.store, research_data.layer_files(session, state, n_layers - 1),
-                   models_dir or default_models_dir())
     ctx = session.context(state)
-    if extra:
-        ctx.extra.update(extra)
-    scene = module.render(ctx, width)
+    scene = tab.view().render(ctx, width)
     pixels = math.ceil(scene.width * scale) * math.ceil(scene.height * scale)
     if pixels > MAX_PIXELS:
         raise FigureError("the %s figure would be %d megapixels: use a smaller --scale or a shorter text"
                           % (view, pixels // 1_000_000))
     return Figure(scene, scale, view, ctx)
+
+
+def _head_list(heads: Any) -> Optional[Tuple[int, ...]]:
+    if heads is None:
+        return None
+    try:
+        return tuple(sorted({int(h) for h in heads}))
+    except (TypeError, ValueError):
+        raise FigureError("heads_shown must be a list of head numbers, got %r" % (heads,)) from None

@@ -39,6 +39,24 @@ _FONT_FILES = {
 _FONT_DIRS = ["/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/share/fonts/TTF",
               "/Library/Fonts", "C:/Windows/Fonts"]
 
+DIST_NAME = "mhsa-visualizer"      # pyproject.toml's [project] name; Pillow comes with its `render` extra
+PILLOW_HINT = 'pip install "%s[render]"' % DIST_NAME
+
+
+class PillowMissing(ImportError):
+    """Drawing a PNG needs Pillow and it is not installed (the message says how to get it, on one line)."""
+
+
+def require_pillow():
+    """Pillow's ``(Image, ImageDraw)``; PillowMissing when Pillow cannot be imported."""
+    try:
+        from PIL import Image, ImageDraw
+    except ImportError as e:
+        raise PillowMissing("drawing a PNG needs Pillow, which is not installed (%s): %s, or pip install "
+                            "\"pillow>=9\"" % (e, PILLOW_HINT)) from None
+    return Image, ImageDraw
+
+
 # canvas textBaseline -> Pillow vertical anchor; canvas textAlign -> Pillow horizontal anchor
 _VANCHOR = {"alphabetic": "s", "middle": "m", "top": "t", "hanging": "t", "bottom": "d", "ideographic": "d"}
 _HANCHOR = {"left": "l", "start": "l", "center": "m", "right": "r", "end": "r"}
@@ -99,7 +117,7 @@ def render(scene: Scene, scale: float = 1.0):
     onto an RGB image (Pillow blends RGBA ink into RGB); on a transparent one each op is drawn onto its own
     transparent layer and alpha-composited (Pillow would otherwise overwrite RGBA pixels, alpha included).
     """
-    from PIL import Image, ImageDraw
+    Image, ImageDraw = require_pillow()
 
     scale = float(scale)
     if not (math.isfinite(scale) and scale > 0):

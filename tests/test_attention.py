@@ -9,10 +9,11 @@ import pytest
 
 from pyapp.core.attention import (
     AttentionWeights,
-    attention_probs,
     concat_heads,
     multi_head_attention,
+    probs_at,
     split_heads,
+    trace_softmax,
 )
 from pyapp.core.encoder import erf, gelu, layer_norm
 
@@ -90,10 +91,10 @@ def test_temperature_resoftmax_equals_full_recompute():
         base = multi_head_attention(x, w, causal=causal)
         for temperature in (0.25, 2.0, 10.0):
             full = multi_head_attention(x, w, temperature=temperature, causal=causal)
-            logits, probs = attention_probs(base, temperature)
+            logits, probs = trace_softmax(base, temperature)
             np.testing.assert_allclose(probs, full.probs, atol=1e-6)
             np.testing.assert_allclose(logits, full.logits, atol=1e-6)
-            np.testing.assert_allclose(attention_probs(base.masked if causal else base.scaled, temperature),
+            np.testing.assert_allclose(probs_at(base.masked if causal else base.scaled, temperature),
                                        full.probs, atol=1e-6)
             re = base.with_temperature(temperature)
             np.testing.assert_allclose(re.output, full.output, atol=1e-5)

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, SENTENCES
+from conftest import ROOT, SENTENCES, smollm2_gguf_path
 
 from pyapp.core.catalogue import load_catalogue
 from pyapp.core.files import LocalModel, fetch_into, load_local_catalogue
@@ -119,14 +119,18 @@ def test_shipped_models_regenerate_byte_identically(tmp_path, minilm_dir, models
                "--models-dir", out)
     run_script(os.path.join(SCRIPTS, "create_compact_weights.py"), "subsets", "--models-dir", out)
     run_script(os.path.join(SCRIPTS, "create_compact_weights.py"), "demo-tiny", "--models-dir", out)
+    run_script(os.path.join(SCRIPTS, "extract_model_weights.py"), smollm2_gguf_path(), "--id", "smollm2-135m",
+               "--models-dir", out)
     with open(os.path.join(out, "index.json"), "rb") as a, open(os.path.join(models_dir, "index.json"), "rb") as b:
         fresh, shipped = a.read(), b.read()
     assert fresh == shipped
     cat = load_catalogue(fresh)
     built = [m.id for m in cat if m.built]
-    assert built == ["minilm-l6", "minilm-l6-4head", "minilm-l6-2head", "minilm-l6-1head", "demo-tiny"]
+    assert built == ["minilm-l6", "minilm-l6-4head", "minilm-l6-2head", "minilm-l6-1head", "demo-tiny",
+                     "smollm2-135m"]
     not_built = [m.id for m in cat if not m.built]
-    assert not_built == ["distilbert", "distilbert-4head", "distilbert-2head", "distilbert-1head"]
+    assert not_built == ["distilbert", "distilbert-4head", "distilbert-2head", "distilbert-1head", "gpt2",
+                         "distilgpt2"]
     doc = json.loads(fresh)
     assert all(k in doc["models"][0] for k in ("id", "name", "description", "architecture", "d_model",
                                                "layers", "heads", "d_k", "max_positions", "files"))

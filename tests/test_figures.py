@@ -1,4 +1,4 @@
-"""pyapp.figure: the notebook object (inline PNG, save) and the orchestration behind it (research_data)."""
+"""pyapp.figure: the notebook object (inline PNG, save) and the orchestration behind it (the file plan)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from conftest import ROOT
 
 import pyapp
-from pyapp.app import research_data
 from pyapp.app.session import Session
 from pyapp.app.state import AppState
 from pyapp.core.files import LocalModel
@@ -77,8 +76,8 @@ def test_one_session_per_models_folder():
     assert s.stats["tokenize"] == before  # same text: the cached encoding, no re-tokenizing
 
 
-def test_view_state_through_extra():
-    fig = figure(FOX, view="lines", extra={"heads_shown": [3]})
+def test_view_state_through_typed_arguments():
+    fig = figure(FOX, view="lines", heads_shown=[3])
     colours = {op["color"] for op in fig.scene.ops if op["op"] == "line"}
     assert colours == {head_view.head_color(3)}
 
@@ -98,31 +97,32 @@ def test_research_views_see_the_shown_layer_through_temperature():
     assert not np.allclose(att[2], want[2], atol=1e-3)
 
 
-def test_research_data_progressive_and_files():
-    """The shell's loop: pending layers, the files each needs, computed one at a time from the store."""
+def test_file_plan_progressive_layers():
+    """The shell's loop: the plan's per-layer batches, each layer computed one at a time from the store."""
     from pyapp.core.files import fetch_into, load_local_catalogue
 
     session = Session(load_local_catalogue(None))
     state = AppState(text=FOX, model="minilm-l6", layer=0, tab="model")
-    fetch_into(session.store, session.needs(state).required)  # tokenizer
-    fetch_into(session.store, session.needs(state).required)  # embeddings + layer 0 Q/K
-    ctx = session.context(state)
-    assert research_data.pending_layers(session, state, ctx) == [1, 2, 3, 4, 5]
-    assert research_data.pending_layers(session, state) == [0, 1, 2, 3, 4, 5]
-    assert sorted(research_data.available_attentions(session, state)) == [0]
-    files = research_data.layer_files(session, state, 2)
+    fetch_into(session.store, session.plan(state).required)  # tokenizer
+    fetch_into(session.store, session.plan(state).required)  # embeddings + layer 0 Q/K
+    assert not session.plan(state).required
+    ctx = session.context(state, new_layers=0)
+    plan = session.plan(state)
+    assert [layer for layer, _ in plan.layers] == [1, 2, 3, 4, 5]          # layer 0: computed for the view
+    assert sorted(session.layer_attentions(state, new_layers=0)) == [0]
+    files = [f for layer, batch in plan.layers if layer <= 2 for f in batch]
     parts = sorted({f.path.rsplit("/", 1)[-1] for f in files})
     assert parts == ["layer0.ffn.json", "layer0.vo.json", "layer1.ffn.json", "layer1.qk.json", "layer1.vo.json",
                      "layer2.qk.json"]
+    assert len(files) == len(parts), "each file in one batch only"
     fetch_into(session.store, files)
-    assert research_data.ready(session, state, 2) and not research_data.ready(session, state, 3)
-    assert sorted(research_data.available_attentions(session, state)) == [0, 1, 2]
-    for layer in research_data.pending_layers(session, state, ctx):
-        fetch_into(session.store, research_data.layer_files(session, state, layer))
-        ctx.attentions[layer] = research_data.layer_attention(session, state, layer)
-    assert research_data.pending_layers(session, state, ctx) == []
-    with pytest.raises(ValueError):
-        research_data.layer_files(session, state, 6)
-    synth = AppState(text=FOX, model="random", heads=2, d_model=16)
-    assert research_data.layer_files(session, synth, 0) == []
-    assert research_data.attentions(session, synth, [0])[0].shape == (2, 12, 12)
+    assert sorted(session.layer_attentions(state)) == [0, 1, 2]              # layer 3 misses its files
+    assert [layer for layer, batch in session.plan(state).layers if batch] == [3, 4, 5]
+    for layer, batch in session.plan(state).layers:
+        fetch_into(session.store, batch)
+        ctx = session.context(state, new_layers=1)
+        assert layer in ctx.attentions
+    assert not session.plan(state) and sorted(ctx.layer_attentions()) == list(range(6))
+    synth = AppState(text=FOX, model="random", heads=2, d_model=16, tab="stats")
+    assert not session.plan(synth).files()
+    assert session.layer_attentions(synth)[0].shape == (2, 12, 12)

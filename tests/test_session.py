@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import pyapp.core.encoder as encoder_module
-from pyapp.app.session import Session, SessionError, row_entropy_bits, shown_matrix
+from pyapp.app.session import Session, SessionError
 from pyapp.app.state import AppState
+from pyapp.app.tabs import row_entropy_bits, shown_matrix
 from pyapp.core.files import default_models_dir, load_local_catalogue, read_file
 from pyapp.core.weights import WeightFileError
 
@@ -20,10 +21,10 @@ def session():
 
 
 def load(session: Session, state: AppState, later: bool = True):
-    """Feed the session every file `needs` asks for, from models/ on disk; return the paths fetched."""
+    """Feed the session every file its plan asks for, from models/ on disk; return the paths fetched."""
     fetched = []
     while True:
-        needs = session.needs(state)
+        needs = session.plan(state)
         files = needs.required + (needs.later if later else [])
         if not files:
             return fetched
@@ -53,7 +54,7 @@ def counts(monkeypatch):
 
 def test_first_view_needs_tokenizer_then_layer0_qk_only(session):
     st = AppState()
-    first = session.needs(st)
+    first = session.plan(st)
     assert [f.path for f in first.required] == ["minilm-l6/tokenizer.json"] and not first.later
     load(session, st, later=False)
     paths = [f.path for f in session.store.missing("minilm-l6", session.encode(st).ids, 0, ("qk", "vo"))]
@@ -73,7 +74,7 @@ def test_budget_of_the_first_view(session):
 def test_steps_tab_asks_for_values_later(session):
     st = AppState(tab="steps")
     load(session, st, later=False)
-    needs = session.needs(st)
+    needs = session.plan(st)
     assert not needs.required and [f.path for f in needs.later] == ["minilm-l6/layer0.vo.json"]
     load(session, st)
     ctx = session.context(st)
@@ -83,7 +84,7 @@ def test_steps_tab_asks_for_values_later(session):
 def test_deeper_layer_needs_full_blocks_below(session):
     st = AppState(layer=2)
     load(session, AppState(), later=False)
-    paths = {f.path for f in session.needs(st).required}
+    paths = {f.path for f in session.plan(st).required}
     assert {"minilm-l6/layer0.vo.json", "minilm-l6/layer0.ffn.json", "minilm-l6/layer1.qk.json",
             "minilm-l6/layer1.vo.json", "minilm-l6/layer1.ffn.json", "minilm-l6/layer2.qk.json"} == paths
 
@@ -164,7 +165,7 @@ def test_normalise_clamps_to_the_model(session):
 def test_unbuilt_and_unknown_models_raise_clear_errors(session):
     load(session, AppState(), later=False)
     with pytest.raises(WeightFileError, match="distilbert"):
-        session.needs(AppState(model="distilbert"))
+        session.plan(AppState(model="distilbert"))
     with pytest.raises(SessionError):
         session.shape(AppState(model="nope"))
     # A link naming such a model shows the first built one instead (the page adds a notice).
@@ -174,15 +175,15 @@ def test_unbuilt_and_unknown_models_raise_clear_errors(session):
 
 def test_corrupt_file_is_rejected_and_named(session):
     st = AppState()
-    tok = session.needs(st).required[0]
+    tok = session.plan(st).required[0]
     session.add_file(tok.path, read_file(session.store, tok, MODELS))
-    f = next(f for f in session.needs(st).required if f.path.endswith("layer0.qk.json"))
+    f = next(f for f in session.plan(st).required if f.path.endswith("layer0.qk.json"))
     data = bytearray(read_file(session.store, f, MODELS))
     data[100] ^= 1
     with pytest.raises(WeightFileError) as e:
         session.add_file(f.path, bytes(data))
     assert e.value.model == "minilm-l6" and e.value.path == f.path and "corrupt" in e.value.problem
-    assert f.path in {g.path for g in session.needs(st).required}
+    assert f.path in {g.path for g in session.plan(st).required}
     assert "HTTP 404" in str(session.fetch_error(f.path, "could not be downloaded (HTTP 404)"))
 
 
@@ -190,14 +191,14 @@ def test_truncation_is_reported(session):
     st = AppState(text=" ".join(["word%d" % i for i in range(400)]))
     load(session, st)
     ctx = session.context(st)
-    assert ctx.n == 512 and ctx.extra["dropped"] > 0 and ctx.tokens[-1] == "[SEP]"
+    assert ctx.n == 512 and ctx.dropped > 0 and ctx.tokens[-1] == "[SEP]"
 
 
 def test_empty_text_is_cls_sep(session):
     st = AppState(text="")
     load(session, st)
     ctx = session.context(st)
-    assert ctx.tokens == ["[CLS]", "[SEP]"] and ctx.extra["dropped"] == 0
+    assert ctx.tokens == ["[CLS]", "[SEP]"] and ctx.dropped == 0
 
 
 def test_entropy_and_shown_matrix(session):
@@ -215,11 +216,9 @@ def test_entropy_and_shown_matrix(session):
 
 # ---- the research tabs: every layer's attention, one layer at a time ---------------------------------------
 def load_layers(session: Session, state: AppState):
-    """Every file the research views need for all layers of the state's model."""
-    from pyapp.app import research_data
-
-    for layer in range(session.shape(state)[0]):
-        for f in research_data.layer_files(session, state, layer):
+    """Every file the research views need for all layers of the state's model: the plan's layer batches."""
+    for _, batch in session.plan(state.with_(tab="model")).layers:
+        for f in batch:
             session.add_file(f.path, read_file(session.store, f, MODELS))
 
 
@@ -280,8 +279,8 @@ def test_view_state_reaches_the_context(session):
     st = AppState(tab="lines", heads_shown=(1, 4), sort_by="entropy", sort_desc=True)
     load(session, st)
     ctx = session.context(st)
-    assert ctx.extra["heads_shown"] == [1, 4] and ctx.extra["sort_by"] == "entropy" and ctx.extra["sort_desc"]
-    assert session.context(AppState()).extra["heads_shown"] is None
+    assert ctx.heads_shown == [1, 4] and ctx.sort_by == "entropy" and ctx.sort_desc
+    assert session.context(AppState()).heads_shown is None
 
 
 def test_shown_matrix_of_the_research_tabs(session):

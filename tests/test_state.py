@@ -144,3 +144,131 @@ def test_fitted_problems_name_what_the_model_changed():
                      "pinned_row=40 (the text has fewer tokens)"]
     assert fitted_problems(asked, shown, "tab=model") == []       # only what the link asked for
     assert fitted_problems(shown, shown, q) == []
+
+
+# ---- issue 10: links that always reload, never raise, and read the same on every Python ----------------
+CJK = "注意力机制让每个词看见其他的词。" * 488          # 7,808 CJK characters: a 70 KB link in full
+
+
+def test_a_text_too_long_for_a_link_is_left_out_and_said_so():
+    from urllib.parse import quote_plus
+
+    from pyapp.app.state import (
+        LINK_TEXT_LEFT_OUT,
+        MAX_LINK_QUERY,
+        TEXT_LEFT_OUT,
+        TEXT_LEFT_OUT_NOTE,
+        parse_query,
+        query_notice,
+        share_query,
+    )
+
+    assert len(quote_plus(CJK)) > 64 * 1024                      # what the page used to write
+    s = AppState(text=CJK, layer=3, head=2, temperature=2.5, causal=True, tab="heads")
+    q, left_out = share_query(s)
+    assert left_out and len(q) <= MAX_LINK_QUERY and "text=" not in q and TEXT_LEFT_OUT + "=1" in q
+    assert s.to_query() == q                                     # every link the app writes is that one
+    back, problems = parse_query("?" + q)
+    assert back == s.with_(text=AppState().text)                 # the settings survive, the text is the default
+    assert problems == [TEXT_LEFT_OUT_NOTE]
+    notice = query_notice(problems)
+    assert "holds the settings but not the text" in notice and "cannot use" not in notice
+    assert "settings but not the text" in LINK_TEXT_LEFT_OUT
+    both = query_notice(problems + ["layer=abc"])
+    assert "settings but not the text" in both and "layer=abc" in both
+
+
+def test_the_longest_text_that_fits_is_kept_and_one_more_character_is_not():
+    from pyapp.app.state import MAX_LINK_QUERY, share_query
+
+    fits = "a" * (MAX_LINK_QUERY - len("text="))
+    q, left_out = share_query(AppState(text=fits))
+    assert not left_out and len(q) == MAX_LINK_QUERY and AppState.from_query(q).text == fits
+    q, left_out = share_query(AppState(text=fits + "a"))
+    assert left_out and q == "text_left_out=1"
+    q, left_out = share_query(AppState(text="字" * 600, tab="stats"))       # 9 bytes a character once escaped
+    assert not left_out and AppState.from_query(q).text == "字" * 600
+
+
+def test_a_hostile_state_still_gets_a_short_link():
+    from pyapp.app.state import MAX_LINK_QUERY, share_query
+
+    q, left_out = share_query(AppState(text="x", model="m" * 100000, layer=2))
+    assert len(q) <= MAX_LINK_QUERY and not left_out and "layer=2" in q and "text=x" in q
+    q, left_out = share_query(AppState(text="y" * 9000, model="m" * 100000, layer=2))
+    assert len(q) <= MAX_LINK_QUERY and left_out and "layer=2" in q
+
+
+@pytest.mark.parametrize("text,linked", [
+    ("abc \ud800 def", "abc \ufffd def"), ("\udc00", "\ufffd"), ("a\ud83d\ude00b", "a\U0001F600b"),  # a pair joins
+    ("\ud800\ud800\udc00", "\ufffd\U00010000"), ("end \udbff", "end \ufffd")])
+def test_lone_surrogates_never_break_the_link(text, linked):
+    from pyapp.app.state import parse_query, share_query
+
+    s = AppState(text=text, layer=1)
+    q, left_out = share_query(s)                                  # used to raise UnicodeEncodeError
+    assert not left_out and q.isascii()
+    back, problems = parse_query(q)
+    assert back.text == linked and back.layer == 1 and problems == []
+    assert s.to_query() == q
+
+
+def test_semicolons_and_escapes_are_read_the_same_on_every_python():
+    from pyapp.app.state import parse_query, query_pairs
+
+    assert AppState.from_query("?text=Hello;world").text == "Hello;world"
+    assert AppState.from_query("text=a+b%2Bc%3Bd&layer=2").text == "a b+c;d"
+    assert query_pairs("?a=1&&b&c=%ZZ&d=%E0%A4%A&=x") == [("a", "1"), ("b", ""), ("c", "%ZZ"), ("d", "\ufffd%A"),
+                                                            ("", "x")]
+    state, problems = parse_query("text=%FF%FEhi&layer=1")           # invalid UTF-8: replaced, never raised
+    assert state.text == "\ufffd\ufffdhi" and state.layer == 1 and problems == []
+
+
+@pytest.mark.parametrize("query,note", [
+    ("layer=1_0", "layer=1_0"), ("layer=\u0663", "layer=\u0663"), ("head=\uff13", "head=\uff13"),
+    ("layer= 3", "layer= 3"), ("layer=%2B3", "layer=+3"), ("layer=+3", "layer= 3"), ("step=0x3", "step=0x3"),
+    ("layer=99999999999999999999999", "layer=9999999"), ("temperature=1_0", "temperature=1_0"),
+    ("temperature=\u0661.\u0665", "temperature=\u0661.\u0665"), ("temperature=nan", "temperature=nan"),
+    ("temperature=infinity", "temperature=infinity"), ("temperature=1e999", "temperature=1e999"),
+    ("temperature= 2", "temperature= 2"), ("heads_shown=1_0.2", "heads_shown=1_0.2"),
+    ("heads_shown=\u0663", "heads_shown=\u0663"), ("pinned_row=\u0663", "pinned_row=\u0663")])
+def test_numbers_are_ascii_digits_only(query, note):
+    from pyapp.app.state import parse_query
+
+    state, problems = parse_query(query + "&tab=model")
+    key = query.split("=")[0]
+    assert state.tab == "model" and getattr(state, key) == getattr(AppState(), key)
+    assert len(problems) == 1 and problems[0].startswith(note), problems
+
+
+def test_a_huge_layer_is_echoed_exactly_not_as_a_float():
+    from pyapp.app.state import fitted_problems, parse_query
+
+    q = "layer=9999999999&head=1234567891"
+    asked, problems = parse_query(q)
+    assert (asked.layer, asked.head, problems) == (9999999999, 1234567891, [])
+    notes = fitted_problems(asked, asked.with_(layer=5, head=11), q)
+    assert notes == ["layer=9999999999 (the model has fewer layers)", "head=1234567891 (the model has fewer heads)"]
+
+
+@pytest.mark.parametrize("query,key,first", [
+    ("layer=2&layer=4", "layer", 2), ("layer=abc&layer=4", "layer", 0), ("layer=4&layer=abc", "layer", 4),
+    ("text=one&text=two", "text", "one"), ("temperature=2&temperature=3", "temperature", 2.0),
+    ("causal=1&causal=0", "causal", True), ("heads_shown=1&heads_shown=2.3", "heads_shown", (1,)),
+    ("tab=stats&tab=heads", "tab", "stats"), ("pinned_row=&pinned_row=2", "pinned_row", None)])
+def test_the_first_occurrence_of_a_key_wins_for_every_field(query, key, first):
+    from pyapp.app.state import parse_query, query_notice
+
+    state, problems = parse_query(query)
+    assert getattr(state, key) == first
+    second = query.split("&")[1]
+    assert problems[-1] == "%s (repeated: the first %s= is used)" % (second, key)
+    assert second in query_notice(problems)
+
+
+def test_floats_in_ascii_forms_are_read():
+    from pyapp.app.state import parse_query
+
+    for raw, t in (("2.5", 2.5), (".5", 0.5), ("3.", 3.0), ("2e-1", 0.2), ("%2B4", 4.0), ("1E%2B0", 1.0)):
+        state, problems = parse_query("temperature=" + raw)
+        assert state.temperature == pytest.approx(t) and problems == [], raw

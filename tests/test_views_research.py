@@ -52,13 +52,13 @@ def _stack(causal: bool = False):
 TRACES = _stack()
 
 
-def _ctx(layer: int = 1, head: int = 0, layers=None, traces=None, **extra) -> ViewContext:
+def _ctx(layer: int = 1, head: int = 0, layers=None, traces=None, **fields) -> ViewContext:
+    """A context of the test stack; ``fields``: ViewContext fields (attentions, pinned_row, view state)."""
     traces = traces or TRACES
     layers = range(LAYERS) if layers is None else layers
-    extra.setdefault("attentions", {k: traces[k].probs for k in layers})
-    pinned = extra.pop("pinned_row", None)
+    fields.setdefault("attentions", {k: traces[k].probs for k in layers})
     return ViewContext(tokens=list(TOKENS), trace=traces[layer], layer=layer, n_layers=LAYERS, head=head,
-                       model_name="test-stack", pinned_row=pinned, extra=extra)
+                       model_name="test-stack", **fields)
 
 
 def _regions(scene, kind):
@@ -113,7 +113,7 @@ def test_model_view_pixels_with_pillow():
 
 def test_model_view_progressive_layers():
     ctx = _ctx(layer=0, layers=[0, 1])
-    ctx.extra["attentions"] = {0: TRACES[0].probs}
+    ctx.attentions = {0: TRACES[0].probs}
     assert model_view.missing_layers(ctx) == [1, 2]
     scene = model_view.render(ctx, 700)
     assert {r["data"]["action"]["layer"] for r in _regions(scene, "model_thumb")} == {0}
@@ -272,7 +272,7 @@ def test_rollout_view_heatmap_is_the_rollout():
 
 def test_rollout_view_partial_layers():
     ctx = _ctx(layer=0, layers=[0, 2])  # layer 1 missing: only layer 0 is contiguous
-    assert rollout_view.contiguous_layers(ctx) == 1
+    assert ctx.contiguous_layers() == 1
     np.testing.assert_allclose(rollout_view.rollout_matrix(ctx), an.residual_attention(TRACES[0].probs))
     scene = rollout_view.render(ctx, 900)
     assert "ready" in " ".join(op["s"] for op in scene.ops if op["op"] == "text")
@@ -286,10 +286,10 @@ def _prev_head():
     return a
 
 
-def _stats_ctx(**extra):
+def _stats_ctx(**fields):
     atts = {k: TRACES[k].probs.astype(np.float64).copy() for k in range(LAYERS)}
     atts[1][2] = _prev_head()  # layer 1, head 2 is a pure previous-token head
-    return _ctx(layer=0, head=0, attentions=atts, **extra)  # layer 0 is shown: its trace = atts[0]
+    return _ctx(layer=0, head=0, attentions=atts, **fields)  # layer 0 is shown: its trace = atts[0]
 
 
 def _row_order(scene):
@@ -306,7 +306,7 @@ def test_head_stats_table_sorting_by_header_clicks():
     sorted_scene = head_stats_view.render(_stats_ctx(**act), 900)
     order = _row_order(sorted_scene)
     assert order[0] == (1, 2)  # the pure previous-token head first
-    stats = an.head_stats({k: v for k, v in _stats_ctx().extra["attentions"].items()}, TOKENS)
+    stats = an.head_stats({k: v for k, v in _stats_ctx().attentions.items()}, TOKENS)
     prevs = [stats.get(la, h).values["prev"] for la, h in order]
     assert prevs == sorted(prevs, reverse=True)
     again = {r["data"]["tooltip"]: r for r in _regions(sorted_scene, "stats_sort")}
@@ -345,7 +345,7 @@ def test_all_views_render_on_a_causal_stack_and_a_single_token():
             if op["op"] == "rect":
                 assert op["w"] >= 0 and op["h"] >= 0 and all(math.isfinite(op[k]) for k in ("x", "y", "w", "h"))
     one = multi_head_attention(np.ones((1, D_MODEL), np.float32), _weights(1))
-    ctx = ViewContext(tokens=["[CLS]"], trace=one, layer=0, n_layers=1, extra={"attentions": {0: one.probs}})
+    ctx = ViewContext(tokens=["[CLS]"], trace=one, layer=0, n_layers=1, attentions={0: one.probs})
     for mod in (model_view, head_view, neuron_view, rollout_view, head_stats_view):
         assert mod.render(ctx, 500).height > 50
     assert re.match(r"Attention rollout", rollout_view.render(ctx, 500).label)
@@ -364,7 +364,7 @@ def test_model_view_pools_long_texts_keeping_the_strongest_weight():
     x = np.random.RandomState(3).randn(n, D_MODEL).astype(np.float32)
     tr = multi_head_attention(x, _weights(4))
     toks = ["[CLS]"] + ["w%d" % i for i in range(n - 2)] + ["[SEP]"]
-    ctx = ViewContext(tokens=toks, trace=tr, layer=0, n_layers=1, head=0, extra={"attentions": {0: tr.probs}})
+    ctx = ViewContext(tokens=toks, trace=tr, layer=0, n_layers=1, head=0, attentions={0: tr.probs})
     scene = model_view.render(ctx, 320)  # thumbnails of about 80 px for 90 tokens
     r = _regions(scene, "model_thumb")[1]
     img = _image_at(scene, *_center(r))
@@ -374,7 +374,7 @@ def test_model_view_pools_long_texts_keeping_the_strongest_weight():
 
 def test_shown_layer_is_seen_through_the_temperature_lens():
     hot = TRACES[1].with_temperature(3.0)
-    ctx = _ctx(layer=1, traces=[TRACES[0], hot, TRACES[2]])  # extra["attentions"] holds layer 1 at T = 1
+    ctx = _ctx(layer=1, traces=[TRACES[0], hot, TRACES[2]])  # attentions holds layer 1 at T = 1
     att = model_view.layer_attentions(ctx)
     np.testing.assert_array_equal(att[1], hot.probs)
     np.testing.assert_array_equal(att[0], TRACES[0].probs)
@@ -383,21 +383,20 @@ def test_shown_layer_is_seen_through_the_temperature_lens():
 
 
 
-def test_ctx_attentions_field_first_extra_as_fallback():
-    """The research views read ``ctx.attentions``; ``extra["attentions"]`` fills only the layers it lacks."""
+def test_ctx_attentions_and_the_shown_layers_trace():
+    """The research views read ``ctx.attentions``; the shown layer is always its own trace."""
     field = ViewContext(tokens=list(TOKENS), trace=TRACES[1], layer=1, n_layers=LAYERS, model_name="test-stack",
                         attentions={k: TRACES[k].probs for k in range(LAYERS)})
-    legacy = _ctx(layer=1)
-    assert field.extra == {} and sorted(field.layer_attentions()) == [0, 1, 2]
+    same = _ctx(layer=1)
+    assert sorted(field.layer_attentions()) == [0, 1, 2]
     for view in (model_view, rollout_view, head_stats_view):
-        a, b = view.render(field, 900), view.render(legacy, 900)
+        a, b = view.render(field, 900), view.render(same, 900)
         assert a.alt_text == b.alt_text and [o["op"] for o in a.ops] == [o["op"] for o in b.ops]
         assert [o.get("s") for o in a.ops] == [o.get("s") for o in b.ops]
-    # attentions wins over extra; extra supplies a missing layer; the shown layer is its own trace
+    # the shown layer is its own trace, whatever attentions holds for it
     other = np.full_like(TRACES[0].probs, 1.0 / N)
     mixed = ViewContext(tokens=list(TOKENS), trace=TRACES[1], layer=1, n_layers=LAYERS,
-                        attentions={0: TRACES[0].probs, 1: other},
-                        extra={"attentions": {0: other, 2: TRACES[2].probs}})
+                        attentions={0: TRACES[0].probs, 1: other, 2: TRACES[2].probs})
     att = mixed.layer_attentions()
     np.testing.assert_array_equal(att[0], TRACES[0].probs)
     np.testing.assert_array_equal(att[1], TRACES[1].probs)

@@ -199,9 +199,29 @@ def _tiny_distilbert(ckpt: Path, tokenizer_json: Path) -> None:
     shutil.copy(tokenizer_json, ckpt / "tokenizer.json")
 
 
+def gpt2_entries() -> List:
+    from pyapp.core.catalogue import load_catalogue
+
+    cat = load_catalogue((ROOT / "models" / "index.json").read_bytes())
+    return [m for m in cat if m.architecture == "gpt2"]
+
+
+def test_workflow_builds_every_gpt2_catalogue_entry_from_its_source():
+    cmds = python_commands(load())
+    entries = gpt2_entries()
+    assert sorted(m.id for m in entries) == ["distilgpt2", "gpt2"]
+    for entry in entries:
+        extract = [c for c in cmds if c[0] == "scripts/extract_model_weights.py" and _flag(c, "--id") == entry.id]
+        assert len(extract) == 1 and extract[0][1] == entry.source, extract
+        assert not entry.built  # built by the workflow, not shipped
+    assert cmds.index(["scripts/assemble_site.py", "--out", "_site"]) > max(
+        i for i, c in enumerate(cmds) if _flag(c, "--id") in ("gpt2", "distilgpt2"))
+
+
 def test_pages_build_rehearsal_on_a_local_distilbert_checkpoint(tmp_path):
-    """The workflow's own run steps, in order, in a copy of the repository; only the hub id is swapped
-    for a local checkpoint. The assembled _site must then serve DistilBERT and its subsets."""
+    """The workflow's own run steps, in order, in a copy of the repository; only the hub ids are swapped
+    for local checkpoints (a random DistilBERT, a random GPT-2 for gpt2 and distilgpt2). The assembled
+    _site must then serve DistilBERT and its subsets, GPT-2 and DistilGPT2."""
     sys.path.insert(0, str(ROOT / "tests"))
     from test_site import crawl_directory
 
@@ -216,6 +236,12 @@ def test_pages_build_rehearsal_on_a_local_distilbert_checkpoint(tmp_path):
     full = distilbert_entries()[0]
     ckpt = tmp_path / "distilbert-checkpoint"
     _tiny_distilbert(ckpt, ROOT / "models" / "minilm-l6" / "tokenizer.json")
+    from test_gpt2 import tiny_gpt2
+
+    local = {full.source: str(ckpt)}
+    for entry in gpt2_entries():
+        local[entry.source] = str(tmp_path / entry.id)
+        tiny_gpt2(tmp_path / entry.id, n_layer=entry.n_layers)
 
     ran = []
     for step in load()["jobs"]["build"]["steps"]:
@@ -224,7 +250,7 @@ def test_pages_build_rehearsal_on_a_local_distilbert_checkpoint(tmp_path):
             words = shlex.split(line, comments=True)
             if not words or words[0] != "python" or "pip" in words:
                 continue
-            words = [sys.executable] + [str(ckpt) if w == full.source else w for w in words[1:]]
+            words = [sys.executable] + [local.get(w, w) for w in words[1:]]
             r = subprocess.run(words, cwd=str(repo), capture_output=True, text=True, timeout=600)
             assert r.returncode == 0, "%s failed:\n%s%s" % (line, r.stdout, r.stderr)
             ran.append(line)
@@ -233,7 +259,7 @@ def test_pages_build_rehearsal_on_a_local_distilbert_checkpoint(tmp_path):
     site = repo / "_site"
     c = crawl_directory(site)
     assert not c.problems(), "\n".join(c.problems())
-    for entry in distilbert_entries():
+    for entry in distilbert_entries() + gpt2_entries():
         shipped = sorted((site / "models" / entry.id).rglob("*"))
         assert shipped, "the site has no files for %s" % entry.id
         for f in shipped:

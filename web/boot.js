@@ -5,6 +5,7 @@
   var items = {};          // key -> {label, fraction}
   var order = [];
   var state = "loading";
+  var failedText = "";     // the bar's text while it is red (a file the shown view needs failed)
   var started = Date.now();
   var WATCHDOG_MS = 180000;
 
@@ -30,7 +31,8 @@
       else if (!current) current = it.label;
       list.appendChild(li);
     }
-    el("loading-text").textContent = (current ? "Loading " + current + "… " : "Loaded ") + pct + "%";
+    el("loading-text").textContent = failedText ||
+      ((current ? "Loading " + current + "… " : "Loaded ") + pct + "%");
   }
 
   function progress(key, label, fraction) {
@@ -64,9 +66,20 @@
     }
   }
 
-  window.mhsaBoot = {progress: progress, fail: fail, ready: ready, clear: function () {
-    items = {}; order = []; render();
-  }};
+  function remove(key) {   // a file no view needs any more leaves the list
+    if (!(key in items)) return;
+    delete items[key];
+    order.splice(order.indexOf(key), 1);
+    render();
+  }
+
+  function failed(text) {  // the bar turns red (Python adds the class) and says what failed
+    failedText = String(text || "");
+    render();
+  }
+
+  window.mhsaBoot = {progress: progress, fail: fail, ready: ready, remove: remove, failed: failed,
+    clear: function () { items = {}; order = []; failedText = ""; render(); }};
 
   document.addEventListener("DOMContentLoaded", function () {
     progress("runtime", "Python runtime", 0);

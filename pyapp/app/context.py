@@ -3,10 +3,13 @@
 The shell builds it from the app state; tests build it from numpy arrays (e.g. with
 ``pyapp.core.attention.multi_head_attention``). Views only read it.
 
-``attentions`` holds the attention of other layers for the research views (model grid, rollout, head
-statistics): layer -> (heads, n, n) probabilities at T = 1, the layers computed so far.
-``pyapp.app.research_data`` fills it for the shell and the CLI alike; ``layer_attentions()`` is what the
-views read (older callers may still pass ``extra["attentions"]``: it is the fallback).
+``attentions`` holds the attention of other layers for the tabs that read every layer (model grid, rollout,
+head statistics: ``Tab.all_layers`` in ``pyapp.app.tabs``): layer -> (heads, n, n) probabilities at T = 1, the
+layers computed so far. ``Session.context`` fills it for the page and the CLI alike; ``layer_attentions()``
+is what the views read.
+
+The view state a view reads is typed: the head view's ticked heads and pointed token, the statistics
+table's sort. ``VIEW_FIELDS`` are the fields the page keeps outside the URL (set by hover and clicks).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 ARCH_DIAGRAMS = ("encoder", "decoder", "transformer")
+HOVER_SIDES = ("left", "right")
+VIEW_FIELDS = ("hover_token", "hover_side")   # page-only view state (not in the URL): the head view's token
 
 
 @dataclass
@@ -35,8 +40,15 @@ class ViewContext:
     pinned_row: Optional[int] = None           # pinned query row in heatmaps
     arch: str = "encoder"                      # Architecture tab diagram: one of ARCH_DIAGRAMS
     loading: str = ""                          # e.g. "V/O weights of layer 0" while they download
-    extra: dict = field(default_factory=dict)  # free-form, for forward-compatible additions
     attentions: Dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (heads, n, n) at T = 1
+    dropped: int = 0                           # tokens cut off by truncation to the model's length
+    model_id: str = ""                         # the catalogue id or synthetic source id
+    tab: str = ""                              # the page's tab that shows this context
+    heads_shown: Optional[List[int]] = None    # head view: the ticked heads (None = every head)
+    sort_by: str = "layer"                     # head statistics: the sorted column (core.analysis.SORT_KEYS)
+    sort_desc: bool = False                    # head statistics: largest first
+    hover_token: Optional[int] = None          # head view: the token under the pointer (or pinned by a click)
+    hover_side: str = "left"                   # head view: its column, one of HOVER_SIDES
 
     # ---- derived from the trace ----------------------------------------------------------------------
     @property
@@ -89,15 +101,28 @@ class ViewContext:
     def layer_attentions(self) -> Dict[int, np.ndarray]:
         """Attention (heads, n, n) of every layer known so far, keyed by layer index.
 
-        ``attentions`` first, ``extra["attentions"]`` for layers it lacks. The shown layer is always its own
-        trace: temperature is a lens on the inspected layer only (the layers below run as trained), so the
-        trace is what that layer looks like now.
+        ``attentions``, except the shown layer, which is always its own trace: temperature is a lens on the
+        inspected layer only (the layers below run as trained), so the trace is what that layer looks like now.
         """
-        att = {int(k): v for k, v in (self.extra.get("attentions") or {}).items()}
-        att.update((int(k), v) for k, v in self.attentions.items())
+        att = {int(k): np.asarray(v) for k, v in self.attentions.items()}
         if self.trace is not None:
-            att[int(self.layer)] = self.trace.probs
-        return {k: np.asarray(v) for k, v in att.items()}
+            att[int(self.layer)] = np.asarray(self.trace.probs)
+        return att
+
+    def contiguous_layers(self) -> int:
+        """How many layers 0..k-1 are known without a gap (what a rollout can multiply through)."""
+        att = self.layer_attentions()
+        k = 0
+        while k < self.n_layers and k in att:
+            k += 1
+        return k
+
+    def query_index(self) -> int:
+        """The query token a one-row view is about: the pinned row, else token 1 (the first after [CLS])."""
+        i = self.pinned_row
+        if i is None or not 0 <= int(i) < self.n:
+            return 1 if self.n > 1 else 0
+        return int(i)
 
     def describe(self) -> str:
         """One line of what is shown: model, layer, heads, temperature, mask."""

@@ -17,7 +17,7 @@ Hit kinds produced by the views:
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -99,3 +99,11 @@ def hover(hit: Optional[Hit]) -> Optional[Dict[str, Any]]:
         return None
     h = hit.data.get("hover")
     return dict(h) if h is not None else None
+
+
+MAX_HOTSPOTS = 240   # keyboard buttons laid over the canvas (and actions in the page's report) at most
+
+
+def action_regions(scene) -> List[Dict[str, Any]]:
+    """The scene's clickable regions (those whose data has an action), at most MAX_HOTSPOTS."""
+    return [r for r in scene.regions if isinstance(r["data"].get("action"), dict)][:MAX_HOTSPOTS]

@@ -1,44 +1,44 @@
 """Session: from the app state to a ViewContext, doing only the work a change requires. Pure Python.
 
 The session holds the catalogue, the weight store, the tokenizer and the model sources. It never does I/O:
-the shell asks ``needs(state)`` which files to fetch, fetches them, hands them to ``add_file`` and then asks
-for ``context(state)``.
+the shell asks ``plan(state)`` which files a state needs (``FilePlan``: before the next draw, after it, and
+per layer for the tabs that read every layer), fetches them however it can (the page: ``fetch``; the CLI and
+``pyapp.figure``: the disk), hands them to ``add_file`` and then asks for ``context(state)``.
 
-Caching (what each change costs):
+Caching (what each change costs; every cache is a bounded ``core.lru.LRU``):
 
 - text              -> tokenization is cached by (text, max_length); a new text re-tokenizes once.
 - model / causal    -> hidden states and Q K^T live in the Encoder's caches (keyed by ids and causal).
 - layer             -> the Encoder computes only the layers not yet computed for these ids.
 - temperature       -> one softmax of the cached scaled scores (``trace.with_temperature``), cached too.
 - head, tab, step, pinned row -> nothing is recomputed: the same trace, only a new ViewContext.
-- research tabs   -> views with ``ALL_LAYERS`` (model grid, rollout, head statistics) also get every layer's
-                     attention in ``ctx.attentions`` (``pyapp.app.research_data``), kept per (ids, causal):
-                     ``context(state, new_layers=k)`` computes at most k layers not computed yet, so the shell
-                     can add one layer per frame.
+- every-layer tabs  -> (``Tab.all_layers``: model grid, rollout, head statistics) also get every layer's
+                     attention in ``ctx.attentions`` (``layer_attentions``, the one entry point), kept per
+                     (ids, causal): ``context(state, new_layers=k)`` computes at most k layers not computed
+                     yet, so the page can add one layer per frame.
 
 When the ids of a model change, that model's encoder cache is cleared so editing text never piles up memory.
 """
 
 from __future__ import annotations
 
-import importlib
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..core.catalogue import Catalogue, FileEntry, ModelEntry
+from ..core.lru import LRU
 from ..core.sources import ModelSource, SyntheticSpec, make_source
 from ..core.store import WeightStore
 from ..core.weights import WeightFileError
 from .context import ViewContext
-from .state import TAB_VIEWS, AppState
+from .state import DEFAULT_MODEL, AppState
+from .tabs import tab
 
 MAX_TOKENS = 512
-TOKENIZER_MODEL = "minilm-l6"          # synthetic sources and models without their own tokenizer use it
+TOKENIZER_MODEL = DEFAULT_MODEL        # synthetic sources and models without their own tokenizer use it
 SYNTHETIC = ("deterministic", "random")
-VALUE_TABS = ("steps", "math", "architecture")   # tabs that show V, head outputs and W_O
 
 
 @dataclass
@@ -51,32 +51,46 @@ class ModelOption:
 
 
 @dataclass
-class Needs:
-    """Files to fetch before the next draw (``required``) and after it (``later``: e.g. V/O of the layer)."""
+class FilePlan:
+    """The files a state still needs, in the order to fetch them.
+
+    ``required``: before its next draw (the tokenizer first, then the embedding rows and the shown layer's
+    Q/K with the full blocks below it); ``later``: after that draw (the shown layer's V/O on the tabs that
+    show values); ``layers``: for the tabs that read every layer, ``(layer, files)`` bottom up for each layer
+    not computed yet (a batch may be empty: its files are in, only the computation is left)."""
     required: List[FileEntry]
-    later: List[FileEntry]
+    later: List[FileEntry] = field(default_factory=list)
+    layers: List[Tuple[int, List[FileEntry]]] = field(default_factory=list)
+
+    def files(self) -> List[FileEntry]:
+        """Every file of the plan, in fetching order."""
+        return self.required + self.later + [f for _, batch in self.layers for f in batch]
 
     def __bool__(self) -> bool:
-        return bool(self.required or self.later)
+        return bool(self.required or self.later or self.layers)
 
 
 class SessionError(Exception):
-    """A problem the user should read (unknown model, no tokenizer, ...)."""
+    """A problem the user should read (unknown model, no tokenizer, an unreadable catalogue, ...)."""
 
 
 class Session:
-    def __init__(self, catalogue: Optional[Catalogue], tokenizer_factory=None, max_tokens: int = MAX_TOKENS):
-        """``tokenizer_factory(bytes) -> tokenizer`` (default: core.tokenizer.WordPieceTokenizer.from_json)."""
+    def __init__(self, catalogue: Optional[Catalogue], tokenizer_factory=None, max_tokens: int = MAX_TOKENS,
+                 problem: str = ""):
+        """``tokenizer_factory(bytes) -> tokenizer`` (default: core.tokenizer.WordPieceTokenizer.from_json).
+        ``problem``: why there is no catalogue (e.g. models/index.json could not be parsed): every state that
+        needs a tokenizer then raises a SessionError saying so."""
         self.catalogue = catalogue if catalogue is not None else Catalogue([])
+        self.problem = problem
         self.store = WeightStore(self.catalogue)
         self.max_tokens = max_tokens
         self._tokenizer_factory = tokenizer_factory
-        self._tokenizers: Dict[str, Any] = {}            # tokenizer path -> tokenizer
-        self._encodings: Dict[Tuple[str, str, int], Any] = {}  # (tokenizer path, text, max_len) -> Encoding
-        self._sources: Dict[str, ModelSource] = {}       # source id -> ModelSource
-        self._last_ids: Dict[str, Tuple[int, ...]] = {}  # source id -> ids of its cached work
-        self._tempered: Dict[tuple, Any] = {}            # (source, ids, layer, causal, values, T) -> trace
-        self._attentions: Dict[tuple, Dict[int, np.ndarray]] = {}  # (source, ids, causal) -> layer -> (h, n, n)
+        self._tokenizers: LRU[Any] = LRU(4)             # tokenizer path -> tokenizer
+        self._encodings: LRU[Any] = LRU(64)             # (tokenizer path, text, max_len) -> Encoding
+        self._sources: LRU[ModelSource] = LRU(16)       # source id -> ModelSource
+        self._last_ids: LRU[Tuple[int, ...]] = LRU(16)  # source id -> ids of its cached work
+        self._tempered: LRU[Any] = LRU(32)              # (source, ids, layer, causal, values, T) -> trace
+        self._attentions: LRU[Dict[int, np.ndarray]] = LRU(8)  # (source, ids, causal) -> layer -> (h, n, n)
         self.stats = {"tokenize": 0, "context": 0, "retemper": 0}
 
     # ---- what can be chosen ------------------------------------------------------------------------
@@ -110,28 +124,40 @@ class Session:
             state = state.with_(model=first)
         n_layers, n_heads = self.shape(state.clamped())
         n = None
-        enc = self.cached_encoding(state)
+        enc = self.cached_encoding(state.clamped())
         if enc is not None:
             n = len(enc.ids)
         return state.clamped(n_layers=n_layers, n_heads=n_heads, n_tokens=n)
 
     # ---- files ----------------------------------------------------------------------------------
-    def needs(self, state: AppState) -> Needs:
-        """Files missing for what ``state`` shows: first the tokenizer, then (once there are ids) weights."""
+    def plan(self, state: AppState) -> FilePlan:
+        """The files missing for what ``state`` shows (see FilePlan): first the tokenizer, then (once there
+        are ids) the weights. Raises SessionError / core's CatalogueError for a model that cannot be shown."""
         tok = self._tokenizer_file(state)
         if not self.store.has(tok.path):
-            return Needs([tok], [])
+            return FilePlan([tok])
         if state.model in SYNTHETIC:
-            return Needs([], [])
+            return FilePlan([])
         entry = self._built_entry(state.model)
         ids = self.encode(state).ids
         layer = min(state.layer, entry.n_layers - 1)
         required = self.store.missing(entry.id, ids, layer, ("qk",))
-        later = []
-        if state.tab in VALUE_TABS:
-            later = [f for f in self.store.missing(entry.id, ids, layer, ("vo",))
-                     if f.path not in {r.path for r in required}]
-        return Needs(required, later)
+        listed = {f.path for f in required}
+
+        def new(files: List[FileEntry]) -> List[FileEntry]:
+            out = [f for f in files if f.path not in listed]
+            listed.update(f.path for f in out)
+            return out
+
+        the_tab = tab(state.tab)
+        later = new(self.store.missing(entry.id, ids, layer, ("vo",))) if the_tab.values else []
+        layers = []
+        if the_tab.all_layers:
+            have = self._attentions.get((entry.id, tuple(int(i) for i in ids), bool(state.causal))) or {}
+            for k in range(layer + 1, entry.n_layers):      # layers 0..layer: the forward pass computes them
+                if k not in have:
+                    layers.append((k, new(self.store.missing(entry.id, ids, k, ("qk",)))))
+        return FilePlan(required, later, layers)
 
     def add_file(self, path: str, data: bytes) -> FileEntry:
         """Verify and keep a fetched file; raises WeightFileError (naming model and file)."""
@@ -149,12 +175,11 @@ class Session:
             tokenizer = self._tokenizer(tok_file)
             enc = tokenizer.encode(state.text, max_length=key[2])
             self.stats["tokenize"] += 1
-            if len(self._encodings) > 64:
-                self._encodings.clear()
             self._encodings[key] = enc
         return enc
 
     def cached_encoding(self, state: AppState):
+        """The encoding of the state's text, or None while its tokenizer is not in the store."""
         try:
             tok_file = self._tokenizer_file(state)
         except SessionError:
@@ -177,19 +202,21 @@ class Session:
             self._sources[entry.id] = make_source(entry, tok, self.store)
         return self._sources[entry.id]
 
-    def context(self, state: AppState, loading: str = "", new_layers: Optional[int] = None) -> ViewContext:
-        """The ViewContext of ``state``. Raises core's WeightsMissing if ``needs(state).required`` is not in.
+    def context(self, state: AppState, loading: str = "", new_layers: Optional[int] = None,
+                hover_token: Optional[int] = None, hover_side: str = "left") -> ViewContext:
+        """The ViewContext of ``state``. Raises core's WeightsMissing if ``plan(state).required`` is not in.
 
         For a tab whose view reads every layer (``all_layers``), ``ctx.attentions`` holds the layers computed
-        so far plus at most ``new_layers`` more whose files are in the store (None: all of those)."""
+        so far plus at most ``new_layers`` more whose files are in the store (None: all of those).
+        ``hover_token`` / ``hover_side``: the page-only view state (the head view's pointed token)."""
         self.stats["context"] += 1
         enc = self.encode(state)
         src = self.source(state)
         ids = tuple(int(i) for i in enc.ids)
         if self._last_ids.get(src.id) != ids:
             src.encoder.clear()                   # forget the previous text's hidden states
-            self._tempered = {k: v for k, v in self._tempered.items() if k[0] != src.id}
-            self._attentions = {k: v for k, v in self._attentions.items() if k[0] != src.id}
+            self._tempered.drop(lambda k: k[0] != src.id)
+            self._attentions.drop(lambda k: k[0] != src.id)
             self._last_ids[src.id] = ids
         cfg = src.config
         layer = min(state.layer, cfg.n_layers - 1)
@@ -200,43 +227,44 @@ class Session:
             tokens=list(enc.tokens), trace=trace, weights=weights, offsets=list(enc.offsets), ids=list(ids),
             text=state.text, layer=layer, n_layers=cfg.n_layers, head=min(state.head, cfg.n_heads - 1),
             model_name=src.name, step=state.step, pinned_row=pinned, arch=state.arch, loading=loading,
-            extra={"dropped": int(getattr(enc, "dropped", 0)), "model_id": src.id, "tab": state.tab,
-                   "heads_shown": None if state.heads_shown is None else list(state.heads_shown),
-                   "sort_by": state.sort_by, "sort_desc": state.sort_desc},
+            dropped=int(getattr(enc, "dropped", 0)), model_id=src.id, tab=state.tab,
+            heads_shown=None if state.heads_shown is None else list(state.heads_shown),
+            sort_by=state.sort_by, sort_desc=state.sort_desc, hover_token=hover_token, hover_side=hover_side,
         )
         if self.all_layers(state):
             ctx.attentions.update(self.layer_attentions(state, new_layers, computed=layer))
         return ctx
 
     def all_layers(self, state: AppState) -> bool:
-        """Whether the state's tab draws a view that reads every layer's attention (``ALL_LAYERS``)."""
-        from . import research_data  # imports this module: import it late
-
-        name = TAB_VIEWS.get(state.tab)
-        return bool(name) and research_data.needs_all_layers(importlib.import_module("pyapp.views." + name))
+        """Whether the state's tab draws a view that reads every layer's attention."""
+        return tab(state.tab).all_layers
 
     def layer_attentions(self, state: AppState, new_layers: Optional[int] = None,
                          computed: int = -1) -> Dict[int, np.ndarray]:
-        """Attention (heads, n, n) at T = 1 of every layer computed so far for the state's text, model and
-        mask, after computing (bottom up) at most ``new_layers`` more whose files are in the store (None: all
-        of them). Layers 0..``computed`` do not count: the forward pass to a shown layer has computed them
-        (the context passes its layer). Layers come from ``research_data.layer_attention`` (the Encoder's
-        cached work)."""
-        from . import research_data
-
+        """THE entry point for every layer's attention: (heads, n, n) at T = 1 of every layer computed so far
+        for the state's text, model and mask, after computing (bottom up) at most ``new_layers`` more whose
+        files are in the store (None: all of them). Layers 0..``computed`` do not count: the forward pass to
+        a shown layer has computed them (the context passes its layer). The Encoder's caches make asking
+        again a look-up. The layers run as trained (T = 1); the shown layer's temperature lens is the trace."""
         src = self.source(state)
-        key = (src.id, tuple(int(i) for i in self.encode(state).ids), bool(state.causal))
-        have = self._attentions.setdefault(key, {})
+        ids = tuple(int(i) for i in self.encode(state).ids)
+        have = self._attentions.setdefault((src.id, ids, bool(state.causal)), {})
         budget = new_layers
         for layer in range(src.config.n_layers):
             if layer in have:
                 continue
             free = layer <= computed
-            if (budget is not None and budget <= 0 and not free) or not research_data.ready(self, state, layer):
+            if (budget is not None and budget <= 0 and not free) or not self._layer_ready(state, layer):
                 break
-            have[layer] = research_data.layer_attention(self, state, layer)
+            have[layer] = src.encoder.attentions(ids, [layer], 1.0, bool(state.causal))[layer]
             budget = budget if budget is None or free else budget - 1
         return dict(have)
+
+    def _layer_ready(self, state: AppState, layer: int) -> bool:
+        """Whether every file ``layer``'s attention needs is in the store."""
+        if state.model in SYNTHETIC:
+            return True
+        return not self.store.missing(state.model, self.encode(state).ids, layer, ("qk",))
 
     def _trace(self, src: ModelSource, ids: Tuple[int, ...], layer: int, temperature: float, causal: bool):
         base = src.encoder.trace(ids, layer, 1.0, causal)          # cached by the encoder
@@ -247,8 +275,6 @@ class Session:
         if trace is None:
             trace = base.with_temperature(temperature)
             self.stats["retemper"] += 1
-            if len(self._tempered) > 32:
-                self._tempered.clear()
             self._tempered[key] = trace
         return trace
 
@@ -261,7 +287,7 @@ class Session:
 
     def _entry(self, model_id: str) -> ModelEntry:
         if model_id not in self.catalogue:
-            raise SessionError("unknown model %r" % model_id)
+            raise SessionError(self.problem or "unknown model %r" % model_id)
         return self.catalogue.get(model_id)
 
     def _built_entry(self, model_id: str) -> ModelEntry:
@@ -283,7 +309,7 @@ class Session:
                 return self.catalogue.file(e.tokenizer_path)
         e = self._tokenizer_entry()
         if e is None:
-            raise SessionError("no tokenizer: models/index.json does not list the MiniLM tokenizer")
+            raise SessionError(self.problem or "no tokenizer: models/index.json does not list the MiniLM tokenizer")
         return e.tokenizer_file()
 
     def _tokenizer(self, f: FileEntry):
@@ -293,43 +319,6 @@ class Session:
             if factory is None:
                 from ..core.tokenizer import WordPieceTokenizer
                 factory = WordPieceTokenizer.from_json
-            tok = self._tokenizers[f.path] = factory(self.store.data(f.path))
+            tok = factory(self.store.data(f.path))
+            self._tokenizers[f.path] = tok
         return tok
-
-
-# ---- numbers the page reports ----------------------------------------------------------------------
-def row_entropy_bits(probs: np.ndarray) -> float:
-    """Mean over query rows of the Shannon entropy (bits) of an (n, n) attention matrix (0 log 0 = 0)."""
-    p = np.asarray(probs, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
-    return float(h.mean()) if h.size else 0.0
-
-
-def shown_matrix(ctx: ViewContext, tab: str) -> Tuple[np.ndarray, str]:
-    """The attention matrix the view of ``tab`` is about (its rows are what the entropy readout averages),
-    and its description."""
-    if tab == "rollout":
-        from ..views.rollout import contiguous_layers, rollout_matrix
-
-        k = contiguous_layers(ctx)
-        if k:
-            return rollout_matrix(ctx), "rollout of layers 0–%d" % (k - 1)
-    if tab == "neuron":
-        from ..views.neuron import query_index
-
-        i = query_index(ctx)
-        return ctx.trace.probs[ctx.head_index, i:i + 1], "head %d, query '%s'" % (ctx.head_index, ctx.tokens[i])
-    if tab == "lines":
-        shown = ctx.extra.get("heads_shown")
-        if shown and len(shown) < ctx.n_heads:
-            heads = sorted(int(h) for h in shown)
-            return ctx.trace.probs[heads].mean(axis=0), "mean of head%s %s" % (
-                "s" if len(heads) > 1 else "", ", ".join(map(str, heads)))
-    if tab in ("overview", "lines", "model", "stats", "rollout"):
-        return ctx.average_probs(), "mean of %d heads" % ctx.n_heads
-    return ctx.trace.probs[ctx.head_index], "head %d" % ctx.head_index
-
-
-def format_bits(h: float) -> str:
-    return "%.3f" % h if math.isfinite(h) else "–"

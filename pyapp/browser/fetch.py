@@ -21,12 +21,19 @@ def _to_bytes(buf) -> bytes:
     return bytes(py)
 
 
-async def fetch_bytes(url: str, progress: Progress = None, expected: int = 0) -> bytes:
+async def fetch_bytes(url: str, progress: Progress = None, expected: int = 0, signal=None) -> bytes:
     """GET ``url``; ``progress(done, total)`` is called per received chunk (total from Content-Length,
     else ``expected``). Streams through a ReadableStream reader when there is one, else reads the body whole.
+    ``signal``: an AbortSignal (``AbortController().signal``) that cancels the request; it then raises
+    FetchError like any interrupted download.
     """
     try:
-        resp = await js.fetch(url)
+        if signal is None:
+            resp = await js.fetch(url)
+        else:
+            options = js.Object.new()
+            options.signal = signal
+            resp = await js.fetch(url, options)
     except Exception as e:  # noqa: BLE001 - a JS TypeError: network failure, blocked, offline
         raise FetchError("network error (%s)" % _js_message(e)) from None
     if not resp.ok:

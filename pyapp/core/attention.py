@@ -3,6 +3,15 @@
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
     MultiHead(X) = Concat(head_1 .. head_h) W_O^T + b_O,   head_i = Attention(X W_Qi^T + b_Qi, ...)
 
+Two decoder extensions, both off by default (the encoders' attention is unchanged):
+
+* grouped-query attention (Llama/SmolLM2): ``n_kv_heads`` < ``n_heads`` key/value heads; query head h
+  reads kv head ``h // (n_heads // n_kv_heads)`` (``kv_head_of``).  K and V are computed once per kv
+  head and then repeated per query head (like HF's ``repeat_kv``), so a trace's ``k``/``v`` are always
+  (heads, n, d_k).
+* rotary position embeddings (RoPE, HF's "rotate_half" layout): Q and K of position p are rotated by the
+  angles p * theta^(-2i/d_k) before Q K^T; the trace keeps both sides (``q_unrotated``, ``k_unrotated``).
+
 Weights use the ``nn.Linear`` layout of the checkpoints: ``weight`` is (out, in) and y = x @ W.T + b.
 All heads are computed together (one matmul per projection, batched over heads), in float32.  The two
 kernels that dominate in the browser (no BLAS there) come from ``numerics``: ``matmul_t`` (x @ W.T),
@@ -11,7 +20,7 @@ kernels that dominate in the browser (no BLAS there) come from ``numerics``: ``m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Tuple
 
 import numpy as np
@@ -21,21 +30,28 @@ from . import numerics
 
 @dataclass
 class AttentionWeights:
-    """One layer's attention projections (nn.Linear layout).  ``v_*``/``o_*`` may be None (Q/K-only load)."""
+    """One layer's attention projections (nn.Linear layout).  ``v_*``/``o_*`` may be None (Q/K-only load);
+    biases may be None (Llama has none)."""
 
     q_weight: np.ndarray  # (heads*d_k, d_model)
-    q_bias: np.ndarray  # (heads*d_k,)
-    k_weight: np.ndarray  # (heads*d_k, d_model)
-    k_bias: np.ndarray  # (heads*d_k,)
-    v_weight: Optional[np.ndarray]  # (heads*d_k, d_model)
-    v_bias: Optional[np.ndarray]  # (heads*d_k,)
+    q_bias: Optional[np.ndarray]  # (heads*d_k,)
+    k_weight: np.ndarray  # (kv_heads*d_k, d_model)
+    k_bias: Optional[np.ndarray]  # (kv_heads*d_k,)
+    v_weight: Optional[np.ndarray]  # (kv_heads*d_k, d_model)
+    v_bias: Optional[np.ndarray]  # (kv_heads*d_k,)
     o_weight: Optional[np.ndarray]  # (d_model, heads*d_k)
     o_bias: Optional[np.ndarray]  # (d_model,)
     n_heads: int
+    n_kv_heads: int = 0  # grouped-query attention: key/value heads (0: one per query head)
+    rope_theta: float = 0.0  # rotary position embeddings with this base (0: none)
 
     @property
     def d_k(self) -> int:
         return int(self.q_weight.shape[0]) // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
 
     @property
     def has_values(self) -> bool:
@@ -46,10 +62,10 @@ class AttentionWeights:
 class AttentionTrace:
     """Every intermediate of the nine steps, float32."""
 
-    x: np.ndarray  # (n, d_model)   input to the layer
-    q: np.ndarray  # (heads, n, d_k)
-    k: np.ndarray  # (heads, n, d_k)
-    v: Optional[np.ndarray]  # (heads, n, d_k)  None when only Q/K weights are loaded
+    x: np.ndarray  # (n, d_model)   what the projections read (pre-norm decoders: the normalised input)
+    q: np.ndarray  # (heads, n, d_k)  RoPE models: after the rotation
+    k: np.ndarray  # (heads, n, d_k)  per query head (GQA: kv heads repeated); RoPE: after the rotation
+    v: Optional[np.ndarray]  # (heads, n, d_k)  None when only Q/K weights are loaded; per query head
     scores: np.ndarray  # (heads, n, n)   Q K^T
     scaled: np.ndarray  # (heads, n, n)   / sqrt(d_k)
     masked: Optional[np.ndarray]  # (heads, n, n)   causal mask applied (-inf above the diagonal), else None
@@ -62,6 +78,9 @@ class AttentionTrace:
     causal: bool
     projection: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = field(default=None, repr=False, compare=False)
     # (o_weight, o_bias), kept so a new temperature can redo the output projection
+    q_unrotated: Optional[np.ndarray] = None  # (heads, n, d_k)     RoPE models: Q before the rotation, else None
+    k_unrotated: Optional[np.ndarray] = None  # (heads, n, d_k)     RoPE models: K before the rotation (expanded)
+    n_kv_heads: int = 0  # grouped-query attention: distinct K/V heads (0: one per query head)
 
     @property
     def n_heads(self) -> int:
@@ -71,16 +90,25 @@ class AttentionTrace:
     def d_k(self) -> int:
         return int(self.q.shape[2])
 
+    @property
+    def kv_heads(self) -> int:
+        """Distinct key/value heads (k and v hold them repeated per query head)."""
+        return self.n_kv_heads or self.n_heads
+
+    def kv_head(self, head: int) -> int:
+        """The key/value head that query head ``head`` reads."""
+        return kv_head_of(head, self.n_heads, self.kv_heads)
+
     def with_temperature(self, temperature: float) -> "AttentionTrace":
         """The same trace seen through another temperature: one softmax, plus probs @ V if V is loaded."""
-        logits, probs = attention_probs(self, temperature)
+        logits, probs = trace_softmax(self, temperature)
         heads = concat = output = None
         if self.v is not None and self.projection is not None:
             heads = numerics.batched_matmul(probs, self.v)  # (heads, n, d_k)
             concat = concat_heads(heads)  # (n, heads*d_k)
             output = linear(concat, *self.projection)  # (n, d_model)
-        return AttentionTrace(self.x, self.q, self.k, self.v, self.scores, self.scaled, self.masked, logits,
-                              probs, heads, concat, output, float(temperature), self.causal, self.projection)
+        return replace(self, logits=logits, probs=probs, head_outputs=heads, concat=concat, output=output,
+                       temperature=float(temperature))
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
@@ -101,6 +129,32 @@ def concat_heads(x: np.ndarray) -> np.ndarray:
     """(heads, n, d_k) -> (n, heads*d_k)"""
     heads, n, d_k = x.shape
     return np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(n, heads * d_k)
+
+
+def kv_head_of(head: int, n_heads: int, n_kv_heads: int) -> int:
+    """Grouped-query attention: query head h shares kv head h // (n_heads // n_kv_heads)."""
+    return int(head) // (n_heads // n_kv_heads)
+
+
+def repeat_kv(x: np.ndarray, n_heads: int) -> np.ndarray:
+    """(kv_heads, n, d_k) -> (heads, n, d_k): each kv head repeated for its group of query heads."""
+    group = n_heads // x.shape[0]
+    return x if group == 1 else np.repeat(x, group, axis=0)
+
+
+def rope_angles(n: int, d_k: int, theta: float) -> Tuple[np.ndarray, np.ndarray]:
+    """cos and sin of the rotary angles p * theta^(-2i/d_k), float32 like HF: each (n, d_k) (halves repeated)."""
+    inv_freq = (1.0 / theta ** (np.arange(0, d_k, 2, dtype=np.float64) / d_k)).astype(np.float32)  # (d_k/2,)
+    angles = np.arange(n, dtype=np.float32)[:, None] * inv_freq[None, :]  # (n, d_k/2)
+    angles = np.concatenate([angles, angles], axis=1).astype(np.float64)  # (n, d_k)
+    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def rotate(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """RoPE in HF's rotate_half layout: x cos + (-x2, x1) sin, for x (heads, n, d_k) split in halves x1, x2."""
+    half = x.shape[-1] // 2
+    turned = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)  # (heads, n, d_k)
+    return (x * cos + turned * sin).astype(np.float32)
 
 
 def causal_mask(scores: np.ndarray) -> np.ndarray:
@@ -125,18 +179,17 @@ def check_temperature(temperature: float) -> float:
     return t
 
 
-def attention_probs(trace_or_logits, temperature: float = 1.0):
-    """Cheap re-softmax for a new temperature (no matmuls).
+def probs_at(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """softmax(logits / T) for an array of T=1 logits (scaled or masked scores): the probabilities."""
+    return softmax(_tempered(np.asarray(logits, dtype=np.float32), check_temperature(temperature)))
 
-    Given an AttentionTrace: returns ``(logits, probs)`` computed from its scaled (or masked) scores.
-    Given an array of T=1 logits (scaled or masked scores): returns the probabilities only.
-    """
-    t = check_temperature(temperature)
-    if isinstance(trace_or_logits, AttentionTrace):
-        base = trace_or_logits.masked if trace_or_logits.masked is not None else trace_or_logits.scaled
-        logits = _tempered(base, t)
-        return logits, softmax(logits)
-    return softmax(_tempered(np.asarray(trace_or_logits, dtype=np.float32), t))
+
+def trace_softmax(trace: AttentionTrace, temperature: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
+    """Cheap re-softmax of a trace for a new temperature (no matmuls): ``(logits, probs)`` from its scaled
+    (or masked) scores."""
+    base = trace.masked if trace.masked is not None else trace.scaled  # (heads, n, n)
+    logits = _tempered(base, check_temperature(temperature))  # (heads, n, n)
+    return logits, softmax(logits)
 
 
 def _tempered(logits: np.ndarray, temperature: float) -> np.ndarray:
@@ -151,13 +204,19 @@ def multi_head_attention(x: np.ndarray, w: AttentionWeights, temperature: float 
     x = np.asarray(x, dtype=np.float32)  # (n, d_model)
     h, d_k = w.n_heads, w.d_k
     q = split_heads(linear(x, w.q_weight, w.q_bias), h)  # (heads, n, d_k)
-    k = split_heads(linear(x, w.k_weight, w.k_bias), h)  # (heads, n, d_k)
+    k = repeat_kv(split_heads(linear(x, w.k_weight, w.k_bias), w.kv_heads), h)  # (heads, n, d_k)
+    q_unrotated = k_unrotated = None
+    if w.rope_theta:
+        cos, sin = rope_angles(x.shape[0], d_k, w.rope_theta)  # (n, d_k) each
+        q_unrotated, k_unrotated = q, k
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)  # (heads, n, d_k)  position p turned by p * angle
     scores = numerics.batched_matmul(q, k.transpose(0, 2, 1))  # (heads, n, n)   Q K^T
     scaled = scores / np.float32(np.sqrt(d_k))  # (heads, n, n)   / sqrt(d_k)
     masked = causal_mask(scaled) if causal else None  # (heads, n, n)   -inf above the diagonal
     logits = _tempered(masked if causal else scaled, t)  # (heads, n, n)   / temperature
     probs = softmax(logits)  # (heads, n, n)   rows sum to 1
-    trace = AttentionTrace(x, q, k, None, scores, scaled, masked, logits, probs, None, None, None, t, causal)
+    trace = AttentionTrace(x, q, k, None, scores, scaled, masked, logits, probs, None, None, None, t, causal,
+                           q_unrotated=q_unrotated, k_unrotated=k_unrotated, n_kv_heads=w.n_kv_heads)
     return with_values(trace, w) if w.has_values else trace
 
 
@@ -166,11 +225,10 @@ def with_values(trace: AttentionTrace, w: AttentionWeights) -> AttentionTrace:
 
     Q, K and the softmax are taken from ``trace`` as they are (a Q/K-only trace is completed, not redone).
     """
-    h = w.n_heads
-    v = np.ascontiguousarray(split_heads(linear(trace.x, w.v_weight, w.v_bias), h))  # (heads, n, d_k)
+    v = split_heads(linear(trace.x, w.v_weight, w.v_bias), w.kv_heads)  # (kv_heads, n, d_k)
+    v = np.ascontiguousarray(repeat_kv(v, w.n_heads))  # (heads, n, d_k)
     heads = numerics.batched_matmul(trace.probs, v)  # (heads, n, d_k)  probs @ V
     concat = concat_heads(heads)  # (n, heads*d_k)
     output = linear(concat, w.o_weight, w.o_bias)  # (n, d_model)
-    return AttentionTrace(trace.x, trace.q, trace.k, v, trace.scores, trace.scaled, trace.masked, trace.logits,
-                          trace.probs, heads, concat, output, trace.temperature, trace.causal,
-                          (w.o_weight, w.o_bias))
+    return replace(trace, v=v, head_outputs=heads, concat=concat, output=output,
+                   projection=(w.o_weight, w.o_bias))

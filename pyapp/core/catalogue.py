@@ -7,18 +7,29 @@ index.json::
        {"id": "minilm-l6", "name": "...", "description": "...", "architecture": "bert",
         "d_model": 384, "layers": 6, "heads": 12, "d_k": 32, "max_positions": 512,
         "d_ff": 1536, "vocab_size": 30522, "layer_norm_eps": 1e-12, "embeddings": "table",
-        "built": true, "tokenizer": "minilm-l6/tokenizer.json",
+        "built": true, "tokenizer": {"path": "minilm-l6/tokenizer.json", "kind": "wordpiece"},
         "files": {"<part>": ["<path>", <bytes>, "<sha256>"], ...},
         "chunks": {"embeddings.word": {"rows": 30522, "per_file": 32, "path": "minilm-l6/word/%04d.json",
                                        "size": [...], "sha256": [...]}, ...}},
        {"id": "minilm-l6-4head", ..., "shares": "minilm-l6", "head_subset": [0, 1, 2, 3], ...},
-       {"id": "distilbert", ..., "built": false}
+       {"id": "distilbert", ..., "built": false},
+       {"id": "smollm2-135m", ..., "architecture": "llama", "kv_heads": 3, "rope_theta": 100000.0,
+        "tied_embeddings": true, "tokenizer": {"path": "smollm2-135m/tokenizer.json", "kind": "bpe"},
+        "files": {"layer.0.qk": [...], ..., "head": ["smollm2-135m/head.bin", ...]}, "chunks": {...}}
      ]}
 
 Paths are relative to the ``models/`` folder.  ``shares`` names the model whose tokenizer and embedding
 files (``embeddings.*`` parts) a model reuses; row-split tables are listed compactly under ``chunks``
 (file ``i`` holds rows ``i*per_file ..``).  ``embeddings: "hash"`` models (demo-tiny) have no embedding
 files: their inputs are SHA-256 hash vectors + sinusoidal positions.
+
+``architecture``: ``bert`` | ``distilbert`` | ``gpt2`` | ``llama`` (``core/config.py``).  Decoder fields:
+``kv_heads`` (grouped-query attention; absent = one per query head), ``rope_theta`` (absent = learned
+positions), ``tied_embeddings`` (the LM head is the word table); ``layer_norm_eps`` is the eps of the
+model's norms (Llama: RMSNorm).  ``tokenizer`` is ``{"path", "kind"}`` with kind ``wordpiece`` (BERT
+tokenizer.json) or ``bpe`` (byte-level BPE: GPT-2, SmolLM2); a bare path string means ``wordpiece``.
+A decoder's ``head`` part (final norm) plus every word-table chunk (the tied LM head) is what
+next-token prediction needs (``ModelEntry.head_files``); no view before it fetches them.
 """
 
 from __future__ import annotations
@@ -27,10 +38,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from .encoder import ModelConfig
-from .weights import LAYER_PARTS, WeightFileError
+from .config import BERT_LAYER_NORM_EPS, BERT_VOCAB_SIZE, ModelConfig
+from .weights import HEAD_PART, LAYER_PARTS, POSITION_TABLE, WORD_TABLE, WeightFileError
 
 FORMAT = "mhsa-catalogue/1"
+TOKENIZER_KINDS = ("wordpiece", "bpe")
 
 
 class CatalogueError(ValueError):
@@ -85,14 +97,18 @@ class ModelEntry:
     d_k: int
     max_positions: int
     d_ff: int = 0
-    vocab_size: int = 30522
-    layer_norm_eps: float = 1e-12
+    vocab_size: int = BERT_VOCAB_SIZE
+    layer_norm_eps: float = BERT_LAYER_NORM_EPS
     embeddings: str = "table"
     built: bool = False
     source: str = ""
     tokenizer_path: str = ""
     shares: str = ""
     head_subset: Optional[List[int]] = None
+    n_kv_heads: int = 0
+    rope_theta: float = 0.0
+    tied_embeddings: bool = False
+    tokenizer_kind: str = "wordpiece"  # "wordpiece" | "bpe"
     files: Dict[str, FileEntry] = field(default_factory=dict)
     chunks: Dict[str, ChunkGroup] = field(default_factory=dict)
     catalogue: Optional["Catalogue"] = field(default=None, repr=False, compare=False)
@@ -102,7 +118,8 @@ class ModelEntry:
         return ModelConfig(d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads, d_k=self.d_k,
                            max_positions=self.max_positions, arch=self.architecture,
                            layer_norm_eps=self.layer_norm_eps, d_ff=self.d_ff, vocab_size=self.vocab_size,
-                           embeddings=self.embeddings)
+                           embeddings=self.embeddings, n_kv_heads=self.n_kv_heads, rope_theta=self.rope_theta,
+                           tied_embeddings=self.tied_embeddings)
 
     @property
     def layers_x_heads(self) -> str:
@@ -139,14 +156,22 @@ class ModelEntry:
         if self.embeddings != "table":
             return []
         owner = self._embedding_owner()
-        out = [owner.files["embeddings.norm"]]
-        word = owner.chunks["embeddings.word"]
+        out = [owner.files["embeddings.norm"]] if "embeddings.norm" in owner.files else []
+        word = owner.chunks[WORD_TABLE]
         for c in sorted({word.chunk_of(i) for i in ids}):
-            out.append(owner.chunk_file("embeddings.word", c))
-        pos = owner.chunks["embeddings.position"]
-        for c in sorted({pos.chunk_of(i) for i in range(len(ids))}):
-            out.append(owner.chunk_file("embeddings.position", c))
+            out.append(owner.chunk_file(WORD_TABLE, c))
+        pos = owner.chunks.get(POSITION_TABLE)  # None: RoPE models have no position table
+        for c in sorted({pos.chunk_of(i) for i in range(len(ids))}) if pos else ():
+            out.append(owner.chunk_file(POSITION_TABLE, c))
         return out
+
+    def head_files(self) -> List[FileEntry]:
+        """What next-token prediction adds: the final norm, and the LM head = every word-table chunk (tied)."""
+        if HEAD_PART not in self.files:
+            raise CatalogueError(f"model {self.id!r} has no language-model head (not a decoder)")
+        owner = self._embedding_owner()
+        word = owner.chunks[WORD_TABLE]
+        return [self.files[HEAD_PART]] + [owner.chunk_file(WORD_TABLE, c) for c in range(len(word.sizes))]
 
     def layer_file(self, layer: int, part: str) -> FileEntry:
         key = f"layer.{layer}.{part}"
@@ -158,9 +183,16 @@ class ModelEntry:
         return f"layer.{layer}.{part}" in self.files
 
     def files_for(self, ids: Sequence[int], layer: Optional[int] = None,
-                  parts: Iterable[str] = ("qk",)) -> List[FileEntry]:
-        """Every file needed to show ``parts`` of ``layer`` for these ids (layers below: full blocks)."""
+                  parts: Iterable[str] = ("qk",), next_token: bool = False) -> List[FileEntry]:
+        """Every file needed to show ``parts`` of ``layer`` for these ids (layers below: full blocks).
+
+        ``next_token=True``: everything the next-token logits need (every layer, the final norm and the
+        whole tied LM head), whatever ``layer`` is."""
         out = self.embedding_files(ids)
+        if next_token:
+            for below in range(self.n_layers):
+                out.extend(self.layer_file(below, p) for p in LAYER_PARTS)
+            return out + self.head_files()
         if layer is not None:
             if not 0 <= layer < self.n_layers:
                 raise CatalogueError(f"layer {layer} out of range: model {self.id!r} has layers 0..{self.n_layers - 1}")
@@ -219,14 +251,22 @@ def _entry(d: dict) -> ModelEntry:
         n_files = (g.rows + g.per_file - 1) // g.per_file
         if len(g.sizes) != n_files or len(g.sha256) != n_files:
             raise CatalogueError(f"model {d['id']!r}: chunk list {name} should have {n_files} files")
+    tokenizer = d.get("tokenizer", "")
+    if isinstance(tokenizer, str):
+        tokenizer = {"path": tokenizer, "kind": "wordpiece"}
+    if tokenizer.get("kind", "wordpiece") not in TOKENIZER_KINDS:
+        raise CatalogueError(f"model {d['id']!r}: unknown tokenizer kind {tokenizer.get('kind')!r}")
     return ModelEntry(
         id=d["id"], name=d.get("name", d["id"]), description=d.get("description", ""),
         architecture=d["architecture"], d_model=int(d["d_model"]), n_layers=int(d["layers"]),
         n_heads=int(d["heads"]), d_k=int(d["d_k"]), max_positions=int(d["max_positions"]),
-        d_ff=int(d.get("d_ff", 0)), vocab_size=int(d.get("vocab_size", 30522)),
-        layer_norm_eps=float(d.get("layer_norm_eps", 1e-12)), embeddings=d.get("embeddings", "table"),
-        built=bool(d.get("built", False)), source=d.get("source", ""), tokenizer_path=d.get("tokenizer", ""),
-        shares=d.get("shares", ""), head_subset=d.get("head_subset"), files=files, chunks=chunks)
+        d_ff=int(d.get("d_ff", 0)), vocab_size=int(d.get("vocab_size", BERT_VOCAB_SIZE)),
+        layer_norm_eps=float(d.get("layer_norm_eps", BERT_LAYER_NORM_EPS)), embeddings=d.get("embeddings", "table"),
+        built=bool(d.get("built", False)), source=d.get("source", ""), tokenizer_path=tokenizer.get("path", ""),
+        tokenizer_kind=tokenizer.get("kind", "wordpiece"), shares=d.get("shares", ""),
+        head_subset=d.get("head_subset"), n_kv_heads=int(d.get("kv_heads", 0)),
+        rope_theta=float(d.get("rope_theta", 0.0)), tied_embeddings=bool(d.get("tied_embeddings", False)),
+        files=files, chunks=chunks)
 
 
 def load_catalogue(data: Union[str, bytes, dict]) -> Catalogue:

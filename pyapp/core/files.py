@@ -9,7 +9,7 @@ import os
 from typing import Iterable, Optional, Sequence
 
 from .catalogue import Catalogue, CatalogueError, FileEntry, load_catalogue
-from .sources import ModelSource, make_source
+from .sources import ModelSource, load_tokenizer, make_source
 from .store import WeightStore
 
 
@@ -61,18 +61,19 @@ class LocalModel:
         self.store.entry(model_id)  # CatalogueError if the model is not built
         self.bytes_read = 0
         self.bytes_read += fetch_into(self.store, self.store.missing(model_id, tokenizer=True), self.models_dir)
-        from .tokenizer import WordPieceTokenizer  # noqa: PLC0415 - written in parallel; imported late
-
-        self.tokenizer = WordPieceTokenizer.from_json(self.store.data(self.entry.tokenizer_file().path))
+        self.tokenizer = load_tokenizer(self.entry.tokenizer_kind, self.store.data(self.entry.tokenizer_file().path))
         self.source: ModelSource = make_source(self.entry, self.tokenizer, self.store)
 
     @property
     def encoder(self):
         return self.source.encoder
 
-    def need(self, ids: Sequence[int], layer: Optional[int] = None, parts: Sequence[str] = ("qk",)) -> int:
-        """Load whatever is missing for ``parts`` of ``layer``; returns the bytes read."""
-        n = fetch_into(self.store, self.store.missing(self.entry.id, ids, layer, parts), self.models_dir)
+    def need(self, ids: Sequence[int], layer: Optional[int] = None, parts: Sequence[str] = ("qk",),
+             next_token: bool = False) -> int:
+        """Load whatever is missing for ``parts`` of ``layer`` (``next_token``: for the next-token logits);
+        returns the bytes read."""
+        n = fetch_into(self.store, self.store.missing(self.entry.id, ids, layer, parts, next_token=next_token),
+                       self.models_dir)
         self.bytes_read += n
         return n
 

@@ -1,8 +1,12 @@
 """Model sources: a real catalogue model, or a synthetic one made on the spot (no files).
 
     source = make_source(entry_or_spec, tokenizer, store)
-    source.encoder.trace(ids, layer=0)        # Encoder (core/encoder.py)
+    source.encoder.trace(ids, layer=0)        # the model: Encoder, GPT2 or Llama (same interface)
     source.config, source.tokenizer, source.id, source.name
+
+The model class follows the entry's architecture (``model_class``); the tokenizer class follows the
+catalogue's tokenizer kind (``load_tokenizer``: ``wordpiece`` -> WordPieceTokenizer, ``bpe`` ->
+``core/bpe.py``'s BPETokenizer).
 
 Synthetic sources tokenize with the MiniLM tokenizer and take ``d_model`` and ``n_heads``:
 
@@ -19,9 +23,34 @@ from typing import Dict, Optional, Union
 import numpy as np
 
 from .catalogue import ModelEntry
+from .config import BERT_LAYER_NORM_EPS, BERT_MAX_POSITIONS, BERT_VOCAB_SIZE, ModelConfig
 from .embeddings import xavier_uniform
-from .encoder import DictParams, Encoder, ModelConfig
+from .encoder import Encoder, LazyModel
+from .gpt2 import GPT2
+from .llama import Llama
+from .params import DictParams
 from .weights import LAYER_PARTS, part_layout
+
+MODEL_CLASSES = {"gpt2": GPT2, "llama": Llama}  # every other architecture: Encoder
+
+
+def model_class(config: ModelConfig):
+    """The class computing this architecture (all share LazyModel's interface)."""
+    return MODEL_CLASSES.get(config.arch, Encoder)
+
+
+def load_tokenizer(kind: str, data: bytes):
+    """The tokenizer of a catalogue entry from its file's bytes: ``wordpiece`` or ``bpe`` (HF tokenizer.json
+    or the compact form ``core/bpe.py`` writes)."""
+    if kind == "bpe":
+        from . import bpe  # noqa: PLC0415 - byte-level BPE (GPT-2, SmolLM2); imported only when needed
+
+        if data[:1] == b"{":
+            return bpe.BPETokenizer.from_json(data)
+        return bpe.BPETokenizer.from_compact(data)
+    from .tokenizer import WordPieceTokenizer  # noqa: PLC0415
+
+    return WordPieceTokenizer.from_json(data)
 
 DETERMINISTIC_SEED = 20170612  # "Attention Is All You Need" arXiv date
 
@@ -33,8 +62,8 @@ class SyntheticSpec:
     n_heads: int = 4
     seed: int = 0  # used by "random"
     n_layers: int = 1
-    vocab_size: int = 30522
-    max_positions: int = 512
+    vocab_size: int = BERT_VOCAB_SIZE
+    max_positions: int = BERT_MAX_POSITIONS
 
     @property
     def id(self) -> str:
@@ -49,7 +78,7 @@ class SyntheticSpec:
             raise ValueError(f"d_model ({self.d_model}) must be a positive multiple of the number of heads ({self.n_heads})")
         return ModelConfig(d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads,
                            d_k=self.d_model // self.n_heads, max_positions=self.max_positions,
-                           arch="synthetic", layer_norm_eps=1e-12, d_ff=4 * self.d_model,
+                           arch="synthetic", layer_norm_eps=BERT_LAYER_NORM_EPS, d_ff=4 * self.d_model,
                            vocab_size=self.vocab_size,
                            embeddings="hash" if self.kind == "deterministic" else "random", seed=self.seed)
 
@@ -75,13 +104,17 @@ class ModelSource:
     id: str
     name: str
     config: ModelConfig
-    encoder: Encoder
+    encoder: LazyModel  # Encoder | GPT2 | Llama (the name is historical: decoders too)
     tokenizer: object
     entry: Optional[ModelEntry] = None
 
     @property
     def synthetic(self) -> bool:
         return self.entry is None
+
+    @property
+    def model(self) -> LazyModel:
+        return self.encoder
 
 
 def make_source(what: Union[ModelEntry, SyntheticSpec], tokenizer, store=None) -> ModelSource:
@@ -95,4 +128,5 @@ def make_source(what: Union[ModelEntry, SyntheticSpec], tokenizer, store=None) -
     if store is None:
         raise ValueError("a catalogue model needs a WeightStore")
     params = store.params(what.id)
-    return ModelSource(what.id, what.name, what.config, Encoder(what.config, params), tokenizer, what)
+    config = what.config
+    return ModelSource(what.id, what.name, config, model_class(config)(config, params), tokenizer, what)

@@ -10,37 +10,60 @@ The caller asks what is missing, fetches those files however it can (CPython: ``
 ``add`` checks byte size, sha256, then (weight files) the format, tensor names, dtype, shape and data
 length against the model's configuration.  Files are keyed by path, so models that share files (the
 head subsets share minilm-l6's embeddings) load them once.
+
+Block-quantised tensors (SmolLM2's q4_1 matrices, q8_0 embeddings) stay quantised in the store (about
+1/6 of float32) and are dequantised when a model reads them, into a cache bounded by
+``dequant_cache_bytes`` (least recently used first out; embedding rows are dequantised one by one).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Dict, Iterable, List, Optional, Sequence
+from collections import OrderedDict
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .catalogue import Catalogue, FileEntry, ModelEntry, ModelNotBuiltError
-from .encoder import WeightsMissing
-from .weights import LAYER_PARTS, WeightFileError, decode_weight_file, part_layout
+from .params import WeightsMissing
+from .weights import (
+    HEAD_PART,
+    LAYER_PARTS,
+    POSITION_TABLE,
+    WORD_TABLE,
+    Blocks,
+    Tensor,
+    WeightFileError,
+    decode_weight_file,
+    part_layout,
+    table_name,
+)
+
+DEQUANT_CACHE_BYTES = 256 * 2**20  # float32 copies of quantised tensors kept at once (SmolLM2: 540 MB in all)
 
 
 class WeightStore:
-    def __init__(self, catalogue: Catalogue):
+    def __init__(self, catalogue: Catalogue, dequant_cache_bytes: int = DEQUANT_CACHE_BYTES):
         self.catalogue = catalogue
-        self._tensors: Dict[str, Dict[str, np.ndarray]] = {}  # path -> name -> float32 array
+        self._tensors: Dict[str, Dict[str, Tensor]] = {}  # path -> name -> float32 array or Blocks
         self._raw: Dict[str, bytes] = {}  # path -> bytes (tokenizer files)
+        self._dequantized: "OrderedDict[Tuple[str, str], np.ndarray]" = OrderedDict()
+        self.dequant_cache_bytes = int(dequant_cache_bytes)
 
     # -- what to fetch --------------------------------------------------------------------------------
     def missing(self, model_id: str, ids: Sequence[int] = (), layer: Optional[int] = None,
-                parts: Iterable[str] = ("qk",), tokenizer: bool = False) -> List[FileEntry]:
+                parts: Iterable[str] = ("qk",), tokenizer: bool = False,
+                next_token: bool = False) -> List[FileEntry]:
         """Catalogue files not yet added that are needed to show ``parts`` of ``layer`` for ``ids``.
 
         ``layer=None``: embeddings only.  Layers below ``layer`` always need their full blocks.
-        ``tokenizer=True`` also lists the model's tokenizer.json (needed before there are ids).
+        ``tokenizer=True`` also lists the model's tokenizer file (needed before there are ids).
+        ``next_token=True`` (decoders): everything ``next_token_logits`` needs -- every block, the final
+        norm and the whole tied LM head (SmolLM2: all 1,536 word-table chunks, 30 MB).
         """
         entry = self.entry(model_id)
         need = [entry.tokenizer_file()] if tokenizer else []
-        need.extend(entry.files_for(ids, layer, parts))
+        need.extend(entry.files_for(ids, layer, parts, next_token))
         seen, out = set(), []
         for f in need:
             if f.path not in seen and not self.has(f.path):
@@ -86,7 +109,27 @@ class WeightStore:
         return self._raw[path]
 
     def tensors(self, path: str) -> Dict[str, np.ndarray]:
+        """Every tensor of an added file as float32 (quantised ones dequantised, not cached)."""
+        return {name: t.dequantize() if isinstance(t, Blocks) else t for name, t in self._tensors[path].items()}
+
+    def stored(self, path: str) -> Dict[str, Tensor]:
+        """The tensors of an added file as stored: float32 arrays, or ``Blocks`` (still quantised)."""
         return self._tensors[path]
+
+    def tensor(self, path: str, name: str) -> np.ndarray:
+        """One tensor as float32; a quantised one is dequantised once and kept in the bounded cache."""
+        t = self._tensors[path][name]
+        if not isinstance(t, Blocks):
+            return t
+        key = (path, name)
+        hit = self._dequantized.get(key)
+        if hit is None:
+            hit = self._dequantized[key] = t.dequantize()
+            total = sum(a.nbytes for a in self._dequantized.values())
+            while total > self.dequant_cache_bytes and len(self._dequantized) > 1:
+                total -= self._dequantized.popitem(last=False)[1].nbytes  # least recently used first
+        self._dequantized.move_to_end(key)
+        return hit
 
     def params(self, model_id: str) -> "StoreParams":
         return StoreParams(self, self.entry(model_id))
@@ -100,17 +143,19 @@ class StoreParams:
         owner = entry.catalogue.get(entry.shares) if entry.shares else entry
         self._owner = owner
         self._where: Dict[str, FileEntry] = {}  # tensor name -> file holding it
-        if entry.embeddings == "table":
+        if entry.embeddings == "table" and "embeddings.norm" in owner.files:
             norm = owner.files["embeddings.norm"]
             for name in part_layout(owner.config, "embeddings.norm"):
                 self._where[name] = norm
         for part, f in entry.files.items():
-            if part.startswith("layer."):
+            if part.startswith("layer.") or part == HEAD_PART:
                 for name in part_layout(entry.config, part):
                     self._where[name] = f
-        self._tables = {"embeddings.word_embeddings.weight": "embeddings.word",
-                        "embeddings.position_embeddings.weight": "embeddings.position",
-                        "embeddings.token_type_embeddings.weight": None}
+        self._tables: Dict[str, Optional[str]] = {table_name(entry.config, t): t
+                                                  for t in (WORD_TABLE, POSITION_TABLE)
+                                                  if table_name(entry.config, t)}
+        if entry.config.arch == "bert":
+            self._tables["embeddings.token_type_embeddings.weight"] = None
 
     def has(self, name: str) -> bool:
         f = self._where.get(name)
@@ -122,7 +167,7 @@ class StoreParams:
             raise WeightsMissing(f"model {self.entry.id!r} has no tensor {name}")
         if not self.store.has(f.path):
             raise WeightsMissing(f"model {self.entry.id!r}: {name} needs {f.path}, which is not loaded yet")
-        return self.store.tensors(f.path)[name]
+        return self.store.tensor(f.path, name)
 
     def rows(self, name: str, ids: Sequence[int]) -> np.ndarray:
         table = self._tables.get(name, "")
@@ -142,8 +187,25 @@ class StoreParams:
             f = self._owner.chunk_file(table, group.chunk_of(i))
             if not self.store.has(f.path):
                 raise WeightsMissing(f"model {self.entry.id!r}: {name} row {i} needs {f.path}, which is not loaded yet")
-            out[r] = self.store.tensors(f.path)[name][i - f.rows[0]]
+            chunk = self.store.stored(f.path)[name]
+            out[r] = chunk.rows([i - f.rows[0]])[0] if isinstance(chunk, Blocks) else chunk[i - f.rows[0]]
         return out
+
+    def row_blocks(self, name: str) -> Iterator[Tuple[int, np.ndarray]]:
+        """The whole table, chunk file by chunk file: (first row, float32 (rows, width) block)."""
+        table = self._tables.get(name)
+        if not table:
+            yield 0, self.tensor(name)
+            return
+        group = self._owner.chunks[table]
+        files = [self._owner.chunk_file(table, c) for c in range(len(group.sizes))]
+        absent = [f.path for f in files if not self.store.has(f.path)]
+        if absent:
+            raise WeightsMissing(f"model {self.entry.id!r}: the whole {name} is needed; {len(absent)} of its "
+                                 f"{len(files)} files are not loaded yet (e.g. {absent[0]})")
+        for f in files:
+            chunk = self.store.stored(f.path)[name]
+            yield f.rows[0], chunk.dequantize() if isinstance(chunk, Blocks) else chunk
 
 
 __all__ = ["WeightStore", "StoreParams", "WeightFileError", "LAYER_PARTS"]

@@ -1,11 +1,11 @@
 """Head view (after BertViz): the sentence twice, queries on the left and keys on the right, joined by one
 line per (query, key, head) whose opacity is the attention weight and whose colour is the head's.
 
-State read from ``ctx.extra`` (the shell keeps these fields and applies the actions below):
+State read from the context (the shell keeps these fields and applies the actions below):
 
-* "heads_shown": list of head indices drawn (default: every head)
-* "hover_token": index of the token under the pointer, or None (default) for every line
-* "hover_side":  "left" (the token as a query: only its outgoing lines) or "right" (as a key: only the
+* ``heads_shown``: list of head indices drawn (None, the default: every head)
+* ``hover_token``: index of the token under the pointer, or None (default) for every line
+* ``hover_side``:  "left" (the token as a query: only its outgoing lines) or "right" (as a key: only the
                  lines that reach it)
 
 Hit regions:
@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..app.context import ViewContext
+from ..app.context import HOVER_SIDES, ViewContext
 from ..draw.heatmap import short_label
 from ..draw.scene import Scene, button, header, text_width
 
@@ -47,8 +47,8 @@ def head_color(h: int) -> str:
 
 
 def heads_shown(ctx: ViewContext) -> List[int]:
-    """The heads to draw: ctx.extra["heads_shown"] filtered to valid heads, or all heads when absent."""
-    raw = ctx.extra.get("heads_shown")
+    """The heads to draw: ctx.heads_shown filtered to valid heads, or all heads when absent."""
+    raw = ctx.heads_shown
     if raw is None:
         return list(range(ctx.n_heads))
     out = []
@@ -64,9 +64,8 @@ def heads_shown(ctx: ViewContext) -> List[int]:
 
 def hover(ctx: ViewContext):
     """(token index or None, side) of the hovered / pinned token."""
-    i = ctx.extra.get("hover_token")
-    side = ctx.extra.get("hover_side", "left")
-    side = side if side in ("left", "right") else "left"
+    i = ctx.hover_token
+    side = ctx.hover_side if ctx.hover_side in HOVER_SIDES else "left"
     try:
         i = None if i is None else int(i)
     except (TypeError, ValueError):

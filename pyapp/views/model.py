@@ -6,9 +6,9 @@ Layers arrive progressively: the shell computes one missing layer at a time (``m
 re-renders; a layer not computed yet is drawn as a grey "computing…" row, so the page stays responsive.
 
 Data: all layers' attention is read from ``ctx.attentions`` (dict layer -> (heads, n, n) probabilities
-at T = 1, the layers computed so far; ``ctx.extra["attentions"]`` is the fallback); the shown layer comes
-from ``ctx.trace`` (with its temperature), see ``ViewContext.layer_attentions``. ``ALL_LAYERS`` tells the
-shell / CLI to fill ``ctx.attentions`` with ``pyapp.app.research_data``.
+at T = 1, the layers computed so far); the shown layer comes from ``ctx.trace`` (with its temperature), see
+``ViewContext.layer_attentions``. The tab registry (``all_layers``) tells the session to fill
+``ctx.attentions``.
 
 Hit regions: one "model_thumb" region per thumbnail, data tooltip ("layer 2 · head 5 · previous token ·
 click to open") and action {"layer": l, "head": h, "tab": OPEN_TAB} (opens that layer and head).
@@ -27,7 +27,6 @@ from ..draw.heatmap import draw_heatmap
 from ..draw.scene import Scene, header, text_width
 
 TITLE = "Model"
-ALL_LAYERS = True  # reads every layer's attention (ctx.attentions, see research_data.py)
 MARGIN = 12.0
 GAP = 6.0
 OPEN_TAB = "heads"  # where a click on a thumbnail takes the user (the Heads tab shows that layer/head)
@@ -40,7 +39,7 @@ PENDING_FILL = "#eef0f3"
 # ---- data shared by the research views (model, rollout, head statistics) -------------------------------
 def layer_attentions(ctx: ViewContext) -> Dict[int, np.ndarray]:
     """Attention (heads, n, n) of every layer computed so far, keyed by layer index: ``ctx.attentions``
-    (fallback ``ctx.extra["attentions"]``), the shown layer seen through its temperature (``ctx.trace``)."""
+    the shown layer seen through its temperature (``ctx.trace``)."""
     return ctx.layer_attentions()
 
 

@@ -38,14 +38,6 @@ TOP_DIMS = 3
 MARK = "#111111"
 
 
-def query_index(ctx: ViewContext) -> int:
-    """The chosen query token: the pinned row, else token 1 (the first after [CLS]) when there is one."""
-    i = ctx.pinned_row
-    if i is None or not 0 <= int(i) < ctx.n:
-        return 1 if ctx.n > 1 else 0
-    return int(i)
-
-
 def neuron_numbers(ctx: ViewContext, head: int, i: int):
     """(q (d_k,), K (n, d_k), products (n, d_k), scores (n,), scaled (n,), logits (n,), weights (n,))."""
     tr = ctx.trace
@@ -80,7 +72,7 @@ def _chips(scene: Scene, x: float, y: float, w: float, title: str, labels: List[
 def render(ctx: ViewContext, width: float) -> Scene:
     width = max(float(width), 320.0)
     n, h, d_k = ctx.n, ctx.head_index, ctx.d_k
-    i = query_index(ctx)
+    i = ctx.query_index()
     q, k, prod, scores, scaled, logits, weights = neuron_numbers(ctx, h, i)
     toks = ctx.tokens
     temp = ctx.temperature

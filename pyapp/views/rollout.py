@@ -6,7 +6,7 @@ Per layer: average the heads, add the identity for the residual connection and r
 each input token. The bars show the [CLS] row (the token classifiers read) next to the raw
 head-averaged attention of [CLS] in the last layer, to show what rollout adds.
 
-Data: ``ctx.attentions`` (dict layer -> (heads, n, n); fallback ``ctx.extra["attentions"]``), as for the
+Data: ``ctx.attentions`` (dict layer -> (heads, n, n)), as for the
 model view; while layers are
 still being computed the view shows the rollout of the contiguous layers 0..k it has and says so.
 Hit regions: the heatmap's "attn_cell" / "attn_row" grids (layer None, head None, what "rollout"), and
@@ -18,25 +18,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..app.context import ViewContext
-from ..core.analysis import CLS_TOKENS, rollout
+from ..app.tabs import rollout_matrix
+from ..core.analysis import CLS_TOKENS
 from ..draw.heatmap import alt_text, draw_heatmap, short_label
 from ..draw.scene import Scene, header, notice, text_width
 from .model import layer_attentions
 
 TITLE = "Rollout"
-ALL_LAYERS = True  # reads every layer's attention (ctx.attentions, see research_data.py)
 MARGIN = 12.0
 BAR_COLOR = "#1f6feb"
 RAW_COLOR = "#9aa3ad"
-
-
-def contiguous_layers(ctx: ViewContext) -> int:
-    """How many layers 0..k-1 are available without a gap."""
-    att = layer_attentions(ctx)
-    k = 0
-    while k < ctx.n_layers and k in att:
-        k += 1
-    return k
 
 
 def cls_index(tokens) -> int:
@@ -47,16 +38,9 @@ def cls_index(tokens) -> int:
     return 0
 
 
-def rollout_matrix(ctx: ViewContext) -> np.ndarray:
-    """(n, n) rollout through every available contiguous layer (0..k-1)."""
-    att = layer_attentions(ctx)
-    k = contiguous_layers(ctx)
-    return rollout([att[layer] for layer in range(k)])[-1]
-
-
 def render(ctx: ViewContext, width: float) -> Scene:
     width = max(float(width), 320.0)
-    k = contiguous_layers(ctx)
+    k = ctx.contiguous_layers()
     n_layers = int(ctx.n_layers)
     scene = Scene(width, 100, label="Attention rollout through %d layers" % k)
     inner = width - 2 * MARGIN
@@ -73,7 +57,7 @@ def render(ctx: ViewContext, width: float) -> Scene:
         scene.height = y + 80 + MARGIN
         return scene
     att = layer_attentions(ctx)
-    r = rollout([att[layer] for layer in range(k)])[-1]  # (n, n)
+    r = rollout_matrix(ctx)  # (n, n)
     toks = ctx.tokens
     n = len(toks)
     wide = width >= 760

@@ -6,8 +6,8 @@ any column. All numbers come from pyapp.core.analysis.head_stats (averages over 
 entropy in nats and normalised (÷ ln of the keys a row can see), mean attention distance in tokens,
 and the attention mass on [CLS], [SEP], punctuation, the previous token, the next token and itself.
 
-State read from ``ctx.extra``: "sort_by" (a SORT_KEYS column, default "layer") and "sort_desc" (bool).
-Data: ``ctx.attentions`` (dict layer -> (heads, n, n); fallback ``ctx.extra["attentions"]``), as for the
+State read from the context: ``sort_by`` (a SORT_KEYS column, default "layer") and ``sort_desc`` (bool).
+Data: ``ctx.attentions`` (dict layer -> (heads, n, n)), as for the
 model view.
 Hit regions:
 * "stats_sort"  (column headers): action {"sort_by": key, "sort_desc": bool} (a click on the sorted
@@ -34,7 +34,6 @@ from ..draw.scene import Scene, header, text_width
 from .model import layer_attentions
 
 TITLE = "Head statistics"
-ALL_LAYERS = True  # reads every layer's attention (ctx.attentions, see research_data.py)
 MARGIN = 12.0
 ROW_H = 18.0
 SELECTED = "#1f6feb"
@@ -49,9 +48,8 @@ SHORT = {"prev": "prev", "next": "next", "self": "self", "cls": "[CLS]", "sep": 
 
 
 def sort_state(ctx: ViewContext) -> Tuple[str, bool]:
-    key = ctx.extra.get("sort_by", "layer")
-    key = key if key in SORT_KEYS else "layer"
-    return key, bool(ctx.extra.get("sort_desc", False))
+    key = ctx.sort_by if ctx.sort_by in SORT_KEYS else "layer"
+    return key, bool(ctx.sort_desc)
 
 
 def sort_action(column: str, current: str, descending: bool) -> dict:

@@ -1,6 +1,7 @@
 """Step-by-step tab: the nine steps of multi-head self-attention, each drawn from the real numbers.
 
-``N_STEPS`` and ``STEP_TITLES`` are for the shell (prev/next buttons, arrow keys). The scene itself
+``STEP_TITLES`` / ``step_title`` name the steps for the page's step bar (the number of steps, ``N_STEPS``, is
+the tab registry's: ``pyapp.app.tabs``). The scene itself
 draws a progress bar of nine numbered dots; clicking dot k asks for {"step": k}. Every step has a
 caption that tracks shapes ("Q_h: n × d_k = 12 × 32"), returned by ``captions(ctx, step)`` too.
 When V / W_O are not loaded yet (trace.v / trace.output is None) steps 3, 7, 8 and 9 draw what they can
@@ -15,12 +16,12 @@ from typing import Callable, List, Sequence, Tuple, Union
 import numpy as np
 
 from ..app.context import ViewContext
+from ..app.tabs import N_STEPS
 from ..draw.heatmap import alt_text, draw_heatmap
 from ..draw.matrix import draw_matrix, row_height
 from ..draw.scene import Scene, header, notice, text_width, wrap_text
 
 TITLE = "Step by step"
-N_STEPS = 9
 STEP_TITLES = [
     "Input tokens",
     "Token embeddings",

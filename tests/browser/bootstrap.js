@@ -5,6 +5,9 @@
 // script unmodified. It reports the py:progress stages PyScript 0.7 reports, in the same order (interpreter,
 // files, then packages).
 const INDEX_URL = new URL("/node_modules/@pyodide/pyodide/dist/", location.href).href;
+// The compute worker (web/compute-worker.js, started by web/coi.js or pyapp/browser/worker_client.py) boots
+// the same Pyodide 0.17.1 as this page instead of PyScript's CDN one.
+globalThis.mhsaWorkerRuntime = {indexURL: INDEX_URL, version: "0.17.1"};
 
 function progress(detail) {
   dispatchEvent(new CustomEvent("py:progress", {detail}));

@@ -1,0 +1,210 @@
+"""Downloads: the session's files fetched concurrently, each with a stall timeout, cancellable; the loading bar.
+
+Each file is its own task, so no download ever waits for another and the update loop waits only for the
+files the shown state needs (``wait`` returns as soon as the state changes). A file that fails (HTTP error,
+network error, a stall, a corrupt or truncated body) is remembered with its error until ``retry``; one that
+no state needs any more is cancelled (``keep``: its AbortController) and forgotten, not counted as failed.
+
+The stall timeout: a download with no progress for ``timeout_s`` seconds (20 s on the site; a test sets
+``window.mhsaFetchTimeoutMs`` before the page starts) is aborted and fails with "timed out".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable, Dict, Iterable, List, Optional, Set
+
+from ..core.catalogue import FileEntry
+from ..core.weights import WeightFileError
+from .compat import js
+from .dom import el, size_label
+from .fetch import FetchError, fetch_bytes
+
+MODELS_URL = "../models/"      # weight files: fetched on demand, relative to web/index.html
+TIMEOUT_S = 20.0               # abort a download after this long without a byte
+
+
+def timeout_seconds() -> float:
+    """The stall timeout: ``window.mhsaFetchTimeoutMs`` when a test set it, else TIMEOUT_S."""
+    ms = getattr(js.window, "mhsaFetchTimeoutMs", None)
+    try:
+        return float(ms) / 1000.0 if ms is not None and float(ms) > 0 else TIMEOUT_S
+    except (TypeError, ValueError):
+        return TIMEOUT_S
+
+
+class _Watchdog:
+    """Aborts a request when ``seconds`` pass without ``poke()``; says whether it did (``fired``)."""
+
+    def __init__(self, seconds: float, controller):
+        self.seconds = seconds
+        self.controller = controller
+        self.fired = False
+        self.cancelled = False        # aborted on purpose (nobody needs the file): not a failure
+        self._last = time.monotonic()
+        self._loop = asyncio.get_event_loop()
+        self._handle = self._loop.call_later(seconds, self._check)
+
+    def poke(self):
+        self._last = time.monotonic()
+
+    def cancel(self):
+        self.cancelled = True
+        self.controller.abort()
+
+    def stop(self):
+        self._handle.cancel()
+
+    def _check(self):
+        idle = time.monotonic() - self._last
+        if idle >= self.seconds - 0.05:
+            self.fired = True
+            self.controller.abort()
+        else:
+            self._handle = self._loop.call_later(self.seconds - idle, self._check)
+
+
+class Loader:
+    """The session's files, downloaded into it: ``start``, ``wait``, ``keep``, ``failure``, ``retry``."""
+
+    def __init__(self, session, on_progress: Optional[Callable[[str, float], None]] = None,
+                 base_url: str = MODELS_URL, timeout_s: Optional[float] = None):
+        self.session = session
+        self.base_url = base_url
+        self.timeout_s = timeout_seconds() if timeout_s is None else float(timeout_s)
+        self.on_progress = on_progress
+        self.tasks: Dict[str, asyncio.Future] = {}
+        self.failures: Dict[str, Exception] = {}
+        self.fraction: Dict[str, float] = {}
+        self.pinned: Set[str] = set()            # files an export waits for: never cancelled by ``keep``
+        self._watch: Dict[str, _Watchdog] = {}
+
+    def failure(self, files: Iterable[FileEntry]) -> Optional[Exception]:
+        """The error of the first of ``files`` that failed (until ``retry``), else None."""
+        return next((self.failures[f.path] for f in files if f.path in self.failures), None)
+
+    def start(self, files: Iterable[FileEntry]):
+        """Start downloading each of ``files`` not in the store, not on its way and not failed."""
+        for f in files:
+            if f.path in self.tasks or f.path in self.failures or self.session.store.has(f.path):
+                continue
+            self.tasks[f.path] = asyncio.ensure_future(self._download(f))
+
+    def keep(self, paths: Set[str]):
+        """Cancel the downloads whose file is not in ``paths`` (nobody needs it any more)."""
+        for path, watch in list(self._watch.items()):
+            if path not in paths and path not in self.pinned:
+                watch.cancel()
+
+    def retry(self):
+        """Forget every failure: the next ``start`` downloads those files again."""
+        self.failures.clear()
+
+    def busy(self, files: Iterable[FileEntry]) -> List[FileEntry]:
+        return [f for f in files if f.path in self.tasks]
+
+    async def wait(self, files: Iterable[FileEntry], changed: Optional[asyncio.Event] = None,
+                   timeout: Optional[float] = None) -> bool:
+        """Until none of ``files`` is downloading any more (each arrived, failed or was cancelled), or
+        ``changed`` is set, or ``timeout`` seconds passed. True when none is downloading."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            pending = [self.tasks[f.path] for f in files if f.path in self.tasks]
+            if not pending:
+                return True
+            if changed is not None and changed.is_set():
+                return False
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            waits = list(pending)
+            woken = asyncio.ensure_future(changed.wait()) if changed is not None else None
+            if woken is not None:
+                waits.append(woken)
+            try:
+                await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if woken is not None and not woken.done():
+                    woken.cancel()
+
+    async def _download(self, f: FileEntry):
+        path = f.path
+        controller = js.AbortController.new()
+        watch = self._watch[path] = _Watchdog(self.timeout_s, controller)
+        self._progress(path, 0.0)
+
+        def progress(done: int, total: int):
+            watch.poke()
+            self._progress(path, done / float(total or 1))
+
+        try:
+            try:
+                data = await fetch_bytes(self.base_url + path, progress, expected=f.size, signal=controller.signal)
+            except FetchError as e:
+                if not watch.cancelled:
+                    why = ("timed out: no data for %g s" % self.timeout_s) if watch.fired else str(e)
+                    self.failures[path] = self.session.fetch_error(path, "could not be downloaded (%s)" % why)
+                return
+            finally:
+                watch.stop()
+            try:
+                self.session.add_file(path, data)
+            except WeightFileError as e:
+                self.failures[path] = e
+                return
+            self._progress(path, 1.0)
+        finally:
+            self._watch.pop(path, None)
+            self.tasks.pop(path, None)
+
+    def _progress(self, path: str, fraction: float):
+        self.fraction[path] = fraction
+        if self.on_progress is not None:
+            self.on_progress(path, fraction)
+
+
+class ProgressBar:
+    """The page's loading bar (drawn by web/boot.js): the files the shown state waits for, with progress.
+
+    An episode starts when the bar is hidden and something is tracked; files no state needs any more leave
+    the list; ``fail`` turns it red with the reason; ``finish`` hides it."""
+
+    def __init__(self, loader: Loader):
+        self.loader = loader
+        self.labels: Dict[str, str] = {}
+
+    def track(self, files: Iterable[FileEntry]):
+        files = list(files)
+        bar = el("loading")
+        boot = js.mhsaBoot
+        if bar.hidden:
+            boot.clear()
+            self.labels = {}
+            boot.progress("runtime", "Python runtime", 1)
+            boot.progress("numpy", "numpy", 1)
+        wanted = {f.path for f in files}
+        for path in [p for p in self.labels if p not in wanted and self.loader.fraction.get(p, 0) < 1]:
+            boot.remove("file:" + path)
+            del self.labels[path]
+        for f in files:
+            self.labels[f.path] = "%s (%s)" % (f.path, size_label(f.size))
+            self.update(f.path, self.loader.fraction.get(f.path, 0.0))
+        boot.failed("")
+        bar.classList.remove("failed")
+        bar.hidden = False
+
+    def update(self, path: str, fraction: float):
+        if path in self.labels:
+            js.mhsaBoot.progress("file:" + path, self.labels[path], fraction)
+
+    def fail(self, message: str):
+        bar = el("loading")
+        bar.classList.add("failed")
+        bar.hidden = False
+        js.mhsaBoot.failed(message)
+
+    def finish(self):
+        bar = el("loading")
+        bar.classList.remove("failed")
+        bar.hidden = True

@@ -1,0 +1,275 @@
+"""The page's side of the compute worker (``web/compute-worker.js`` + ``pyapp.worker``): the main thread
+asks, the worker computes AND draws, the main thread only shows the result.
+
+    client = WorkerClient.start()                  # or adopts the worker web/coi.js started at page open
+    info = await client.ready()                    # {"python", "numpy", "simd", "isolated", "offscreen", ...}
+    shown = await client.compute(state, width, dpr, view={"hover_token": 3},
+                                 on_progress=lambda p: ..., on_partial=lambda s: present(s, canvas))
+    if shown is not None:                          # None: a newer compute() superseded this one
+        present(shown, canvas)                     # the worker's bitmap (or its scene) onto the <canvas>
+        shown.frame                                # pyapp.app.frame.Frame: chips, controls, status, report, ...
+
+``compute`` takes an ``AppState`` (or a URL query) and returns a ``Shown``: the ``Frame`` that
+``build_frame`` made in the worker, and, with ``bitmap=True`` (and an OffscreenCanvas in the worker), the
+worker's drawing of its scene as an ``ImageBitmap``: ``frame.scene`` then keeps its hit regions (hover,
+hotspots) but no drawing ops. Each call gets a new id; calling again supersedes every earlier call: their
+awaits return None at once, their late partials and results are dropped here unread, and the worker abandons
+them (the newest id is also written to a SharedArrayBuffer the worker reads between layers when the page is
+cross-origin isolated, so it need not yield to its event loop to notice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional, Union
+
+import numpy as np
+
+from ..worker import wire
+from . import canvas as canvas_backend
+from .compat import create_proxy, emscripten_module, js
+
+WORKER_SCRIPT = "./compute-worker.js"        # relative to web/index.html
+CONFIG = "./pyscript.toml"                   # the page's PyScript config: the worker reads the same [files]
+PYODIDE_CDN = "https://cdn.jsdelivr.net/pyodide/v%s/full/"
+
+
+class WorkerError(Exception):
+    """The worker could not start, or a request failed inside it (a bug: user errors are error frames)."""
+
+
+@dataclass
+class Shown:
+    """One frame from the worker: ``frame`` (``pyapp.app.frame.Frame``), ``bitmap`` (its scene drawn by the
+    worker at ``dpr``, an ImageBitmap; None: draw ``frame.scene`` here), ``partial`` (more is coming)."""
+    frame: Any
+    bitmap: Any = None
+    dpr: float = 1.0
+    partial: bool = False
+    scene_ops: int = 0
+    timing: Dict[str, float] = field(default_factory=dict)
+
+
+def runtime_index_url() -> str:
+    """Where the worker loads Pyodide from: what the page says (``mhsaWorkerRuntime.indexURL``: the test
+    harness's Pyodide 0.17.1), else the jsDelivr folder of the Pyodide version running this page (PyScript's
+    own, so the worker reuses the files the browser has just fetched)."""
+    hint = getattr(js, "mhsaWorkerRuntime", None)
+    if hint is not None and getattr(hint, "indexURL", None):
+        return str(hint.indexURL)
+    try:
+        import pyodide_js  # type: ignore
+
+        version = str(pyodide_js.version)
+    except ImportError:
+        version = str(js.pyodide.version)
+    return PYODIDE_CDN % version
+
+
+def _to_numpy(u8) -> np.ndarray:
+    """A JS Uint8Array -> a uint8 numpy array (one memcpy into Python's heap)."""
+    n = int(u8.length)
+    out = np.empty(n, dtype=np.uint8)
+    if n:
+        emscripten_module().HEAPU8.set(u8, int(out.__array_interface__["data"][0]))
+    return out
+
+
+def decode(msg) -> Any:
+    """A worker message's payload (JSON text + transferred buffers) -> plain data with numpy arrays."""
+    buffers = msg.buffers
+    arrays = [_to_numpy(buffers[i]) for i in range(int(buffers.length))] if buffers else []
+    return wire.unpack(str(msg.json) if msg.json else "{}", arrays)
+
+
+def shown(msg) -> Shown:
+    payload = decode(msg)
+    return Shown(payload["frame"], getattr(msg, "bitmap", None), float(payload.get("dpr") or 1.0),
+                 bool(payload.get("partial")), int(payload.get("scene_ops") or 0), dict(payload.get("timing") or {}))
+
+
+def present(result: Shown, canvas, dpr: Optional[float] = None) -> float:
+    """Show a worker frame on the page's ``canvas``: the worker's ImageBitmap (one drawImage), or, without
+    one, its scene drawn here by ``pyapp.browser.canvas``. Returns the milliseconds it took."""
+    t0 = time.time()
+    scene = result.frame.scene
+    if result.bitmap is not None:
+        canvas_backend.size_canvas(canvas, scene.width, scene.height, result.dpr)
+        ctx = canvas.getContext("2d")
+        ctx.setTransform(1, 0, 0, 1, 0, 0)
+        ctx.clearRect(0, 0, canvas.width, canvas.height)
+        ctx.drawImage(result.bitmap, 0, 0)
+        result.bitmap.close()
+        result.bitmap = None
+    else:
+        canvas_backend.draw(scene, canvas, float(dpr or js.window.devicePixelRatio or 1))
+    return (time.time() - t0) * 1000.0
+
+
+class WorkerClient:
+    def __init__(self, worker, index_url: str = "", config: str = CONFIG, boot: bool = True):
+        self.worker = worker
+        self.next_id = 0
+        self.latest = 0
+        self.pending: Dict[int, Dict[str, Any]] = {}
+        self.info: Optional[Dict[str, Any]] = None
+        self.boot_stages: Dict[str, float] = {}
+        self.error = ""
+        self.on_boot_progress: Optional[Callable[[str], None]] = None
+        self._ready = asyncio.get_event_loop().create_future()
+        self.shared = None
+        self.stats = {"messages": 0, "decode_ms": 0.0, "dropped": 0}
+        self._proxy = create_proxy(self._on_message)
+        worker.addEventListener("message", self._proxy)
+        booted = getattr(js, "mhsaCompute", None)
+        if not boot and booted is not None:                 # started by web/coi.js at page open
+            self.shared = getattr(booted, "shared", None)
+            seen = booted.seen
+            for i in range(int(seen.length)):               # the messages it got before we listened
+                self._on_message(seen[i])
+            booted.seen = None                              # web/coi.js stops recording
+        if boot:
+            if bool(getattr(js, "crossOriginIsolated", False)) and hasattr(js, "SharedArrayBuffer"):
+                self.shared = js.SharedArrayBuffer.new(8)
+            msg = js.Object.new()
+            msg.type = "boot"
+            msg.indexURL = index_url or runtime_index_url()
+            msg.config = str(js.URL.new(config, js.location.href).href)
+            msg.interrupt = self.shared
+            worker.postMessage(msg)
+        self._latest_view = js.Int32Array.new(self.shared) if self.shared is not None else None
+
+    @classmethod
+    def start(cls, script: str = WORKER_SCRIPT, index_url: str = "", config: str = CONFIG) -> "WorkerClient":
+        """The worker web/coi.js started at page open (``window.mhsaCompute.worker``), or a new one."""
+        booted = getattr(js, "mhsaCompute", None)
+        worker = getattr(booted, "worker", None) if booted is not None else None
+        if worker is not None:
+            return cls(worker, index_url, config, boot=False)
+        return cls(js.Worker.new(str(js.URL.new(script, js.location.href).href)), index_url, config)
+
+    # ---- boot ---------------------------------------------------------------------------------------
+    async def ready(self) -> Dict[str, Any]:
+        """The worker's report once Python, numpy and pyapp are up in it (raises WorkerError if it failed)."""
+        return await self._ready
+
+    def close(self) -> None:
+        self.worker.terminate()
+        for p in self.pending.values():
+            if not p["future"].done():
+                p["future"].set_result(None)
+        self.pending.clear()
+
+    # ---- requests -------------------------------------------------------------------------------------
+    def _new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    async def compute(self, state: Union[Any, str], width: float, dpr: float = 1.0,
+                      view: Optional[Dict[str, Any]] = None,
+                      on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+                      on_partial: Optional[Callable[[Shown], None]] = None,
+                      bitmap: bool = True) -> Optional[Shown]:
+        """The frame of ``state`` (an AppState, or a URL query) at layout ``width``; None when a later call
+        superseded this one. ``view``: page-only view state (hover_token, hover_side). ``on_progress(p)``:
+        {"stage": "fetch" | "forward" | "layers", "done", "of", ...}; ``on_partial(shown)``: a loading frame,
+        or the view before the last layers / files are in."""
+        rid = self._new_id()
+        self.latest = rid
+        for old, p in list(self.pending.items()):           # every earlier compute is superseded now
+            if p["kind"] == "compute" and not p["future"].done():
+                p["future"].set_result(None)
+                del self.pending[old]
+        if self._latest_view is not None:
+            js.Atomics.store(self._latest_view, 0, rid)
+        fut = asyncio.get_event_loop().create_future()
+        self.pending[rid] = {"kind": "compute", "future": fut, "progress": on_progress, "partial": on_partial}
+        msg = js.Object.new()
+        msg.type = "compute"
+        msg.id = rid
+        if isinstance(state, str):
+            msg.query = state
+        else:
+            msg.state = wire.pack(state)[0]
+        msg.width = float(width)
+        msg.dpr = float(dpr)
+        msg.bitmap = bool(bitmap)
+        msg.view = wire.pack(view)[0] if view else ""
+        self.worker.postMessage(msg)
+        return await fut
+
+    async def call(self, name: str) -> Dict[str, Any]:
+        """A small question to the worker ("ping", "stats"); answered after the running compute step."""
+        rid = self._new_id()
+        fut = asyncio.get_event_loop().create_future()
+        self.pending[rid] = {"kind": "call", "future": fut, "progress": None, "partial": None}
+        msg = js.Object.new()
+        msg.type = "call"
+        msg.id = rid
+        msg.name = name
+        self.worker.postMessage(msg)
+        return await fut
+
+    # ---- messages ---------------------------------------------------------------------------------------
+    def _on_message(self, event) -> None:
+        msg = getattr(event, "data", None) or event
+        kind = str(msg.type)
+        if kind == "boot-progress":
+            self.boot_stages[str(msg.stage)] = float(msg.ms)
+            if self.on_boot_progress is not None:
+                self.on_boot_progress(str(msg.stage))
+            return
+        if kind == "ready":
+            self.info = json.loads(js.JSON.stringify(msg.info))
+            if not self._ready.done():
+                self._ready.set_result(self.info)
+            return
+        if kind == "boot-error":
+            self.error = str(msg.message)
+            if not self._ready.done():
+                self._ready.set_exception(WorkerError("the compute worker could not start: " + self.error))
+            return
+        rid = int(msg.id)
+        p = self.pending.get(rid)
+        if p is None:
+            self.stats["dropped"] += 1                      # superseded here already: drop it unread
+            bitmap = getattr(msg, "bitmap", None)
+            if bitmap is not None:
+                bitmap.close()
+            return
+        if kind == "superseded":
+            del self.pending[rid]
+            if not p["future"].done():
+                p["future"].set_result(None)
+            return
+        t0 = time.time()
+        if kind == "error":
+            del self.pending[rid]
+            payload = decode(msg)
+            if not p["future"].done():
+                p["future"].set_exception(WorkerError(payload.get("message", "error")))
+            return
+        if kind == "progress":
+            if p["progress"] is not None:
+                p["progress"](decode(msg))
+            return
+        if p["kind"] == "call":
+            del self.pending[rid]
+            if not p["future"].done():
+                p["future"].set_result(decode(msg))
+            return
+        result = shown(msg)
+        self.stats["messages"] += 1
+        self.stats["decode_ms"] += (time.time() - t0) * 1000.0
+        if kind == "partial":
+            if p["partial"] is not None and rid == self.latest:
+                p["partial"](result)
+            elif result.bitmap is not None:
+                result.bitmap.close()
+        elif kind == "result":
+            del self.pending[rid]
+            if not p["future"].done():
+                p["future"].set_result(result)

@@ -1,0 +1,174 @@
+"""One compute request of the page, done in the worker: fetch what is missing, compute bottom up, build the
+Frame (``pyapp.app.frame.build_frame``: the scene, chips, controls, status, report).
+
+Pure Python + numpy (runs in CPython: ``tests/test_worker_engine.py``); the worker's shell
+(``pyapp.worker.entry``) gives it I/O as callables:
+
+* ``fetch(path, progress) -> bytes`` (async): one model file (``models/<path>``); ``progress(done, total)``.
+* ``post(kind, req_id, payload)``: a message to the page: "progress" ({"stage": "fetch" | "forward" |
+  "layers", "done", "of", ...}) and "partial" ({"frame": Frame, "partial": True}: a loading frame while the
+  shown state's files come in, the view before its V/O file or while the every-layer tabs fill in).
+* ``latest()``: the newest request id the page has sent.  A request whose id is below it is superseded: the
+  engine stops at its next check (between files, between layers) with ``Superseded``, posting nothing more
+  for it. ``pause()`` (async) runs before each check so the worker's event loop can take messages in.
+
+What a request computes is what the page's shell did on the main thread: the Session's file plan, the
+layers below the shown one ONE per check (so a long forward pass reports which layer it is on and can be
+abandoned), the view; for the every-layer tabs the other layers one per check, with a partial frame at
+most every ``partial_ms`` (and at most a third of the time spent drawing them).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
+
+from ..app.frame import Frame, build_frame
+from ..app.session import Session
+from ..app.state import AppState, parse_query
+from ..core.catalogue import CatalogueError, FileEntry
+from ..core.weights import WeightFileError
+
+Fetch = Callable[[str, Callable[[int, int], None]], Awaitable[bytes]]
+Post = Callable[[str, int, Dict[str, Any]], None]
+
+
+class Superseded(Exception):
+    """A newer request arrived: this one stops (nothing more is posted for it)."""
+
+
+class FileFailed(Exception):
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+def wanted_state(state: Union[AppState, str]) -> AppState:
+    return state if isinstance(state, AppState) else parse_query(str(state))[0]
+
+
+class Engine:
+    def __init__(self, session: Session, fetch: Fetch, post: Post, latest: Callable[[], int],
+                 pause: Optional[Callable[[], Awaitable[None]]] = None, partial_ms: float = 150.0,
+                 clock: Callable[[], float] = time.time):
+        self.session = session
+        self.fetch = fetch
+        self.post = post
+        self.latest = latest
+        self.pause = pause
+        self.partial_ms = float(partial_ms)
+        self.clock = clock
+        self.timing: Dict[str, float] = {}
+
+    # ---- superseding ------------------------------------------------------------------------------------
+    async def check(self, req_id: int) -> None:
+        if self.pause is not None:
+            await self.pause()
+        if self.latest() > req_id:
+            raise Superseded(req_id)
+
+    # ---- files ------------------------------------------------------------------------------------------
+    async def _fetch_files(self, req_id: int, files: List[FileEntry]) -> None:
+        """Fetch and add ``files`` (one after the other: progress per file); raises FileFailed."""
+        total = sum(int(f.size) for f in files)
+        done = 0
+        for f in files:
+            if self.session.store.has(f.path):
+                continue
+            base = done
+
+            def progress(got: int, size: int, base=base, path=f.path) -> None:
+                self.post("progress", req_id, {"stage": "fetch", "file": path, "done": base + int(got),
+                                               "of": total})
+            try:
+                data = await self.fetch(f.path, progress)
+            except Superseded:
+                raise
+            except Exception as e:  # noqa: BLE001 - the frame says which file failed and why
+                raise FileFailed(self.session.fetch_error(f.path, "could not be downloaded (%s)" % e)) from None
+            await self.check(req_id)
+            try:
+                self.session.add_file(f.path, data)
+            except WeightFileError as e:
+                raise FileFailed(e) from None
+            done += int(f.size)
+
+    # ---- the request ------------------------------------------------------------------------------------
+    async def compute(self, req_id: int, state: Union[AppState, str], width: float,
+                      view: Optional[Dict[str, Any]] = None) -> Frame:
+        """The final Frame of ``state`` (an AppState or a URL query) at layout ``width``; partial frames and
+        progress go through ``post`` on the way. ``view``: page-only view state (hover_token, hover_side).
+        Raises ``Superseded``; a failed file gives an error frame (as on the page)."""
+        view = {k: v for k, v in (view or {}).items() if k in ("hover_token", "hover_side")}
+        wanted = wanted_state(state)
+        session = self.session
+        t0 = self.clock()
+        await self.check(req_id)
+        try:
+            st = session.normalise(wanted)
+            plan = session.plan(st)
+        except Exception:  # noqa: BLE001 - build_frame makes the error frame of this state
+            return build_frame(session, wanted, width, **view)
+        try:
+            while plan.required:                              # the tokenizer first, then the weights
+                self.post("partial", req_id, {"frame": build_frame(session, wanted, width, waiting=plan.required,
+                                                                   **view), "partial": True})
+                await self._fetch_files(req_id, plan.required)
+                st = session.normalise(wanted)
+                plan = session.plan(st)
+            t1 = self.clock()
+            await self._forward(req_id, st)
+            loading = ("V/O weights of layer %d" % st.layer) if plan.later else ""
+            last = self.clock()
+            if plan.later or plan.layers:
+                await self.check(req_id)
+                self._partial(req_id, wanted, width, view, loading)
+                last = self.clock()
+            if plan.later:
+                await self._fetch_files(req_id, plan.later)
+            n_layers = session.shape(st)[0]
+            for layer, files in plan.layers:
+                await self._fetch_files(req_id, files)
+                await self.check(req_id)
+                have = session.layer_attentions(st, new_layers=1, computed=min(st.layer, n_layers - 1))
+                self.post("progress", req_id, {"stage": "layers", "layer": layer, "done": len(have), "of": n_layers})
+                wait = max(self.partial_ms, 2.0 * self.timing.get("render_ms", 0.0))
+                if len(have) < n_layers and (self.clock() - last) * 1000.0 >= wait:
+                    await self.check(req_id)
+                    self._partial(req_id, wanted, width, view)
+                    last = self.clock()
+        except FileFailed as e:
+            return build_frame(session, wanted, width, error=e.error, **view)
+        await self.check(req_id)
+        t2 = self.clock()
+        frame = self._build(wanted, width, view)
+        self.timing.update({"fetch_ms": (t1 - t0) * 1000.0, "compute_ms": (t2 - t1) * 1000.0})
+        return frame
+
+    async def _forward(self, req_id: int, st: AppState) -> None:
+        """The layers below the shown one, one per check (the Encoder caches each; the frame reuses them)."""
+        layer = min(st.layer, self.session.shape(st)[0] - 1)
+        if layer <= 0:
+            return
+        session = self.session
+        session.context(st.with_(layer=0, tab="overview"), new_layers=0)   # caches keyed by these ids
+        step = getattr(session.source(st).encoder, "layer_input", None)
+        if step is None:
+            return
+        ids = session.encode(st).ids
+        for k in range(1, layer + 1):
+            await self.check(req_id)
+            self.post("progress", req_id, {"stage": "forward", "layer": k - 1, "done": k - 1, "of": layer})
+            step(ids, k, bool(st.causal))
+
+    def _build(self, wanted: AppState, width: float, view: Dict[str, Any], loading: str = "") -> Frame:
+        t0 = self.clock()
+        frame = build_frame(self.session, wanted, width, loading=loading, new_layers=0, **view)
+        self.timing["render_ms"] = (self.clock() - t0) * 1000.0
+        return frame
+
+    def _partial(self, req_id: int, wanted: AppState, width: float, view: Dict[str, Any], loading: str = ""):
+        self.post("partial", req_id, {"frame": self._build(wanted, width, view, loading), "partial": True})
+
+
+__all__ = ["Engine", "Superseded", "wanted_state", "CatalogueError"]

@@ -1,0 +1,229 @@
+"""The compute worker's Python side: ``web/compute-worker.js`` boots Pyodide, writes the pyapp files, then
+calls ``start()`` once and ``receive(msg)`` for every message of the page.
+
+The shell of the worker, as ``pyapp.browser.app`` is the page's: JavaScript is reached only through
+``pyapp.browser.compat`` (the one shim between Pyodide versions); the work is ``engine.Engine`` (pure).
+
+* Requests ``{type: "compute", id, state (``wire`` text of an AppState) or query, width, dpr, view (``wire``
+  text: hover_token, hover_side), bitmap}``: one runs at a time; a
+  newer one supersedes the older ones: those still queued are dropped, the running one stops at its next
+  check (``Engine.check``), and each gets a "superseded" message. The newest id the page has sent is read
+  from a SharedArrayBuffer the page writes (when the page is cross-origin isolated: no need to yield to the
+  event loop), else from the messages received (the engine then yields before each check).
+* Results ("partial", "result") carry ``{"frame": app.frame.Frame, ...}`` packed by ``wire.pack``: JSON text plus
+  the arrays as transferred typed arrays. With ``bitmap`` (and an ``OffscreenCanvas`` in this worker) the
+  scene is drawn HERE by ``pyapp.browser.canvas`` on an OffscreenCanvas at ``dpr`` and sent as an
+  ``ImageBitmap`` (transferred); the frame's scene then keeps its hit regions but no ops. The page then only
+  copies the bitmap to its canvas (``worker_client.present``).
+* ``{type: "call", id, name}``: "ping" -> {"pong": true}; "stats" -> the Session's counters and timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sys
+import time
+import traceback
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from ..app.session import Session
+from ..browser import canvas as canvas_backend
+from ..browser import wasm_gemm
+from ..browser.compat import emscripten_module, js
+from ..browser.fetch import fetch_bytes
+from ..core.catalogue import CatalogueError, load_catalogue
+from ..draw.scene import Scene
+from . import wire
+from .engine import Engine, Superseded
+
+CATALOGUE_PATH = "models/index.json"   # written into the worker's file system from pyscript.toml's [files]
+MODELS_URL = "../models/"              # relative to web/compute-worker.js, i.e. to the page
+
+
+class _Style:
+    """Stands in for ``canvas.style`` (an OffscreenCanvas has none; the page sizes its own canvas)."""
+
+    width = ""
+    height = ""
+
+
+class OffscreenTarget:
+    """An OffscreenCanvas dressed as the <canvas> ``pyapp.browser.canvas.draw`` expects."""
+
+    def __init__(self):
+        self.canvas = js.OffscreenCanvas.new(1, 1)
+        self.style = _Style()
+
+    @property
+    def width(self):
+        return self.canvas.width
+
+    @width.setter
+    def width(self, value):
+        self.canvas.width = int(value)
+
+    @property
+    def height(self):
+        return self.canvas.height
+
+    @height.setter
+    def height(self, value):
+        self.canvas.height = int(value)
+
+    def getContext(self, kind):  # noqa: N802 - the DOM's name
+        return self.canvas.getContext(kind)
+
+    def bitmap(self):
+        return self.canvas.transferToImageBitmap()
+
+
+class WorkerHost:
+    def __init__(self, session: Session, interrupt=None):
+        self.session = session
+        self.latest_seen = 0
+        self.shared = js.Int32Array.new(interrupt) if interrupt is not None else None
+        self.queue: List[Dict[str, Any]] = []
+        self.running = False
+        self.target: Optional[OffscreenTarget] = None
+        self.module = emscripten_module()
+        self.engine = Engine(session, self._fetch, self.post, self.latest,
+                             pause=None if self.shared is not None else self._pause)
+        self.posted = {"messages": 0, "bytes": 0, "pack_ms": 0.0, "draw_ms": 0.0}
+
+    # ---- newest request ---------------------------------------------------------------------------------
+    def latest(self) -> int:
+        if self.shared is not None:
+            return max(self.latest_seen, int(js.Atomics.load(self.shared, 0)))
+        return self.latest_seen
+
+    @staticmethod
+    async def _pause():
+        await asyncio.sleep(0)      # a macrotask: the worker's onmessage runs (receive records newer ids)
+
+    # ---- I/O ------------------------------------------------------------------------------------------
+    async def _fetch(self, path: str, progress) -> bytes:
+        return await fetch_bytes(MODELS_URL + path, progress)
+
+    def _js_bytes(self, a: np.ndarray):
+        """A JS Uint8Array copy of a contiguous array's bytes (one memcpy out of Python's heap)."""
+        start = int(a.__array_interface__["data"][0]) if a.nbytes else 0
+        return self.module.HEAPU8.slice(start, start + a.nbytes)
+
+    def post(self, kind: str, req_id: int, payload: Dict[str, Any], bitmap_dpr: float = 0.0) -> None:
+        t0 = time.time()
+        bitmap = None
+        frame = payload.get("frame") if isinstance(payload, dict) else None
+        if frame is not None and bitmap_dpr > 0:
+            scene = frame.scene
+            if self.target is None:
+                self.target = OffscreenTarget()
+            canvas_backend.draw(scene, self.target, bitmap_dpr)
+            bitmap = self.target.bitmap()
+            bare = Scene(scene.width, scene.height, scene.background, scene.label)
+            bare.alt_text, bare.regions = scene.alt_text, scene.regions
+            payload = dict(payload, frame=dataclasses.replace(frame, scene=bare), scene_ops=len(scene.ops),
+                           dpr=bitmap_dpr)
+        t1 = time.time()
+        text, arrays = wire.pack(payload)
+        buffers = js.Array.new()
+        for a in arrays:
+            buffers.push(self._js_bytes(a))
+        js.mhsaPost(kind, int(req_id), text, buffers, bitmap)
+        self.posted["messages"] += 1
+        self.posted["bytes"] += len(text) + sum(int(a.nbytes) for a in arrays)
+        self.posted["draw_ms"] += (t1 - t0) * 1000.0
+        self.posted["pack_ms"] += (time.time() - t1) * 1000.0
+
+    # ---- messages -----------------------------------------------------------------------------------------
+    def receive(self, msg) -> None:
+        kind = str(msg.type)
+        req_id = int(msg.id or 0)
+        if kind == "compute":
+            self.latest_seen = max(self.latest_seen, req_id)
+            state = wire.unpack(str(msg.state)) if msg.state else str(msg.query or "")
+            view = str(msg.view) if msg.view else ""
+            self.queue.append({"id": req_id, "state": state, "width": float(msg.width or 600),
+                               "dpr": float(msg.dpr or 1), "bitmap": bool(msg.bitmap),
+                               "view": wire.unpack(view) if view else None})
+            if not self.running:
+                self.running = True
+                asyncio.ensure_future(self._run())
+        elif kind == "call":
+            self._call(req_id, str(msg.name))
+
+    def _call(self, req_id: int, name: str) -> None:
+        if name == "ping":
+            self.post("result", req_id, {"pong": True})
+        elif name == "stats":
+            self.post("result", req_id, {"session": dict(self.session.stats), "timing": dict(self.engine.timing),
+                                         "posted": dict(self.posted),
+                                         "gemm_calls": getattr(wasm_gemm._installed, "calls", 0)})
+        else:
+            self.post("error", req_id, {"message": "unknown call %r" % name, "kind": "error"})
+
+    async def _run(self) -> None:
+        try:
+            while self.queue:
+                req = self.queue[-1]
+                for old in self.queue[:-1]:
+                    self.post("superseded", old["id"], {})
+                self.queue = []
+                if req["id"] < self.latest():
+                    self.post("superseded", req["id"], {})
+                    continue
+                await self._compute(req)
+        finally:
+            self.running = False
+
+    async def _compute(self, req: Dict[str, Any]) -> None:
+        rid = req["id"]
+        dpr = req["dpr"] if req["bitmap"] and self.can_draw() else 0.0
+        engine = self.engine
+        engine.post = lambda kind, i, payload: self.post(kind, i, payload, dpr if kind == "partial" else 0.0)
+        t0 = time.time()
+        try:
+            frame = await engine.compute(rid, req["state"], req["width"], req["view"])
+            timing = dict(engine.timing, worker_ms=(time.time() - t0) * 1000.0)
+            self.post("result", rid, {"frame": frame, "partial": False, "timing": timing}, dpr)
+        except Superseded:
+            self.post("superseded", rid, {})
+        except Exception as e:  # noqa: BLE001 - the page shows it; the worker keeps serving
+            traceback.print_exc()
+            self.post("error", rid, {"message": "%s: %s" % (type(e).__name__, e), "kind": "error"})
+
+    @staticmethod
+    def can_draw() -> bool:
+        return hasattr(js, "OffscreenCanvas")
+
+
+_host: Optional[WorkerHost] = None
+
+
+def start(interrupt=None, options=None) -> str:
+    """Install the wasm kernel, read the catalogue, make the Session; returns what this worker can do (JSON)."""
+    global _host
+    t0 = time.time()
+    gemm = wasm_gemm.install()
+    problem = ""
+    try:
+        with open(CATALOGUE_PATH, "rb") as fh:
+            catalogue = load_catalogue(fh.read())
+    except (OSError, CatalogueError) as e:
+        catalogue, problem = None, str(e)
+    _host = WorkerHost(Session(catalogue), interrupt)
+    return json.dumps({
+        "python": sys.version.split()[0], "numpy": np.__version__, "simd": gemm is not None,
+        "simd_problem": wasm_gemm.problem, "catalogue_problem": problem,
+        "isolated": bool(getattr(js, "crossOriginIsolated", False)), "shared": interrupt is not None,
+        "offscreen": WorkerHost.can_draw(), "start_ms": (time.time() - t0) * 1000.0,
+    })
+
+
+def receive(msg) -> None:
+    if _host is None:
+        raise RuntimeError("pyapp.worker.entry.start() was not called")
+    _host.receive(msg)

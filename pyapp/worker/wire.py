@@ -1,0 +1,111 @@
+"""Plain data with numpy arrays <-> (JSON text, [arrays]): how results cross ``postMessage``. Pure Python.
+
+``pack(obj)`` returns the JSON text of ``obj`` with every ndarray replaced by a reference, and the arrays
+(contiguous) in order: the worker sends the text as a string and each array's bytes as a transferred typed
+array, so nothing is pickled and no element-wise conversion crosses the JS bridge. ``unpack(text, arrays)``
+rebuilds the object. Handled: dict (any hashable keys), list, tuple, str, int, float (NaN / +-inf too), bool,
+None, numpy scalars and arrays, ``draw.scene.Scene`` (rebuilt as a Scene) and instances of ``pyapp``'s
+dataclasses (``app.frame.Frame``, ``app.state.AppState``, ...: rebuilt as the same class; other dataclasses
+become dicts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+from typing import Any, List, Sequence, Tuple
+
+import numpy as np
+
+from ..draw.scene import Scene
+
+_ND, _TUPLE, _MAP, _SCENE, _FLOAT, _DC = "__nd__", "__tuple__", "__map__", "__scene__", "__float__", "__dc__"
+SCENE_FIELDS = ("width", "height", "background", "label", "alt_text", "ops", "regions")
+
+
+def pack(obj: Any) -> Tuple[str, List[np.ndarray]]:
+    """``obj`` -> (JSON text, contiguous arrays referenced by it)."""
+    arrays: List[np.ndarray] = []
+    return json.dumps(_enc(obj, arrays), separators=(",", ":"), allow_nan=False), arrays
+
+
+def unpack(text: str, arrays: Sequence[np.ndarray] = ()) -> Any:
+    """Inverse of ``pack``; ``arrays[i]`` may be any buffer (bytes, memoryview, uint8 array) of array i."""
+    return _dec(json.loads(text), arrays)
+
+
+def _enc(o: Any, arrays: List[np.ndarray]) -> Any:
+    if o is None or isinstance(o, (bool, str)):
+        return o
+    if isinstance(o, (int, np.integer)) and not isinstance(o, np.bool_):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        f = float(o)
+        return f if math.isfinite(f) else {_FLOAT: repr(f)}
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        a = np.ascontiguousarray(o)
+        if a.dtype == object:
+            return [_enc(v, arrays) for v in a.tolist()]
+        arrays.append(a)
+        return {_ND: len(arrays) - 1, "dtype": a.dtype.str, "shape": list(a.shape)}
+    if isinstance(o, Scene):
+        return {_SCENE: {k: _enc(getattr(o, k), arrays) for k in SCENE_FIELDS}}
+    if isinstance(o, dict):
+        if all(isinstance(k, str) for k in o):
+            if any(k.startswith("__") and k.endswith("__") for k in o):
+                return {_MAP: [[k, _enc(v, arrays)] for k, v in o.items()]}
+            return {k: _enc(v, arrays) for k, v in o.items()}
+        return {_MAP: [[_enc(k, arrays), _enc(v, arrays)] for k, v in o.items()]}
+    if isinstance(o, tuple):
+        return {_TUPLE: [_enc(v, arrays) for v in o]}
+    if isinstance(o, (list, set, frozenset)):
+        return [_enc(v, arrays) for v in o]
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        fields = {f.name: _enc(getattr(o, f.name), arrays) for f in dataclasses.fields(o)}
+        cls = type(o)
+        if cls.__module__.startswith("pyapp."):
+            return {_DC: [cls.__module__, cls.__qualname__, fields]}
+        return fields
+    raise TypeError("cannot send %s to the page" % type(o).__name__)
+
+
+def _key(k: Any) -> Any:
+    return tuple(_key(v) for v in k) if isinstance(k, list) else k
+
+
+def _dec(o: Any, arrays: Sequence[Any]) -> Any:
+    if isinstance(o, list):
+        return [_dec(v, arrays) for v in o]
+    if not isinstance(o, dict):
+        return o
+    if len(o) == 3 and _ND in o:
+        dtype = np.dtype(o["dtype"])
+        shape = tuple(o["shape"])
+        buf = arrays[o[_ND]]
+        a = buf if isinstance(buf, np.ndarray) and buf.dtype == dtype else np.frombuffer(buf, dtype=np.uint8)
+        return a.view(dtype).reshape(shape) if a.dtype != dtype or a.shape != shape else a
+    if len(o) == 1:
+        if _FLOAT in o:
+            return float(o[_FLOAT])
+        if _TUPLE in o:
+            return tuple(_dec(v, arrays) for v in o[_TUPLE])
+        if _MAP in o:
+            return {_key(_dec(k, arrays)): _dec(v, arrays) for k, v in o[_MAP]}
+        if _DC in o:
+            module, name, fields = o[_DC]
+            if not module.startswith("pyapp."):
+                raise ValueError("refusing to rebuild %s.%s" % (module, name))
+            cls = getattr(importlib.import_module(module), name)
+            return cls(**{k: _dec(v, arrays) for k, v in fields.items()})
+        if _SCENE in o:
+            d = o[_SCENE]
+            s = Scene(d["width"], d["height"], d["background"], d["label"])
+            s.alt_text = d["alt_text"]
+            s.ops = _dec(d["ops"], arrays)
+            s.regions = _dec(d["regions"], arrays)
+            return s
+    return {k: _dec(v, arrays) for k, v in o.items()}

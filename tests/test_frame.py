@@ -1,0 +1,81 @@
+"""build_frame: everything the page shows for a state, as plain data, in CPython (no DOM)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pyapp.app.frame import build_frame, truncation_notice
+from pyapp.app.session import Session
+from pyapp.app.state import MAX_TEXT_CHARS, AppState
+from pyapp.core.files import default_models_dir, load_local_catalogue, read_file
+
+MODELS = default_models_dir()
+
+
+@pytest.fixture
+def session():
+    return Session(load_local_catalogue(MODELS))
+
+
+def load(session, state):
+    while True:
+        files = session.plan(state).files()
+        if not files:
+            return
+        for f in files:
+            session.add_file(f.path, read_file(session.store, f, MODELS))
+
+
+def test_view_frame_is_plain_data(session):
+    st = AppState(tab="heads", head=3)
+    load(session, st)
+    f = build_frame(session, st, 900)
+    assert f.kind == "view" and f.status == "" and not f.retry
+    c = f.controls
+    assert (c.model, c.n_layers, c.n_heads, c.head, c.tab, c.n_steps) == ("minilm-l6", 6, 12, 3, "heads", 0)
+    assert f.chips.tokens[0] == "[CLS]" and f.entropy_of == "head 3" and f.link == "head=3&tab=heads"
+    json.dumps(f.report)                      # the report is JSON as it is
+    assert f.report["frame"] == "view" and f.report["heatmap"]["rows"] == len(f.chips.tokens)
+
+
+def test_loading_and_error_frames_show_the_new_models_controls(session):
+    load(session, AppState(model="demo-tiny", layer=1))
+    st = AppState(model="minilm-l6", layer=1)
+    loading = build_frame(session, st, 900, waiting=session.plan(st).required)
+    assert loading.kind == "loading" and loading.status.startswith("Loading minilm-l6/")
+    plan = session.plan(st)
+    err = session.fetch_error(plan.required[-1].path, "could not be downloaded (HTTP 404)")
+    f = build_frame(session, st, 900, error=err)
+    assert f.kind == "error" and f.retry and f.status_kind == "error"
+    assert f.status.startswith("Could not load minilm-l6/") and "HTTP 404" in f.status
+    c = f.controls
+    assert (c.model, c.n_layers, c.n_heads, c.layer) == ("minilm-l6", 6, 12, 1) and "MiniLM" in c.model_info
+    assert f.link == "layer=1" and f.report["model"] == "minilm-l6" and f.report["heatmap"] is None
+    assert "Could not load" in f.scene.alt_text and f.scene.label.startswith("Error: ")
+    json.dumps(f.report)
+
+
+def test_catalogue_problem_is_an_error_frame_with_retry():
+    session = Session(None, problem="Could not read the model catalogue (bad json).")
+    f = build_frame(session, AppState(), 900)
+    assert f.kind == "error" and f.retry and f.status == "Could not read the model catalogue (bad json)."
+
+
+def test_truncation_notice_counts_tokens_and_says_when_characters_were_cut():
+    assert truncation_notice(0, 12, 40) == ""
+    assert truncation_notice(7283, 512, 27000) == ("Your text is longer than 512 tokens: it was truncated, the last "
+                                                   "7,283 tokens were dropped.")
+    msg = truncation_notice(5, 512, MAX_TEXT_CHARS + 1)
+    assert f"only the first {MAX_TEXT_CHARS:,} characters were read" in msg and "last 5 tokens" in msg
+
+
+def test_a_failing_view_is_an_error_frame(session, monkeypatch):
+    st = AppState(tab="overview")
+    load(session, st)
+    from pyapp.views import overview
+
+    monkeypatch.setattr(overview, "render", lambda ctx, width: 1 / 0)
+    f = build_frame(session, st, 900)
+    assert f.kind == "error" and "ZeroDivisionError" in f.status and "Traceback" in f.detail

@@ -1,0 +1,78 @@
+// Page-open helper (one classic <script> in the head, before PyScript):
+// 1. registers web/coi-sw.js, the service worker that makes the site cross-origin isolated (COOP/COEP) from
+//    the next load on; with data-reload="once" it reloads the page ONCE when it is not isolated yet (a flag in
+//    sessionStorage: never a loop; no storage, no reload). Without service workers (blocked, private mode,
+//    file://) nothing happens: the app runs single-threaded. window.mhsaCoi says what happened.
+// 2. with data-compute="<worker script>", starts the compute worker at once (Pyodide + numpy + pyapp boot in
+//    it while PyScript boots the page), as window.mhsaCompute = {worker, seen, shared}; pyapp's
+//    browser/worker_client.py adopts it. The worker loads the Pyodide of window.mhsaWorkerRuntime.indexURL
+//    (set by the test harness) or PyScript's pinned one from jsDelivr.
+(function () {
+  "use strict";
+  var PYODIDE = "https://cdn.jsdelivr.net/pyodide/v314.0.2/full/";   // what @pyscript/core 0.7.31 loads
+  var KEY = "mhsa-coi-reloaded";
+  var me = document.currentScript;
+  var opts = (me && me.dataset) || {};
+  var base = (me && me.src) || location.href;
+  var status = window.mhsaCoi = {state: "starting", isolated: !!window.crossOriginIsolated, error: "",
+                                 reloaded: false};
+
+  function storage() {
+    try { return window.sessionStorage; } catch (e) { return null; }
+  }
+
+  var store = storage();
+  if (store) {
+    try { status.reloaded = store.getItem(KEY) === "1"; } catch (e) { store = null; }
+  }
+
+  function reloadOnce() {
+    if (opts.reload !== "once" || window.crossOriginIsolated || !store || status.reloaded) return false;
+    try { store.setItem(KEY, "1"); } catch (e) { return false; }
+    status.state = "reloading";
+    location.reload();
+    return true;
+  }
+
+  if (window.crossOriginIsolated && store) {
+    try { store.removeItem(KEY); } catch (e) { /* ignore */ }
+  }
+  if (!window.isSecureContext || !navigator.serviceWorker || !navigator.serviceWorker.register) {
+    status.state = window.crossOriginIsolated ? "isolated" : "unavailable";
+  } else {
+    navigator.serviceWorker.register(new URL("./coi-sw.js", base).href, {scope: new URL("./", base).href})
+      .then(function (reg) {
+        if (window.crossOriginIsolated) { status.state = "isolated"; return; }
+        status.state = "registered";      // isolated from the next load on
+        if (navigator.serviceWorker.controller) { reloadOnce(); return; }
+        navigator.serviceWorker.addEventListener("controllerchange", function () { reloadOnce(); });
+      })
+      .catch(function (err) {
+        status.state = window.crossOriginIsolated ? "isolated" : "blocked";
+        status.error = String(err && err.message || err);
+      });
+  }
+
+  if (opts.compute) {
+    var start = function () {
+      if (window.mhsaCompute) return;
+      var seen = [];
+      var worker;
+      try {
+        worker = new Worker(new URL(opts.compute, base).href);
+      } catch (err) {
+        window.mhsaCompute = {worker: null, seen: seen, error: String(err && err.message || err)};
+        return;
+      }
+      var shared = window.crossOriginIsolated && typeof SharedArrayBuffer === "function" ? new SharedArrayBuffer(8) : null;
+      var state = window.mhsaCompute = {worker: worker, seen: seen, shared: shared, started: performance.now()};
+      worker.addEventListener("message", function (e) { if (state.seen) state.seen.push(e.data); });
+      var hint = window.mhsaWorkerRuntime;
+      worker.postMessage({type: "boot", indexURL: (hint && hint.indexURL) || PYODIDE,
+                          config: new URL(opts.config || "./pyscript.toml", base).href, interrupt: shared});
+    };
+    // after the deferred / module scripts ran (the test harness's bootstrap sets window.mhsaWorkerRuntime)
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+    else start();
+  }
+})();

@@ -1,0 +1,125 @@
+// The compute worker: Pyodide + numpy + pyapp in a dedicated Web Worker, so the page's main thread never
+// runs the model. Classic worker script (importScripts works for Pyodide 0.17.1's pyodide.js and for the
+// UMD pyodide.js that modern Pyodide still ships beside pyodide.mjs).
+//
+// Protocol (all messages are plain objects; see pyapp/browser/worker_client.py for the page side):
+//   page -> worker  {type: "boot", indexURL, config, interrupt?: SharedArrayBuffer}   once, first
+//                   {type: "compute", id, ...}   {type: "call", id, ...}   forwarded to Python (entry.receive)
+//   worker -> page  {type: "boot-progress", stage}  {type: "ready", info}  {type: "boot-error", message}
+//                   {type: "progress" | "partial" | "result" | "superseded" | "error", id, json, buffers, bitmap}
+// Python files: the [files] table of the page's pyscript.toml (the same files PyScript writes on the main
+// thread), fetched relative to that file and written into the worker's own file system.
+"use strict";
+
+var pending = [];          // messages that arrived before Python was ready
+var receive = null;        // Python's entry.receive (a proxy) once booted
+var booted = false;
+
+function post(msg, transfer) {
+  self.postMessage(msg, transfer || []);
+}
+
+// Called from Python (pyapp/worker/entry.py): one message, its typed arrays transferred, not copied.
+self.mhsaPost = function (type, id, json, buffers, bitmap) {
+  var list = [];
+  var bufs = [];
+  var n = buffers ? buffers.length : 0;
+  for (var i = 0; i < n; i++) {
+    bufs.push(buffers[i]);
+    list.push(buffers[i].buffer);
+  }
+  var msg = {type: type, id: id, json: json, buffers: bufs};
+  if (bitmap) { msg.bitmap = bitmap; list.push(bitmap); }
+  post(msg, list);
+};
+
+// The TOML subset pyscript.toml uses (as tests/browser/bootstrap.js): strings, string arrays, tables.
+function parseToml(text) {
+  var out = {};
+  var table = out;
+  var lines = text.split(/\r?\n/);
+  for (var i = 0; i < lines.length; i++) {
+    var line = lines[i].replace(/^\s+|\s+$/g, "");
+    if (!line || line.charAt(0) === "#") continue;
+    var m = line.match(/^\[([A-Za-z0-9_.-]+)\]$/);
+    if (m) { table = out[m[1]] = out[m[1]] || {}; continue; }
+    m = line.match(/^("(?:[^"\\]|\\.)*"|[A-Za-z0-9_-]+)\s*=\s*(.+)$/);
+    if (!m) throw new SyntaxError("unsupported TOML line: " + line);
+    var key = m[1].charAt(0) === '"' ? JSON.parse(m[1]) : m[1];
+    var value = m[2].replace(/\s+#.*$/, "");
+    if (value.charAt(0) === "[" || value.charAt(0) === '"') table[key] = JSON.parse(value);
+    else if (value === "true" || value === "false") table[key] = value === "true";
+    else if (/^-?\d+(\.\d+)?$/.test(value)) table[key] = Number(value);
+    else throw new SyntaxError("unsupported TOML value: " + line);
+  }
+  return out;
+}
+
+async function fetchText(url) {
+  var resp = await fetch(url);
+  if (!resp.ok) throw new Error("could not fetch " + url + ": HTTP " + resp.status);
+  return resp.text();
+}
+
+async function boot(msg) {
+  var t0 = performance.now();
+  var times = {};
+  function stage(name) {
+    times[name] = Math.round(performance.now() - t0);
+    post({type: "boot-progress", stage: name, ms: times[name]});
+  }
+  var configUrl = new URL(msg.config || "./pyscript.toml", self.location.href);
+  var configText = fetchText(configUrl.href);         // in flight while the interpreter loads
+  stage("Loading Pyodide");
+  importScripts(msg.indexURL + "pyodide.js");
+  stage("Loading interpreter");
+  var pyodide = await self.loadPyodide({indexURL: msg.indexURL});
+  self.pyodide = pyodide;                             // pyapp.browser.compat.emscripten_module() falls back on it
+  stage("Loaded interpreter");
+  var config = parseToml(await configText);
+  var files = Object.entries(config.files || {}).map(function (e) {
+    return [new URL(e[0], configUrl).href, e[1]];
+  });
+  var packages = pyodide.loadPackage(config.packages || []);   // numpy downloads while the files come in
+  stage("Loading files");
+  var texts = await Promise.all(files.map(function (f) { return fetchText(f[0]); }));
+  var FS = pyodide.FS || pyodide._module.FS;       // 0.17.1 keeps it on _module
+  for (var i = 0; i < files.length; i++) {
+    var dest = files[i][1];
+    var parts = dest.split("/");
+    var dir = "";
+    for (var j = 0; j < parts.length - 1; j++) {
+      dir = dir ? dir + "/" + parts[j] : parts[j];
+      try { FS.mkdir(dir); } catch (e) { /* exists */ }
+    }
+    FS.writeFile(dest, texts[i]);
+  }
+  stage("Loaded files");
+  await packages;
+  stage("Loaded Pyodide");
+  pyodide.runPython("import os, sys\nif os.getcwd() not in sys.path: sys.path.insert(0, os.getcwd())");
+  var entry = pyodide.runPython("import pyapp.worker.entry as _entry\n_entry");
+  var info = entry.start(msg.interrupt || null, msg.options || null);
+  receive = entry.receive;
+  var parsed = JSON.parse(info);
+  stage("Started");
+  parsed.boot_ms = times;
+  booted = true;
+  post({type: "ready", info: parsed});
+  var queued = pending;
+  pending = [];
+  for (var k = 0; k < queued.length; k++) receive(queued[k]);
+}
+
+self.onmessage = function (e) {
+  var msg = e.data || {};
+  if (msg.type === "boot") {
+    if (booted || self.pyodide) return;
+    boot(msg).catch(function (err) {
+      post({type: "boot-error", message: String(err && err.message || err)});
+    });
+    return;
+  }
+  if (!receive) { pending.push(msg); return; }
+  receive(msg);
+};
