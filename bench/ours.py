@@ -103,7 +103,7 @@ def temperature_change(text, t=1.7):
     """Temperature / head change: a cached layer re-softmaxed at a new temperature (no matmuls)."""
     ids = TOK.encode(text).ids
     trace = ENC.trace(ids, 0, 1.0, values=False)
-    return core_attention.attention_probs(trace, t)[1].mean(axis=0)
+    return core_attention.trace_softmax(trace, t)[1].mean(axis=0)
 
 
 # ---- another revision of pyapp (``--base REV``), run on the same store tensors ----------------------------

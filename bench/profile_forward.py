@@ -102,7 +102,7 @@ def profile_parts(text, pkgs, reps, layer=1):
             ("= attention, Q/K only (probs)", lambda: att.multi_head_attention(x, e2.attention_weights(layer, False))),
             ("= attention, all nine steps", lambda: att.multi_head_attention(x, w)),
             ("= block: attention + FFN", lambda: e2.block_output(x, att.multi_head_attention(x, w).output, layer)),
-            ("temperature change (re-softmax)", lambda: att.attention_probs(scaled, 1.7)),
+            ("temperature change (re-softmax)", lambda: att.probs_at(scaled, 1.7)),
         ]
 
         def layer0():

@@ -116,7 +116,8 @@ def gpt2_to_internal(hf: dict, tensors: Dict[str, np.ndarray]) -> Tuple[ModelCon
         raise SystemExit(f"unsupported activation {act!r} (GPT-2's tanh GELU only)")
     if not hf.get("tie_word_embeddings", True):
         raise SystemExit("only tied LM heads are supported")
-    if hf.get("scale_attn_by_inverse_layer_idx") or hf.get("reorder_and_upcast_attn"):
+    if hf.get("scale_attn_by_inverse_layer_idx") or hf.get("reorder_and_upcast_attn") or \
+            not hf.get("scale_attn_weights", True):
         raise SystemExit("GPT-2 attention variants are not supported")
     d, heads = hf["n_embd"], hf["n_head"]
     cfg = ModelConfig(d_model=d, n_layers=hf["n_layer"], n_heads=heads, d_k=d // heads,

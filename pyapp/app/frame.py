@@ -17,6 +17,7 @@ Three kinds of frame, so the canvas always shows the model and state the control
 from __future__ import annotations
 
 import math
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -77,6 +78,7 @@ class Frame:
     link: str = ""                      # the URL query of the state (share_query)
     link_text_left_out: bool = False    # the text was too long for the link
     report: Dict[str, Any] = field(default_factory=dict)
+    timing: Dict[str, float] = field(default_factory=dict)   # context_ms, view_ms of a view frame
     detail: str = ""                    # a traceback for the console when the view itself failed
 
 
@@ -203,9 +205,12 @@ def _message_frame(kind: str, session: Session, st: AppState, width: float, mess
 
 def _view_frame(session: Session, wanted: AppState, st: AppState, width: float, loading: str,
                 new_layers: Optional[int], hover_token: Optional[int], hover_side: str) -> Frame:
+    t0 = time.time()
     ctx = session.context(st, loading=loading, new_layers=new_layers, hover_token=hover_token,
                           hover_side=hover_side)
+    t1 = time.time()
     scene = tab(st.tab).view().render(ctx, width)
+    timing = {"context_ms": (t1 - t0) * 1000, "view_ms": (time.time() - t1) * 1000}
     matrix, what = shown_matrix(ctx, st.tab)
     h = row_entropy_bits(matrix)
     cut = truncation_notice(ctx.dropped, len(ctx.tokens), len(wanted.text))
@@ -227,7 +232,7 @@ def _view_frame(session: Session, wanted: AppState, st: AppState, width: float, 
                               "hover_token": ctx.hover_token, "hover_side": ctx.hover_side})
     chips = Chips(list(ctx.tokens), list(ctx.ids or []), [tuple(o) for o in ctx.offsets or []], ctx.text)
     return Frame("view", st, c, scene, chips, status=status, status_kind=kind, entropy=h, entropy_of=what,
-                 link=link, link_text_left_out=left_out, report=report)
+                 link=link, link_text_left_out=left_out, report=report, timing=timing)
 
 
 def _base_report(kind: str, st: AppState, c: Controls, model_name: str) -> Dict[str, Any]:

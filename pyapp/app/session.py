@@ -118,6 +118,8 @@ class Session:
     def normalise(self, state: AppState) -> AppState:
         """The state clamped to its model (an unknown model, or one whose files are not shipped -> the first
         built one: a shared link may name a model this copy of the site does not have)."""
+        if self.problem:
+            raise SessionError(self.problem)          # no catalogue: the state stays as asked until Retry
         if state.model not in SYNTHETIC and (state.model not in self.catalogue
                                              or not self.catalogue.get(state.model).built):
             first = next((m.id for m in self.catalogue if m.built), "deterministic")

@@ -75,6 +75,7 @@ class App:
         self.resized = Debouncer(RESIZE_DEBOUNCE_MS, self._resized)
         self._width = 0
         self._left_out = False
+        self._pass_started = time.time()
 
     def bind(self):
         on = self.listeners.on
@@ -142,6 +143,7 @@ class App:
             while self.dirty:
                 self.dirty = False
                 self.changed.clear()
+                self._pass_started = time.time()
                 try:
                     await self._pass()
                 except Exception as e:  # noqa: BLE001 - show it for this state, keep the page alive
@@ -240,14 +242,12 @@ class App:
               new_layers: Optional[int] = 0, keep_view: bool = False) -> Frame:
         """The Frame of the current state (``build_frame``); ``keep_view``: an error that does not stop the
         view (a layer of an every-layer tab failed): the view, with the error in the status."""
-        t0 = time.time()
         view = dict(self.view, **self.hover)
         hover = {k: view[k] for k in VIEW_FIELDS if k in view}
         frame = build_frame(self.session, self.state, self.stage.width(), error=None if keep_view else error,
                             waiting=waiting, loading=loading, new_layers=new_layers, **hover)
         if keep_view and error is not None:
             frame.status, frame.status_kind, frame.retry = describe(error), "error", True
-        self.timing = {"frame_ms": (time.time() - t0) * 1000}
         return frame
 
     def present(self, frame: Frame, canvas: bool = True):
@@ -279,7 +279,8 @@ class App:
         elif frame.kind == "error":
             self.bar.fail(frame.status)
             js.document.body.dataset.error = frame.status
-        self.timing["draw_ms"] = (time.time() - t0) * 1000
+        t1 = time.time()
+        self.timing = dict(frame.timing, draw_ms=(t1 - t0) * 1000, update_ms=(t1 - self._pass_started) * 1000)
         self._report(frame)
         if frame.kind != "loading":
             self._finish_link_check(frame.state)

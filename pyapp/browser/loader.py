@@ -35,16 +35,20 @@ def timeout_seconds() -> float:
 
 
 class _Watchdog:
-    """Aborts a request when ``seconds`` pass without ``poke()``; says whether it did (``fired``)."""
+    """Aborts a request when ``seconds`` pass without ``poke()``; says whether it did (``fired``).
+
+    Its timer is never cancelled, only disarmed (``stop``): Pyodide 0.17's event loop still runs a cancelled
+    timer's handle and logs an error for it."""
 
     def __init__(self, seconds: float, controller):
         self.seconds = seconds
         self.controller = controller
         self.fired = False
         self.cancelled = False        # aborted on purpose (nobody needs the file): not a failure
+        self.stopped = False
         self._last = time.monotonic()
         self._loop = asyncio.get_event_loop()
-        self._handle = self._loop.call_later(seconds, self._check)
+        self._loop.call_later(seconds, self._check)
 
     def poke(self):
         self._last = time.monotonic()
@@ -54,15 +58,17 @@ class _Watchdog:
         self.controller.abort()
 
     def stop(self):
-        self._handle.cancel()
+        self.stopped = True
 
     def _check(self):
+        if self.stopped:
+            return
         idle = time.monotonic() - self._last
         if idle >= self.seconds - 0.05:
             self.fired = True
             self.controller.abort()
         else:
-            self._handle = self._loop.call_later(self.seconds - idle, self._check)
+            self._loop.call_later(self.seconds - idle, self._check)
 
 
 class Loader:
@@ -108,22 +114,21 @@ class Loader:
                    timeout: Optional[float] = None) -> bool:
         """Until none of ``files`` is downloading any more (each arrived, failed or was cancelled), or
         ``changed`` is set, or ``timeout`` seconds passed. True when none is downloading."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        files = list(files)
+        # the deadline is a sleep left to run out (not asyncio.wait's timeout, whose timer gets cancelled)
+        timer = asyncio.ensure_future(asyncio.sleep(timeout)) if timeout is not None else None
         while True:
             pending = [self.tasks[f.path] for f in files if f.path in self.tasks]
             if not pending:
                 return True
-            if changed is not None and changed.is_set():
+            if (changed is not None and changed.is_set()) or (timer is not None and timer.done()):
                 return False
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return False
-            waits = list(pending)
+            waits = pending + [timer] if timer is not None else list(pending)
             woken = asyncio.ensure_future(changed.wait()) if changed is not None else None
             if woken is not None:
                 waits.append(woken)
             try:
-                await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 if woken is not None and not woken.done():
                     woken.cancel()

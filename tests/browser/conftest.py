@@ -169,12 +169,14 @@ def new_page(browser, server):
     """Factory for routed, guarded pages; each gets its own context (closed at session end)."""
     opened = []
 
-    def make(mode: str = "pyodide", width: int = 1280, height: int = 800, scale: float = 1):
+    def make(mode: str = "pyodide", width: int = 1280, height: int = 800, scale: float = 1,
+             service_workers: str = "allow"):
+        """``service_workers="block"``: no service worker (requests a service worker serves bypass routes)."""
         guard = Guard()
         # Pyodide 0.17's JS bridge evaluates strings (needs 'unsafe-eval', dropped by Pyodide >= 0.22); the page's
         # CSP is written for the modern runtime, so the 0.17 harness bypasses it. The PyScript smoke test keeps it.
         context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=scale,
-                                      bypass_csp=(mode == "pyodide"))
+                                      bypass_csp=(mode == "pyodide"), service_workers=service_workers)
         if mode == "pyodide":
             context.add_init_script(_STRIP_SRI)
         context.route("**/*", _router(server, mode, guard))

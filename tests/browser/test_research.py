@@ -88,7 +88,7 @@ def same_figure_as_cpython(page, view: str, min_points: int = 20, **extra):
     rep = report(page)
     fig = figure(DEFAULT_TEXT, view=view, model=rep["model"], layer=rep["layer"], head=rep["head"],
                  temperature=rep["temperature"], causal=rep["causal"], width=rep["scene"]["w"],
-                 pinned_row=rep["pinned_row"], extra=extra or None)
+                 pinned_row=rep["pinned_row"], **extra)
     scene = fig.scene
     assert scene.height == pytest.approx(rep["scene"]["h"]) and len(scene.ops) == rep["scene"]["ops"], view
     ref = np.asarray(fig.image().convert("RGB")).astype(int)
@@ -188,7 +188,7 @@ def _band_ink(page, rep):
 
 def test_head_view_hover_toggles_and_pixels(page):
     rep = open_tab(page, "lines")
-    assert rep["extra"]["heads_shown"] is None
+    assert rep["view_state"]["heads_shown"] is None
     same_figure_as_cpython(page, "lines", min_points=12)
     all_ink = _band_ink(page, rep)
     assert len(all_ink) > 200
@@ -198,16 +198,16 @@ def test_head_view_hover_toggles_and_pixels(page):
     before = draws(page)
     page.mouse.move(box["x"] + r["x"] + r["w"] / 2, box["y"] + r["y"] + r["h"] / 2)
     hov = wait_draw(page, before)
-    assert hov["extra"]["hover_token"] == 2 and hov["extra"]["hover_side"] == "left"
+    assert hov["view_state"]["hover_token"] == 2 and hov["view_state"]["hover_side"] == "left"
     assert 0 < len(_band_ink(page, hov)) < len(all_ink) / 3
     before = draws(page)
     page.mouse.move(box["x"] + 2, box["y"] + 2)
-    assert wait_draw(page, before)["extra"]["hover_token"] is None
+    assert wait_draw(page, before)["view_state"]["hover_token"] is None
     # Head checkboxes: none -> an empty band; head 3 alone -> only its colour; the URL keeps the choice.
     rep = click_action(page, {"heads_shown": []})
-    assert rep["extra"]["heads_shown"] == [] and _band_ink(page, rep) == []
+    assert rep["view_state"]["heads_shown"] == [] and _band_ink(page, rep) == []
     rep = click_action(page, {"heads_shown": [3]})
-    assert rep["extra"]["heads_shown"] == [3]
+    assert rep["view_state"]["heads_shown"] == [3]
     ink = np.array(_band_ink(page, rep))
     assert len(ink) > 10
     colour = np.array(hex_rgb(HEAD_COLORS[3]))                 # #d62728: red dominates every blend with white
@@ -221,9 +221,9 @@ def test_head_view_hover_toggles_and_pixels(page):
     page.focus("#hotspots button[aria-label='show head 5']")
     before = draws(page)
     page.keyboard.press("Enter")
-    assert wait_draw(page, before)["extra"]["heads_shown"] == [3, 5]
+    assert wait_draw(page, before)["view_state"]["heads_shown"] == [3, 5]
     rep = click_action(page, {"heads_shown": list(range(12))})
-    assert rep["extra"]["heads_shown"] == list(range(12))
+    assert rep["view_state"]["heads_shown"] == list(range(12))
 
 
 def test_neuron_view_query_by_click(page):
@@ -266,11 +266,11 @@ def test_rollout_view_matches_numpy(page):
 def test_head_statistics_sort_by_header_click(page):
     rep = open_tab(page, "stats")
     rep = wait_layers(page)
-    assert rep["extra"]["sort_by"] == "layer" and rep["extra"]["sort_desc"] is False
+    assert rep["view_state"]["sort_by"] == "layer" and rep["view_state"]["sort_desc"] is False
     rows = [r for r in rep["actions"] if set(r["action"]) == {"layer", "head"}]
     assert rows
     rep = click_action(page, {"sort_by": "entropy"})
-    assert rep["extra"]["sort_by"] == "entropy" and rep["extra"]["sort_desc"] is True
+    assert rep["view_state"]["sort_by"] == "entropy" and rep["view_state"]["sort_desc"] is True
     fig = same_figure_as_cpython(page, "stats", sort_by="entropy", sort_desc=True)
     from pyapp.views.stats import table_rows
 
@@ -284,9 +284,9 @@ def test_head_statistics_sort_by_header_click(page):
     wait_js(page, "() => location.search.includes('sort_by=entropy') && location.search.includes('sort_desc=1')",
             timeout=5000)
     rep = click_action(page, {"sort_by": "entropy"})
-    assert rep["extra"]["sort_desc"] is False
+    assert rep["view_state"]["sort_desc"] is False
     rep = click_action(page, {"sort_by": "layer"})
-    assert rep["extra"]["sort_by"] == "layer"
+    assert rep["view_state"]["sort_by"] == "layer"
 
 
 # ---- exports --------------------------------------------------------------------------------------------
@@ -360,7 +360,7 @@ def test_shared_link_restores_its_state_exactly(open_app):
     rep = report(page)
     assert (rep["model"], rep["layer"], rep["head"], rep["tab"], rep["causal"], rep["pinned_row"]) == \
         ("minilm-l6", 2, 7, "lines", True, 3)
-    assert rep["temperature"] == pytest.approx(2.5) and rep["extra"]["heads_shown"] == [1, 7]
+    assert rep["temperature"] == pytest.approx(2.5) and rep["view_state"]["heads_shown"] == [1, 7]
     assert page.eval_on_selector("#text", "e => e.value") == want.text
     assert page.eval_on_selector("#layer", "e => e.value") == "2"
     assert page.eval_on_selector("#head", "e => e.value") == "7"

@@ -24,7 +24,7 @@ LAYER_FILE = "**/models/minilm-l6/layer%d.qk.json"
 
 
 def _open(new_page, server, query: str = "", routes=(), timeout_ms: int = TIMEOUT_MS):
-    page, guard = new_page("pyodide")
+    page, guard = new_page("pyodide", service_workers="block")   # routes see every request
     page.add_init_script("window.mhsaFetchTimeoutMs = %d;" % timeout_ms)
     for pattern, handler in routes:
         page.route(pattern, handler)
@@ -201,6 +201,15 @@ def _corrupt(route):
     route.fulfill(response=resp, body=bytes(body))
 
 
+def _word_chunk_dir() -> str:
+    """The folder of MiniLM's word-embedding chunks, as the catalogue names them (e.g. "minilm-l6/word")."""
+    from pyapp.core.files import default_models_dir, load_local_catalogue
+
+    entry = load_local_catalogue(default_models_dir()).get("minilm-l6")
+    return next(f.path for f in entry.files_for([2000], 0, ("qk",)) if f.part.startswith("embeddings.word")
+                ).rsplit("/", 1)[0]
+
+
 def test_a_failed_switch_shows_the_new_model_everywhere(new_page, server):
     page, guard = _open(new_page, server, "?model=demo-tiny&layer=1", routes=[(LAYER_FILE % 1, _corrupt)])
     rep = report(page)
@@ -213,7 +222,8 @@ def test_a_failed_switch_shows_the_new_model_everywhere(new_page, server):
     rep = _agrees(page, "minilm-l6", 1, 6, "MiniLM")
     assert rep["frame"] == "error" and rep["heatmap"] is None and rep["n_heads"] == 12
     # Deterministic works; back to MiniLM with a text whose word-embedding rows are broken.
-    page.route("**/models/minilm-l6/embeddings.word.*", _corrupt)
+    word = _word_chunk_dir()
+    page.route("**/models/%s/*" % word, _corrupt)
     before = draws(page)
     _pick(page, "#model", "deterministic")
     rep = wait_draw(page, before, timeout=20_000)
@@ -221,7 +231,7 @@ def test_a_failed_switch_shows_the_new_model_everywhere(new_page, server):
     _wait_url(page, model="deterministic")
     type_text(page, "Zebras juggle quantum xylophones.")
     _pick(page, "#model", "minilm-l6")
-    msg = _wait_status(page, "Could not load minilm-l6/embeddings.word.")
+    msg = _wait_status(page, "Could not load %s/" % word)
     c = _controls(page)
     assert c["heads"] == 12 and c["retry"] and page.is_hidden("#synthetic"), c
     rep = _agrees(page, "minilm-l6", 0, 6, "MiniLM")

@@ -1,0 +1,178 @@
+"""The compute worker's pure parts in CPython: ``pyapp.worker.wire`` (what crosses postMessage) and
+``pyapp.worker.engine`` (one request: files, layers one per check, partial frames, superseding).
+
+The engine runs here with the models/ folder as its ``fetch`` and an asyncio loop standing in for the
+worker's; the browser test (tests/browser/test_worker.py) runs the same code in a real Web Worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import numpy as np
+import pytest
+
+from pyapp.app.frame import Frame, build_frame
+from pyapp.app.session import Session
+from pyapp.app.state import AppState
+from pyapp.core.files import default_models_dir, fetch_into, load_local_catalogue
+from pyapp.draw.scene import Scene
+from pyapp.worker import wire
+from pyapp.worker.engine import Engine, Superseded
+
+MODELS = default_models_dir()
+LONG = " ".join(["every token looks at every other token"] * 12)
+
+
+def _session() -> Session:
+    return Session(load_local_catalogue(MODELS))
+
+
+async def _disk_fetch(path, progress):
+    await asyncio.sleep(0)
+    with open(os.path.join(MODELS, path), "rb") as fh:
+        data = fh.read()
+    progress(len(data), len(data))
+    return data
+
+
+def _load_all(session: Session, state: AppState) -> None:
+    """Every file ``state`` needs (the tokenizer first, then the weights of every layer it shows)."""
+    for _ in range(10):
+        plan = session.plan(session.normalise(state))
+        if not plan:
+            return
+        fetch_into(session.store, plan.files(), MODELS)
+
+
+def _unwire(obj):
+    text, arrays = wire.pack(obj)
+    return wire.unpack(text, [a.tobytes() for a in arrays])     # as the page gets them: bytes, not arrays
+
+
+# ---- wire ---------------------------------------------------------------------------------------------------
+def test_wire_round_trips_plain_data_arrays_and_pyapp_dataclasses():
+    scene = Scene(120, 80, label="x")
+    scene.rect(1, 2, 3, 4, fill="#ff0000")
+    scene.regions.append({"kind": "attn_cell", "x": 0, "y": 0, "w": 4, "h": 4, "rows": 2, "cols": 2,
+                          "data": {"matrix": np.eye(2, dtype=np.float32), "mask": None, "queries": ["a", "b"]}})
+    obj = {"state": AppState(heads_shown=(0, 3), layer=2), "scene": scene, "nan": float("nan"),
+           "inf": float("-inf"), "tuple": (1, "a"), "keys": {(0, 1): np.arange(4, dtype=np.int64)},
+           "np": [np.float32(0.5), np.int64(7), np.bool_(True)], "__odd__": {"__nd__": 1}}
+    back = _unwire(obj)
+    assert back["state"] == obj["state"] and isinstance(back["state"], AppState)
+    assert isinstance(back["scene"], Scene) and back["scene"].ops == scene.ops and back["scene"].label == "x"
+    m = back["scene"].regions[0]["data"]["matrix"]
+    assert m.dtype == np.float32 and np.array_equal(m, np.eye(2))
+    assert np.isnan(back["nan"]) and back["inf"] == float("-inf")
+    assert back["tuple"] == (1, "a") and np.array_equal(back["keys"][(0, 1)], np.arange(4))
+    assert back["np"] == [0.5, 7, True] and back["__odd__"] == {"__nd__": 1}
+
+
+def test_wire_rebuilds_a_frame_equal_to_the_original():
+    session = _session()
+    state = AppState()
+    _load_all(session, state)
+    frame = build_frame(session, state, 700.0)
+    back = _unwire(frame)
+    assert isinstance(back, Frame) and back.kind == "view"
+    assert back.state == frame.state and back.controls == frame.controls and back.chips == frame.chips
+    assert back.report == frame.report and back.link == frame.link
+    assert [op["op"] for op in back.scene.ops] == [op["op"] for op in frame.scene.ops]
+    for a, b in zip(back.scene.ops, frame.scene.ops):
+        if a["op"] == "image":
+            assert np.array_equal(a["rgba"], b["rgba"])
+
+
+def test_wire_refuses_to_rebuild_classes_outside_pyapp():
+    with pytest.raises(ValueError):
+        wire.unpack('{"__dc__": ["os", "system", {}]}')
+
+
+# ---- engine -------------------------------------------------------------------------------------------------
+class Harness:
+    """An Engine with disk I/O, a message log and a 'page' that can send newer requests."""
+
+    def __init__(self):
+        self.session = _session()
+        self.posts = []
+        self.newest = 0
+        self.engine = Engine(self.session, _disk_fetch, self.post, lambda: self.newest, pause=self.pause,
+                             partial_ms=0.0)
+        self.on_post = None
+
+    def post(self, kind, rid, payload):
+        self.posts.append((kind, rid, payload))
+        if self.on_post is not None:
+            self.on_post(kind, rid, payload)
+
+    @staticmethod
+    async def pause():
+        await asyncio.sleep(0)
+
+    def run(self, rid, state, width=800.0):
+        self.newest = max(self.newest, rid)
+        return asyncio.run(self.engine.compute(rid, state, width))
+
+
+def test_engine_frame_equals_build_frame_in_one_go():
+    h = Harness()
+    state = AppState(text="The quick brown fox jumps over the lazy dog.", tab="model", layer=2)
+    frame = h.run(1, state)
+    ref = _session()
+    _load_all(ref, state)
+    want = build_frame(ref, state, 800.0, new_layers=None)
+    assert frame.kind == want.kind == "view"
+    assert frame.report["layers_ready"] == want.report["layers_ready"] == list(range(6))
+    assert frame.chips == want.chips and frame.controls == want.controls and frame.report == want.report
+    kinds = [k for k, _, _ in h.posts]
+    stages = [p["stage"] for k, _, p in h.posts if k == "progress"]
+    assert kinds.count("partial") >= 2                          # the loading frame, then the model grid filling in
+    assert "forward" in stages and "layers" in stages and "fetch" in stages
+    first = next(p["frame"] for k, _, p in h.posts if k == "partial")
+    assert first.kind == "loading"
+    layers = [p["done"] for k, _, p in h.posts if k == "progress" and p["stage"] == "layers"]
+    assert layers == sorted(layers) and layers[-1] == 6
+
+
+def test_engine_accepts_a_url_query_and_makes_error_frames_for_missing_files(tmp_path):
+    h = Harness()
+    frame = h.run(1, "tab=heads&layer=1")
+    assert frame.kind == "view" and frame.state.layer == 1 and frame.state.tab == "heads"
+
+    async def broken(path, progress):
+        raise OSError("HTTP 404")
+    h2 = Harness()
+    h2.engine.fetch = broken
+    bad = h2.run(1, AppState(text="brand new words here"))
+    assert bad.kind == "error" and "could not be downloaded" in bad.status and bad.retry
+
+
+def test_a_newer_request_stops_the_running_one_between_layers():
+    h = Harness()
+    state = AppState(text=LONG, tab="rollout")
+    layers_done = []
+
+    def newer_after_two_layers(kind, rid, payload):
+        if kind == "progress" and payload["stage"] == "layers":
+            layers_done.append(payload["done"])
+            if len(layers_done) == 2:
+                h.newest = 2                                   # the page sent request 2
+    h.on_post = newer_after_two_layers
+    with pytest.raises(Superseded):
+        h.run(1, state)
+    after = len(h.posts)
+    assert len(layers_done) == 2                               # it stopped at the next check
+    h.on_post = None
+    frame = h.run(2, state.with_(tab="overview"))
+    assert frame.kind == "view" and frame.state.tab == "overview"
+    assert all(rid == 2 for _, rid, _ in h.posts[after:])      # nothing more for request 1
+
+
+def test_superseded_before_it_starts_computes_nothing():
+    h = Harness()
+    h.newest = 5
+    with pytest.raises(Superseded):
+        h.run(3, AppState(text=LONG, tab="model"))
+    assert h.posts == [] and h.session.stats["context"] == 0
