@@ -1,15 +1,18 @@
-"""Command line: ``python -m pyapp models | tokenize | attention | render`` (CPython; reads models/ from disk).
+"""Command line: ``python -m pyapp models | tokenize | attention | next | render`` (CPython; reads models/).
 
     python -m pyapp models
     python -m pyapp tokenize [--model ID] [--jsonl] TEXT|-
     python -m pyapp attention [--model ID] [--layer N | --all-layers] [--temperature T] [--causal]
                               [--jsonl] TEXT|-
+    python -m pyapp next [--model ID] [--top-k K] [--top-p P] [--temperature T] [--jsonl] TEXT|-
     python -m pyapp render [--model ID] [--layer N] [--head H] [--temperature T] [--causal] [--width W]
                            [--scale S] [--pin ROW] [--arch A] [--d-model D --heads H --seed S]
                            --view overview|heads|step:K|math|architecture|model|lines|neuron|rollout|stats
                            --out FILE.png TEXT|-
 
-For tokenize / attention, ``-`` reads one input per line from stdin and prints one JSON object per input
+``next`` (causal decoders: smollm2-135m) prints the K most probable tokens after the text with the
+sampling distribution's probabilities (``core/sampling.py``: softmax(logits / T), top-k, then top-p, in
+Hugging Face's order), best first.  For tokenize / attention / next, ``-`` reads one input per line from stdin and prints one JSON object per input
 line; with ``--jsonl`` every input (line or TEXT) is a JSON string, so inputs may hold newlines.  render
 draws one view of the page to a PNG (``pyapp.figures.figure``; ``-`` reads the whole of stdin as the text)
 and prints "wrote FILE (W x H px)". Bad input exits with code 2 and one line on stderr: among it text that
@@ -28,6 +31,7 @@ from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from .app.prediction import Sampler, candidates
 from .app.session import SYNTHETIC, SessionError
 from .app.state import T_FINITE_MAX, T_FINITE_MIN, T_MAX, T_MIN
 from .core.attention import check_temperature
@@ -38,6 +42,7 @@ from .core.weights import WeightFileError
 from .raster import PillowMissing
 
 DEFAULT_MODEL = "minilm-l6"
+DEFAULT_TOP_K = 5
 # Synthetic models: the page offers d_model 8..384; the CLI goes further, to what draws in a few seconds and
 # a few hundred MB (measured: d_model 2048 renders in 4 s with 370 MB; memory grows as d_model**2).
 MAX_SYNTHETIC_D_MODEL = 2048
@@ -76,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all-layers", action="store_true", help="every layer")
     att.add_argument("--temperature", type=float, default=1.0, help=T_HELP)
     att.add_argument("--causal", action="store_true", help="apply the causal (decoder) mask")
+
+    nxt = sub.add_parser("next", help="print the most probable next tokens (causal decoders)")
+    common(nxt)
+    nxt.add_argument("--top-k", type=int, default=DEFAULT_TOP_K,
+                     help=f"keep the K most probable tokens and print them (default {DEFAULT_TOP_K})")
+    nxt.add_argument("--top-p", type=float, default=1.0,
+                     help="then keep the fewest tokens whose probability reaches P, 0 < P <= 1 (default 1: all)")
+    nxt.add_argument("--temperature", type=float, default=1.0,
+                     help="sampling temperature: the logits are divided by T (default 1)")
 
     from .app.context import ARCH_DIAGRAMS
     from .figures import DEFAULT_WIDTH, VIEW_NAMES
@@ -207,6 +221,37 @@ def cmd_attention(args, out, stdin) -> None:
         out.flush()
 
 
+def check_sampling(args, vocab_size: int):
+    """(T, top_k, top_p) if they make a finite sampling distribution; UsageError otherwise."""
+    t = check_cli_temperature(args.temperature)
+    if not 1 <= args.top_k <= vocab_size:
+        raise UsageError(f"--top-k must be 1..{vocab_size} (the vocabulary), got {args.top_k}")
+    if not 0.0 < args.top_p <= 1.0:  # NaN fails both comparisons
+        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p:g}")
+    return t, args.top_k, args.top_p
+
+
+def cmd_next(args, out, stdin) -> None:
+    model = open_model(args)
+    entry = model.entry
+    if not entry.config.is_decoder:
+        raise UsageError(f"model {entry.id!r} is an encoder ({entry.architecture}): it reads the whole text at "
+                         "once and has no next-token head; use a causal decoder such as --model smollm2-135m")
+    t, top_k, top_p = check_sampling(args, entry.vocab_size)
+    tok = model.tokenizer
+    for text in inputs(args.text, args.jsonl, stdin):
+        enc = model.tokenizer.encode(text, max_length=entry.max_positions)
+        model.need(enc.ids, next_token=True)
+        logits = model.encoder.next_token_logits(enc.ids)  # (vocab,)
+        pred = candidates(logits, lambda i: tok.decode([i]), tok.id_to_token, Sampler(t, top_k, top_p), top_k)
+        check_finite(np.array([c.probability for c in pred.candidates]), t)
+        doc = {"text": text, "tokens": enc.tokens, "temperature": t, "top_k": top_k, "top_p": top_p,
+               "next": [{"id": c.id, "token": c.token, "text": c.text, "probability": c.probability,
+                         "logit": c.logit} for c in pred.candidates]}
+        out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        out.flush()
+
+
 def cmd_render(args, out, stdin) -> None:
     from .figures import figure
     from .raster import require_pillow
@@ -249,6 +294,8 @@ def main(argv: Optional[Sequence[str]] = None, out=None, stdin=None) -> int:
             cmd_tokenize(args, out, stdin)
         elif args.command == "render":
             cmd_render(args, out, stdin)
+        elif args.command == "next":
+            cmd_next(args, out, stdin)
         else:
             cmd_attention(args, out, stdin)
     except (UsageError, CatalogueError, WeightFileError, WeightsMissing, SessionError, ValueError,

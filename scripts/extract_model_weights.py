@@ -52,6 +52,7 @@ from pyapp.core.weights import (  # noqa: E402
     table_name,
 )
 
+BPE_COMPACT_FILE = "tokenizer.bpe"  # core/bpe.py's compact form (magic + zlib), not JSON
 WORD_ROWS_PER_FILE = 32  # SmolLM2 (q8_0): 19.6 KB a chunk, 1,536 chunks
 POSITION_ROWS_PER_FILE = 64
 
@@ -276,13 +277,27 @@ def entry_fields(cfg: ModelConfig) -> dict:
     return out
 
 
+def tokenizer_path(model_id: str, kind: str) -> str:
+    """WordPiece: HF tokenizer.json as shipped; byte-level BPE: the compact form (``BPETokenizer.to_compact``:
+    SmolLM2's 1.56 MB tokenizer.json becomes 222 KB, read by ``core/sources.load_tokenizer``)."""
+    return f"{model_id}/tokenizer.json" if kind == "wordpiece" else f"{model_id}/{BPE_COMPACT_FILE}"
+
+
 def tokenizer_field(model_id: str, kind: str) -> object:
     """The catalogue's tokenizer: a bare path for WordPiece (the original form), else {"path", "kind"}."""
-    path = f"{model_id}/tokenizer.json"
+    path = tokenizer_path(model_id, kind)
     return path if kind == "wordpiece" else {"path": path, "kind": kind}
 
 
-def copy_tokenizer(folder: str, models_dir: str, model_id: str) -> list:
+def write_bpe_tokenizer(models_dir: str, model_id: str, tokenizer_json: bytes) -> list:
+    """A byte-level BPE tokenizer.json shipped in the compact form (same encodings: tests/test_bpe_parity.py)."""
+    from pyapp.core.bpe import BPETokenizer
+
+    data = BPETokenizer.from_json(tokenizer_json).to_compact()
+    return file_record(models_dir, tokenizer_path(model_id, "bpe"), data)
+
+
+def copy_tokenizer(folder: str, models_dir: str, model_id: str, decoder: bool = False) -> list:
     path = f"{model_id}/tokenizer.json"
     src = os.path.join(folder, "tokenizer.json")
     if os.path.exists(src):
@@ -298,6 +313,8 @@ def copy_tokenizer(folder: str, models_dir: str, model_id: str) -> list:
 
         tok = BertWordPieceTokenizer(os.path.join(folder, "vocab.txt"), lowercase=True)
         data = tok._tokenizer.to_str().encode("utf-8")
+    if decoder:
+        return write_bpe_tokenizer(models_dir, model_id, data)
     return file_record(models_dir, path, data)
 
 
@@ -312,11 +329,10 @@ def load_any(src: str) -> Tuple[ModelConfig, Dict[str, object], object]:
     """(config, tensors by name, tokenizer maker) of a checkpoint folder or a GGUF file."""
     if src.endswith(".gguf"):
         cfg, t, _ = load_gguf(src)
-        return cfg, t, lambda models_dir, model_id: file_record(models_dir, f"{model_id}/tokenizer.json",
-                                                               gguf_tokenizer_json(src))
+        return cfg, t, lambda models_dir, model_id: write_bpe_tokenizer(models_dir, model_id, gguf_tokenizer_json(src))
     hf, raw = load_checkpoint(src)
     cfg, t = gpt2_to_internal(hf, raw) if hf.get("model_type") == "gpt2" else to_internal(hf, raw)
-    return cfg, t, lambda models_dir, model_id: copy_tokenizer(src, models_dir, model_id)
+    return cfg, t, lambda models_dir, model_id: copy_tokenizer(src, models_dir, model_id, cfg.is_decoder)
 
 
 def extract(folder: str, models_dir: str, model_id: str, name: str = "", description: str = "",

@@ -102,7 +102,7 @@ def test_overview_strongest_cell_is_the_colormap_top(tmp_path, minilm):
 
 
 def test_model_view_draws_every_layer_from_the_model(tmp_path, minilm):
-    """The top layer's thumbnails are real (research_data fed every layer): head 3 of layer 5's strongest
+    """The top layer's thumbnails are real (the file plan fed every layer): head 3 of layer 5's strongest
     cell is the colormap top at its place."""
     model, ids = minilm
     probs = model.encoder.attentions(ids, [5])[5][3]  # (n, n)

@@ -1,20 +1,21 @@
 """SmolLM2-135M-Instruct from the SHIPPED files in models/ against transformers on the same GGUF.
 
 Every layer and head of 20 sentences (one over 200 tokens): max |attention difference| <= 2e-3, the
-top-5 next tokens equal, the next-token logits close.  Also the bytes before the first heatmap.
+top-5 next tokens equal, the next-token logits close.  (The bytes before the first heatmap: tests/test_weights.py.)
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
 import numpy as np
 import pytest
+from bpe_sources import smollm2_tokenizer_json
 from conftest import SENTENCES, smollm2_gguf_path
 
 from pyapp.core.files import LocalModel, load_local_catalogue
-from pyapp.core.params import WeightsMissing
 from pyapp.core.sampling import next_token_probs, top_tokens
 from pyapp.core.store import WeightStore
 
@@ -55,14 +56,20 @@ SMOLLM2_SENTENCES = [s for s in SENTENCES if s] + [
 TOP = 5
 
 
-@pytest.fixture(scope="module")
-def reference():
-    """transformers' Llama on the same GGUF (dequantised to float32), eager attention: loaded once."""
+@functools.lru_cache(maxsize=None)
+def load_reference():
+    """transformers' Llama on the same GGUF (dequantised to float32), eager attention: loaded once per run
+    (tests/test_cli_decoder.py reuses it)."""
     path = smollm2_gguf_path()
     model = transformers.AutoModelForCausalLM.from_pretrained(
         os.path.dirname(path), gguf_file=os.path.basename(path), attn_implementation="eager",
         dtype=torch.float32)
     return model.eval()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return load_reference()
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +80,9 @@ def shipped(models_dir):
 
 
 @pytest.fixture(scope="module")
-def hf_tok(models_dir):
-    tok = tokenizers.Tokenizer.from_file(os.path.join(models_dir, MODEL, "tokenizer.json"))
+def hf_tok():
+    """The reference tokenizer: what transformers builds from the GGUF (models/ ships the compact form)."""
+    tok = tokenizers.Tokenizer.from_str(smollm2_tokenizer_json())
     tok.no_padding()
     tok.no_truncation()
     return tok
@@ -118,33 +126,3 @@ def test_every_layer_head_and_next_token_against_transformers(shipped, reference
           f"max |attention diff| {worst:.2e}, max |logit diff| {worst_logit:.2e}, top-{TOP} equal; "
           f"ours {time.time() - start:.1f} s incl. the reference")
     assert worst_logit <= 5e-2
-
-
-def test_first_heatmap_budget_and_next_token_files(models_dir, hf_tok):
-    """Model bytes before the first heatmap of a 12-token sentence: index.json + tokenizer + embedding rows
-    + layer 0's Q/K (+ its input RMSNorm).  The LM head (every word chunk) is not among them."""
-    cat = load_local_catalogue(models_dir)
-    store = WeightStore(cat)
-    ids = hf_tok.encode("The quick brown fox jumps over the lazy dog near the river").ids
-    assert len(ids) == 12, len(ids)
-    files = store.missing(MODEL, ids, layer=0, parts=("qk",), tokenizer=True)
-    index_bytes = os.path.getsize(os.path.join(models_dir, "index.json"))
-    total = index_bytes + sum(f.size for f in files)
-    tok = cat.get(MODEL).tokenizer_file().size
-    print(f"SmolLM2 first heatmap of a 12-token sentence: {len(files)} files + index.json = {total} bytes "
-          f"(index.json {index_bytes}, tokenizer {tok}, layer0.qk {cat.get(MODEL).layer_file(0, 'qk').size})")
-    assert total <= 3_000_000
-    assert {f.part for f in files if f.part.startswith("layer.")} == {"layer.0.qk"}
-    local = LocalModel(MODEL, models_dir, catalogue=cat, store=store)
-    local.need(ids, 0, ("qk",))
-    t = local.encoder.trace(ids, 0)
-    assert t.probs.shape == (9, 12, 12) and t.v is None and t.causal and t.kv_heads == 3
-    assert t.q_unrotated is not None and t.k_unrotated.shape == (9, 12, 64)
-    assert [t.kv_head(h) for h in range(9)] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    np.testing.assert_array_equal(t.k[0], t.k[2])  # query heads 0..2 share kv head 0
-    with pytest.raises(WeightsMissing):
-        local.encoder.next_token_logits(ids)
-    head = store.missing(MODEL, ids, next_token=True)
-    head_bytes = sum(f.size for f in head if f.part == "head" or f.part.startswith("embeddings.word"))
-    print(f"next-token prediction adds {len(head)} files, {sum(f.size for f in head)} bytes "
-          f"(of which the final norm + the tied LM head = every word chunk: {head_bytes})")

@@ -13,7 +13,7 @@ import pytest
 from pyapp.core.catalogue import CatalogueError, load_catalogue
 from pyapp.core.encoder import WeightsMissing
 from pyapp.core.files import LocalModel, fetch_into, load_local_catalogue
-from pyapp.core.sources import make_source
+from pyapp.core.sources import load_tokenizer, make_source
 from pyapp.core.store import WeightStore
 from pyapp.core.weights import WeightFileError, decode_weight_file, encode_weight_file, part_layout
 
@@ -174,3 +174,45 @@ def test_float16_round_trip_is_exact():
     layout = {"embeddings.word_embeddings.weight": (5, 7)}
     data = encode_weight_file("m", "embeddings.word.0", [("embeddings.word_embeddings.weight", a, "float16")])
     np.testing.assert_array_equal(decode_weight_file(data, "m", "p", layout)["embeddings.word_embeddings.weight"], a)
+
+
+SMOLLM2 = "smollm2-135m"
+SMOLLM2_BUDGET = 3_000_000
+TWELVE = "The quick brown fox jumps over the lazy dog near the river"
+
+
+def test_smollm2_first_heatmap_budget_and_next_token_files(catalogue, models_dir):
+    """Model bytes before SmolLM2's first heatmap of a 12-token sentence: index.json + the compact BPE
+    tokenizer + embedding rows + layer 0's Q/K (+ its input RMSNorm).  The LM head (every word chunk) and
+    the blocks above are not among them; next-token prediction fetches them later."""
+    store = WeightStore(catalogue)
+    entry = catalogue.get(SMOLLM2)
+    assert entry.tokenizer_kind == "bpe" and entry.tokenizer_file().path.endswith("tokenizer.bpe")
+    fetch_into(store, store.missing(SMOLLM2, tokenizer=True), models_dir)
+    tok = load_tokenizer(entry.tokenizer_kind, store.data(entry.tokenizer_file().path))
+    ids = tok.encode(TWELVE).ids
+    assert len(ids) == 12, len(ids)
+    files = store.missing(SMOLLM2, ids, layer=0, parts=("qk",))
+    index_bytes = os.path.getsize(os.path.join(models_dir, "index.json"))
+    tok_bytes = entry.tokenizer_file().size
+    total = index_bytes + tok_bytes + sum(f.size for f in files)
+    print(f"SmolLM2 first heatmap of a 12-token sentence: {len(files) + 1} files + index.json = {total} bytes "
+          f"(index.json {index_bytes}, tokenizer {tok_bytes}, layer0.qk {entry.layer_file(0, 'qk').size})")
+    assert total <= SMOLLM2_BUDGET
+    assert tok_bytes < 300_000  # the compact form, not the 1.56 MB tokenizer.json
+    assert {f.part for f in files if f.part.startswith("layer.")} == {"layer.0.qk"}
+    assert not any(f.part == "head" for f in files)
+    local = LocalModel(SMOLLM2, models_dir, catalogue=catalogue, store=store)
+    local.need(ids, 0, ("qk",))
+    t = local.encoder.trace(ids, 0)
+    assert t.probs.shape == (9, 12, 12) and t.v is None and t.causal and t.kv_heads == 3
+    assert t.q_unrotated is not None and t.k_unrotated.shape == (9, 12, 64)
+    assert [t.kv_head(h) for h in range(9)] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    np.testing.assert_array_equal(t.k[0], t.k[2])  # query heads 0..2 share kv head 0
+    with pytest.raises(WeightsMissing):
+        local.encoder.next_token_logits(ids)
+    head = store.missing(SMOLLM2, ids, next_token=True)
+    head_bytes = sum(f.size for f in head if f.part == "head" or f.part.startswith("embeddings.word"))
+    print(f"next-token prediction adds {len(head)} files, {sum(f.size for f in head)} bytes "
+          f"(of which the final norm + the tied LM head = every word chunk: {head_bytes})")
+    assert any(f.part == "head" for f in head)

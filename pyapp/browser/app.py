@@ -186,14 +186,14 @@ class App:
 
     async def _wait_for(self, files):
         """Download ``files`` (the state's required ones); show the new state at once, the placeholder on the
-        canvas if it takes a while; return when they are in or failed, or when the user changes something."""
+        canvas if it takes a while; return when one of them is in or failed (the next pass lists the rest),
+        or when the user changes something."""
         self.loader.start(files)
         self.bar.track(files)
-        frame = self.frame(waiting=self.loader.busy(files) or files)
-        self.present(frame, canvas=False)
+        self.present(self.frame(waiting=self.loader.busy(files) or files), canvas=False)
         if not await self.loader.wait(files, self.changed, timeout=PLACEHOLDER_AFTER_S) and not self.dirty:
-            self.present(frame)
-            await self.loader.wait(files, self.changed)
+            self.present(self.frame(waiting=self.loader.busy(files) or files))
+            await self.loader.wait(files, self.changed, any_done=True)
 
     async def _fill_layers(self) -> bool:
         """Tabs that read every layer: their files download concurrently; the layers are computed bottom up,
@@ -271,11 +271,11 @@ class App:
         self._width = self.stage.width()
         self.stage.show(frame.scene)
         self.frames += 1
+        el("entropy").textContent = format_bits(frame.entropy)          # "–" unless a view is drawn
+        el("entropy-of").textContent = frame.entropy_of
         if frame.kind == "view":
             self.draws += 1
             self.shown = frame.state
-            el("entropy").textContent = format_bits(frame.entropy)
-            el("entropy-of").textContent = frame.entropy_of
         elif frame.kind == "error":
             self.bar.fail(frame.status)
             js.document.body.dataset.error = frame.status

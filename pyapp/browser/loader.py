@@ -111,15 +111,17 @@ class Loader:
         return [f for f in files if f.path in self.tasks]
 
     async def wait(self, files: Iterable[FileEntry], changed: Optional[asyncio.Event] = None,
-                   timeout: Optional[float] = None) -> bool:
-        """Until none of ``files`` is downloading any more (each arrived, failed or was cancelled), or
-        ``changed`` is set, or ``timeout`` seconds passed. True when none is downloading."""
+                   timeout: Optional[float] = None, any_done: bool = False) -> bool:
+        """Until none of ``files`` is downloading any more (each arrived, failed or was cancelled; with
+        ``any_done``: until one of them is done), or ``changed`` is set, or ``timeout`` seconds passed.
+        True when none (``any_done``: not all) of them is downloading any more."""
         files = list(files)
+        started = sum(1 for f in files if f.path in self.tasks)
         # the deadline is a sleep left to run out (not asyncio.wait's timeout, whose timer gets cancelled)
         timer = asyncio.ensure_future(asyncio.sleep(timeout)) if timeout is not None else None
         while True:
             pending = [self.tasks[f.path] for f in files if f.path in self.tasks]
-            if not pending:
+            if not pending or (any_done and len(pending) < started):
                 return True
             if (changed is not None and changed.is_set()) or (timer is not None and timer.done()):
                 return False

@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, Optional, Union
 
 import numpy as np
 
+from ..app import frame as _frame  # noqa: F401 - imported at start-up, not by the first message's decode
 from ..worker import wire
 from . import canvas as canvas_backend
 from .compat import create_proxy, emscripten_module, js
@@ -121,7 +122,7 @@ class WorkerClient:
         self.on_boot_progress: Optional[Callable[[str], None]] = None
         self._ready = asyncio.get_event_loop().create_future()
         self.shared = None
-        self.stats = {"messages": 0, "decode_ms": 0.0, "dropped": 0}
+        self.stats = {"messages": 0, "decode_ms": 0.0, "decode_max_ms": 0.0, "dropped": 0}
         self._proxy = create_proxy(self._on_message)
         worker.addEventListener("message", self._proxy)
         booted = getattr(js, "mhsaCompute", None)
@@ -216,7 +217,7 @@ class WorkerClient:
     # ---- messages ---------------------------------------------------------------------------------------
     def _on_message(self, event) -> None:
         msg = getattr(event, "data", None) or event
-        kind = str(msg.type)
+        kind = str(getattr(msg, "type", ""))
         if kind == "boot-progress":
             self.boot_stages[str(msg.stage)] = float(msg.ms)
             if self.on_boot_progress is not None:
@@ -263,7 +264,9 @@ class WorkerClient:
             return
         result = shown(msg)
         self.stats["messages"] += 1
-        self.stats["decode_ms"] += (time.time() - t0) * 1000.0
+        ms = (time.time() - t0) * 1000.0
+        self.stats["decode_ms"] += ms
+        self.stats["decode_max_ms"] = max(self.stats["decode_max_ms"], ms)
         if kind == "partial":
             if p["partial"] is not None and rid == self.latest:
                 p["partial"](result)

@@ -24,6 +24,7 @@ def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int = 
     if 0 < int(top_k) < z.size:
         kth = np.partition(z, -int(top_k))[-int(top_k)]  # the k-th highest logit
         z = np.where(z < kth, -np.inf, z)
+    z = z - z.max()  # (vocab,)  <= 0 in float64 first: a tiny T cannot overflow float32 (softmax is shift-free)
     p = softmax(z.astype(np.float32)).astype(np.float64)  # (vocab,)
     if top_p < 1.0:
         order = np.argsort(-p, kind="stable")  # most probable first

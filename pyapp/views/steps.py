@@ -11,15 +11,26 @@ and show "loading …" for the rest.
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Sequence, Tuple, Union
+from typing import List, Union
 
 import numpy as np
 
 from ..app.context import ViewContext
 from ..app.tabs import N_STEPS
+from ..draw.blocks import (
+    Block,
+    column_block,
+    extent,
+    flow,
+    matrix_block,
+    notice_block,
+    row_block,
+    text_block,
+    wide_cell,
+)
 from ..draw.heatmap import alt_text, draw_heatmap
 from ..draw.matrix import draw_matrix, row_height
-from ..draw.scene import Scene, header, notice, text_width, wrap_text
+from ..draw.scene import Scene, header, text_width, wrap_text
 
 TITLE = "Step by step"
 STEP_TITLES = [
@@ -36,72 +47,12 @@ STEP_TITLES = [
 MARGIN = 12.0
 ACCENT = "#1f6feb"
 
-# A block draws itself at (0, 0) of a fresh scene within max_w and returns its (w, h); `alone` is True
-# when it gets a line of its own (narrow screens), so it may use the whole width.
-Block = Callable[[Scene, float, bool], Tuple[float, float]]
-
-
 def step_title(step: int) -> str:
     return STEP_TITLES[clamp_step(step) - 1]
 
 
 def clamp_step(step: int) -> int:
     return max(1, min(N_STEPS, int(step)))
-
-
-# ---- layout -----------------------------------------------------------------------------------------
-def flow(scene: Scene, x: float, y: float, width: float, items: Sequence[Union[Block, str]],
-         gap: float = 14.0, op_y: float = 0.0) -> float:
-    """Lay out blocks and operator strings left to right when they fit, else top to bottom.
-
-    Operators sit at `op_y` below the blocks' tops (horizontal) or on their own line (vertical).
-    Returns the height used.
-    """
-    drawn = []
-    for it in items:
-        if isinstance(it, str):
-            drawn.append((it, it, text_width(it, 18, "serif") + 8, 0.0))
-        else:
-            sub = Scene(width, 10)
-            w, h = it(sub, width, False)
-            drawn.append((it, sub, w, h))
-    total = sum(d[2] for d in drawn) + gap * (len(drawn) - 1)
-    if total <= width:
-        cx, height = x, max(d[3] for d in drawn)
-        for _, obj, w, _h in drawn:
-            if isinstance(obj, str):
-                scene.text(cx + w / 2, y + (op_y or height / 2), obj, size=18, font="serif", align="center",
-                           baseline="middle", color="#444444")
-            else:
-                scene.add(obj, cx, y)
-            cx += w + gap
-        return height
-    cy = y
-    for it, obj, w, h in drawn:
-        if not isinstance(obj, str):
-            obj = Scene(width, 10)
-            w, h = it(obj, width, True)
-        if isinstance(obj, str):
-            scene.text(x + 4, cy + 12, obj.replace("→", "↓"), size=18, font="serif", align="left",
-                       baseline="middle", color="#444444")     # stacked: the flow runs downwards
-            cy += 26
-        else:
-            scene.add(obj, x, cy)
-            cy += h + 10
-    return cy - y - 10
-
-
-def _wide_cell(cols: int) -> float:
-    """Cell width for a d_model-wide matrix: about 256 px in all, at least 1 px, at most 4 px per column."""
-    return max(1.0, min(4.0, 256.0 / max(cols, 1)))
-
-
-def _matrix_block(matrix, name, shape, rh, labels=None, max_cell_w=18.0, frac=1.0, **kw) -> Block:
-    def block(sub: Scene, max_w: float, alone: bool = False):
-        return draw_matrix(sub, 0, 0, matrix, name, rh=rh, max_w=max_w * (1.0 if alone else frac),
-                           row_labels=labels, shape=shape,
-                           max_cell_w=max_cell_w, **kw)
-    return block
 
 
 def _heatmap_block(ctx: ViewContext, matrix, title, frac=0.55, signed=False, what="weight", row_sums=False,
@@ -158,7 +109,7 @@ def _aligned_block(ctx: ViewContext, probs: np.ndarray, title: str, mats) -> Blo
                                     max_cell_w=8.0)
                 x += ow + w + 10
                 bottom = max(bottom, top + hh)
-            return _extent(sub, max_w), bottom
+            return extent(sub, max_w), bottom
         rh = row_height(n, min(340.0, 18.0 * n))
         y = bottom + 8
         for op, m, name in mats:
@@ -166,15 +117,7 @@ def _aligned_block(ctx: ViewContext, probs: np.ndarray, title: str, mats) -> Blo
             _, hh = draw_matrix(sub, 0, y + 26, m, name, rh=rh, max_w=max_w, row_labels=ctx.tokens,
                                 shape="%d × %d" % m.shape, max_cell_w=8.0)
             y += 26 + hh + 10
-        return _extent(sub, max_w), y - 10
-    return block
-
-
-def _notice_block(message: str, w: float = 260.0, h: float = 90.0) -> Block:
-    def block(sub: Scene, max_w: float, alone: bool = False):
-        ww = min(w, max_w)
-        notice(sub, 0, 0, ww, h, message)
-        return ww, h
+        return extent(sub, max_w), y - 10
     return block
 
 
@@ -265,13 +208,13 @@ def _step_blocks(ctx: ViewContext, step: int, width: float):
     if step == 1:
         return [_token_chips(ctx)]
     if step == 2:
-        return [_matrix_block(tr.x, "X", "%d × %d" % (n, dm), rh, toks, max_cell_w=4.0)]
+        return [matrix_block(tr.x, "X", "%d × %d" % (n, dm), rh, toks, max_cell_w=4.0)]
     if step == 3:
         return _projection_blocks(ctx, row_height(n, min(150.0, 12.0 * n)))
     if step == 4:
         kt = tr.k[h].T  # (d_k, n)
-        return [_matrix_block(tr.q[h], "Q_h", "%d × %d" % (n, dk), rh, toks, max_cell_w=6.0), "×",
-                _matrix_block(kt, "K_hᵀ", "%d × %d" % (dk, n), min(rh, 6.0), None, max_cell_w=min(rh, 10.0)),
+        return [matrix_block(tr.q[h], "Q_h", "%d × %d" % (n, dk), rh, toks, max_cell_w=6.0), "×",
+                matrix_block(kt, "K_hᵀ", "%d × %d" % (dk, n), min(rh, 6.0), None, max_cell_w=min(rh, 10.0)),
                 "=", _heatmap_block(ctx, tr.scores[h], "scores S_h (head %d)" % h, frac=0.42, signed=True,
                                     what="score")]
     if step == 5:
@@ -287,43 +230,34 @@ def _step_blocks(ctx: ViewContext, step: int, width: float):
     if step == 7:
         if tr.v is None or tr.head_outputs is None:
             return [_heatmap_block(ctx, tr.probs[h], "weights A_h", frac=0.5, mask=ctx.causal_mask()), "×",
-                    _notice_block(ctx.loading_message())]
+                    notice_block(ctx.loading_message())]
         return [_aligned_block(ctx, tr.probs[h], "weights A_h",
                                [("×", tr.v[h], "V_h"), ("=", tr.head_outputs[h], "head_%d" % h)])]
     if step == 8:
         if tr.concat is None:
-            return [_notice_block(ctx.loading_message(), 320)]
-        return [_matrix_block(tr.concat, "Concat(heads)", "%d × %d" % (n, tr.concat.shape[1]), rh, toks,
+            return [notice_block(ctx.loading_message(), 320)]
+        return [matrix_block(tr.concat, "Concat(heads)", "%d × %d" % (n, tr.concat.shape[1]), rh, toks,
                               max_cell_w=3.0, col_groups=ctx.n_heads, highlight_cols=(h * dk, (h + 1) * dk))]
-    x_block = _matrix_block(tr.x, "input X", "%d × %d" % (n, dm), rh, toks, max_cell_w=_wide_cell(dm), frac=0.45)
+    x_block = matrix_block(tr.x, "input X", "%d × %d" % (n, dm), rh, toks, max_cell_w=wide_cell(dm), frac=0.45)
     if tr.output is None:
-        return [x_block, _notice_block(ctx.loading_message())]
+        return [x_block, notice_block(ctx.loading_message())]
     wo = getattr(ctx.weights, "o_weight", None)
     proj: List[Union[Block, str]] = [
-        _matrix_block(tr.concat, "Concat(heads)", "%d × %d" % tr.concat.shape, rh, toks, max_cell_w=_wide_cell(dm),
+        matrix_block(tr.concat, "Concat(heads)", "%d × %d" % tr.concat.shape, rh, toks, max_cell_w=wide_cell(dm),
                       frac=0.3, col_groups=ctx.n_heads)]
     if wo is not None:
         side = 84.0
-        proj += ["×", _matrix_block(wo.T, "W_Oᵀ", "%d × %d" % wo.T.shape, side / wo.shape[1], None,
+        proj += ["×", matrix_block(wo.T, "W_Oᵀ", "%d × %d" % wo.T.shape, side / wo.shape[1], None,
                                     max_cell_w=side / wo.shape[0]), "+ b_O ="]
     else:
         proj.append("→")
-    proj.append(_matrix_block(tr.output, "output MultiHead(X)", "%d × %d" % (n, dm), rh, toks, max_cell_w=_wide_cell(dm),
+    proj.append(matrix_block(tr.output, "output MultiHead(X)", "%d × %d" % (n, dm), rh, toks, max_cell_w=wide_cell(dm),
                               frac=0.32))
-    out = _matrix_block(tr.output, "output MultiHead(X)", "%d × %d" % (n, dm), rh, toks, max_cell_w=_wide_cell(dm),
+    out = matrix_block(tr.output, "output MultiHead(X)", "%d × %d" % (n, dm), rh, toks, max_cell_w=wide_cell(dm),
                         frac=0.45)
-    compare = _column_block([_text_block("Input and output side by side: one row per token, same shape."),
-                             _row_block([x_block, "vs", out])])
-    return [_column_block([_row_block(proj), compare], gap=22.0)]
-
-
-def _text_block(message: str, size: float = 12.0) -> Block:
-    def block(sub: Scene, max_w: float, alone: bool = False):
-        lines = wrap_text(message, max_w / 1.1, size)  # bold runs ~8 % wider
-        for i, line in enumerate(lines):
-            sub.text(0, (i + 1) * (size + 4), line, size=size, bold=True, color="#333333")
-        return min(max(text_width(t, size, bold=True) for t in lines), max_w), len(lines) * (size + 4) + 2
-    return block
+    compare = column_block([text_block("Input and output side by side: one row per token, same shape."),
+                             row_block([x_block, "vs", out])])
+    return [column_block([row_block(proj), compare], gap=22.0)]
 
 
 def _projection_blocks(ctx: ViewContext, rh: float):
@@ -333,51 +267,21 @@ def _projection_blocks(ctx: ViewContext, rh: float):
     for letter, mat, weight in (("Q", tr.q, getattr(w, "q_weight", None)), ("K", tr.k, getattr(w, "k_weight", None)),
                                 ("V", tr.v, getattr(w, "v_weight", None))):
         if mat is None:
-            rows.append(_notice_block(ctx.loading_message() + "  (V_h = X W_V,hᵀ + b)", 420, 56))
+            rows.append(notice_block(ctx.loading_message() + "  (V_h = X W_V,hᵀ + b)", 420, 56))
             continue
         items: List[Union[Block, str]] = []
         if weight is not None:
             wt = weight.T  # (d_model, heads*d_k): X W^T, head h = a column band
             side = 84.0
-            items += [_matrix_block(wt, "W_%sᵀ" % letter, "%d × %d" % wt.shape, side / wt.shape[0], None,
+            items += [matrix_block(wt, "W_%sᵀ" % letter, "%d × %d" % wt.shape, side / wt.shape[0], None,
                                     max_cell_w=side / wt.shape[1], highlight_cols=band), "→"]
-        items.append(_matrix_block(mat[h], "%s_h" % letter, "%d × %d (head %d)" % (n, dk, h), rh,
+        items.append(matrix_block(mat[h], "%s_h" % letter, "%d × %d (head %d)" % (n, dk, h), rh,
                                    ctx.tokens, max_cell_w=8.0))
-        rows.append(_row_block(items))
+        rows.append(row_block(items))
     # X is drawn narrower beside the three projections (sub-pixel columns; the tooltip stays exact)
-    x_block = _matrix_block(tr.x, "X", "%d × %d" % (n, ctx.d_model), rh, ctx.tokens,
-                            max_cell_w=_wide_cell(ctx.d_model), frac=0.36)
-    return [_row_block([x_block, "→", _column_block(rows, gap=12.0)], op_y=20.0 + rh * n / 2)]
-
-
-def _row_block(items, op_y: float = 28.0) -> Block:
-    def block(sub: Scene, max_w: float, alone: bool = False):
-        hgt = flow(sub, 0, 0, max_w, items, op_y=op_y)
-        return _extent(sub, max_w), hgt
-    return block
-
-
-def _column_block(blocks, gap: float = 16.0) -> Block:
-    def block(sub: Scene, max_w: float, alone: bool = False):
-        y = 0.0
-        for b in blocks:
-            s = Scene(max_w, 10)
-            _, hh = b(s, max_w, alone)
-            sub.add(s, 0, y)
-            y += hh + gap
-        return _extent(sub, max_w), y - gap
-    return block
-
-
-def _extent(scene: Scene, cap: float) -> float:
-    """Right edge of what a scene has drawn (regions and boxes), capped."""
-    right = 0.0
-    for r in scene.regions:
-        right = max(right, r["x"] + r["w"])
-    for op in scene.ops:
-        if op["op"] in ("rect", "image"):
-            right = max(right, op["x"] + op["w"])
-    return min(right, cap)
+    x_block = matrix_block(tr.x, "X", "%d × %d" % (n, ctx.d_model), rh, ctx.tokens,
+                            max_cell_w=wide_cell(ctx.d_model), frac=0.36)
+    return [row_block([x_block, "→", column_block(rows, gap=12.0)], op_y=20.0 + rh * n / 2)]
 
 
 def _token_chips(ctx: ViewContext) -> Block:

@@ -44,6 +44,15 @@ CATALOGUE_PATH = "models/index.json"   # written into the worker's file system f
 MODELS_URL = "../models/"              # relative to web/compute-worker.js, i.e. to the page
 
 
+def _get(msg, name: str):
+    """A property of a JS message, None when absent (Pyodide 0.17 raises AttributeError, later ones not)."""
+    try:
+        value = getattr(msg, name)
+    except AttributeError:
+        return None
+    return None if value is None else value
+
+
 class _Style:
     """Stands in for ``canvas.style`` (an OffscreenCanvas has none; the page sizes its own canvas)."""
 
@@ -140,20 +149,26 @@ class WorkerHost:
 
     # ---- messages -----------------------------------------------------------------------------------------
     def receive(self, msg) -> None:
-        kind = str(msg.type)
-        req_id = int(msg.id or 0)
-        if kind == "compute":
-            self.latest_seen = max(self.latest_seen, req_id)
-            state = wire.unpack(str(msg.state)) if msg.state else str(msg.query or "")
-            view = str(msg.view) if msg.view else ""
-            self.queue.append({"id": req_id, "state": state, "width": float(msg.width or 600),
-                               "dpr": float(msg.dpr or 1), "bitmap": bool(msg.bitmap),
-                               "view": wire.unpack(view) if view else None})
-            if not self.running:
-                self.running = True
-                asyncio.ensure_future(self._run())
-        elif kind == "call":
-            self._call(req_id, str(msg.name))
+        req_id = int(_get(msg, "id") or 0)
+        try:
+            kind = str(_get(msg, "type"))
+            if kind == "compute":
+                self.latest_seen = max(self.latest_seen, req_id)
+                state, view = _get(msg, "state"), _get(msg, "view")
+                self.queue.append({"id": req_id, "width": float(_get(msg, "width") or 600),
+                                   "state": wire.unpack(str(state)) if state else str(_get(msg, "query") or ""),
+                                   "dpr": float(_get(msg, "dpr") or 1), "bitmap": bool(_get(msg, "bitmap")),
+                                   "view": wire.unpack(str(view)) if view else None})
+                if not self.running:
+                    self.running = True
+                    asyncio.ensure_future(self._run())
+            elif kind == "call":
+                self._call(req_id, str(_get(msg, "name")))
+            else:
+                raise ValueError("unknown message type %r" % kind)
+        except Exception as e:  # noqa: BLE001 - a malformed message: answer it, keep serving
+            traceback.print_exc()
+            self.post("error", req_id, {"message": "%s: %s" % (type(e).__name__, e)})
 
     def _call(self, req_id: int, name: str) -> None:
         if name == "ping":

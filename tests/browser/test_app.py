@@ -350,7 +350,7 @@ def _corrupt_route(route):
 
 
 def test_corrupt_weight_file_message_retry_and_other_models(new_page, server):
-    page, guard = new_page("pyodide")
+    page, guard = new_page("pyodide", service_workers="block")   # routes see every request
     bad = "**/models/minilm-l6/layer0.qk.json"
     page.route(bad, _corrupt_route)
     page.goto(server.url("/web/index.html"))
@@ -375,7 +375,7 @@ def test_corrupt_weight_file_message_retry_and_other_models(new_page, server):
 
 
 def test_missing_weight_file_names_http_error(new_page, server):
-    page, guard = new_page("pyodide")
+    page, guard = new_page("pyodide", service_workers="block")   # routes see every request
     page.route("**/models/minilm-l6/embeddings.norm.json", lambda r: r.fulfill(status=404, body="gone"))
     page.goto(server.url("/web/index.html"))
     wait_js(page, "() => document.body.dataset.state === 'ready'", timeout=180_000)
@@ -672,7 +672,7 @@ def test_progress_lists_exactly_the_first_views_files(new_page, server):
 
 def test_first_heatmap_does_not_wait_for_value_weights(new_page, server):
     """On Step by step the view draws from Q/K as soon as they are in; V/O arrive after and complete it."""
-    page, guard = new_page("pyodide")
+    page, guard = new_page("pyodide", service_workers="block")   # routes see every request
     held = []
     page.route("**/models/minilm-l6/layer0.vo.json", lambda route: held.append(route))
     page.goto(server.url("/web/index.html?tab=steps&step=7"))

@@ -32,7 +32,7 @@ def test_fetch_bytes_streams_with_progress(pyodide, server):
     """pyapp.browser.fetch gets exact bytes, reports monotone progress, and names HTTP errors."""
     from pathlib import Path
 
-    path = "pyapp/views/scene.py"
+    path = "pyapp/draw/scene.py"
     got = pyodide.run("""
 from pyapp.browser.fetch import fetch_bytes, FetchError
 import hashlib

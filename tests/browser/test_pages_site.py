@@ -48,7 +48,9 @@ def test_assembled_site_boots_the_app_from_its_root(browser, tmp_path):
     guard = h.Guard()
     # As the harness's new_page("pyodide") does: Pyodide 0.17's JS bridge needs 'unsafe-eval', which the
     # page's CSP (written for the modern runtime) forbids, so the 0.17 harness bypasses the CSP.
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    # No service worker: the site's COI worker would serve node_modules itself, past the routes below.
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True,
+                                  service_workers="block")
     try:
         context.add_init_script(h._STRIP_SRI)
         context.route("**/*", h._router(server, "pyodide", guard))

@@ -37,7 +37,7 @@ def test_pyscript_boots_python_and_reports_missing_numpy(new_page, server):
     stages = page.evaluate("window.__stages")
     assert "Loaded interpreter" in stages, stages        # Python started
     assert "Loaded files" in stages, stages              # pyscript.toml parsed, [files] fetched and written
-    assert any(u.endswith("/pyapp/views/session.py") for u in fetched)
+    assert any(u.endswith("/pyapp/app/session.py") for u in fetched)
     assert any(u.endswith("/models/index.json") for u in fetched)
     msg = page.text_content("#status-text")
     assert msg.startswith("Python started, but its package numpy could not be loaded"), msg

@@ -183,9 +183,8 @@ def test_main_thread_free_while_worker_computes_all_layers(worker):
         const seen = [];
         const obs = new PerformanceObserver((l) => { for (const e of l.getEntries()) seen.push(e.duration); });
         obs.observe({type: "longtask", buffered: false});
-        const t = performance.now();
-        while (performance.now() - t < 120) { /* block */ }
-        setTimeout(() => { obs.disconnect(); done(seen); }, 50);
+        setTimeout(() => { const t = performance.now(); while (performance.now() - t < 120) { /* block */ } }, 0);
+        setTimeout(() => { obs.disconnect(); done(seen); }, 400);
     })""")
     assert blocked and max(blocked) >= 110, blocked
     page.evaluate("""() => {
@@ -208,7 +207,7 @@ frame = await _client.compute(urlencode({"text": %r, "tab": "model"}), 1000.0, 1
 t1 = js.performance.now()
 present_ms.append(present(frame, cv, 1.0))
 {"n": frame.frame.report["n"], "layers": frame.frame.report["layers_ready"], "partials": partials, "ms": t1 - t0,
- "timing": frame.timing, "present_ms": max(present_ms), "decode_ms": _client.stats["decode_ms"]}
+ "timing": frame.timing, "present_ms": max(present_ms), "decode": dict(_client.stats)}
 """ % long_paragraph(520))
     page.wait_for_timeout(100)
     longest = page.evaluate("() => { window.__obs.disconnect(); return window.__long; }")

@@ -9,8 +9,8 @@ to ``tests/browser/bootstrap.js``. Playwright cannot drive stock Firefox or WebK
   fails and is recorded (``guard.offhost``); console errors and JS errors arrive over BiDi too.
 - WebKitGTK: Debian's ``WebKitWebDriver`` launching ``MiniBrowser --automation`` on an Xvfb display this
   harness starts (unless ``DISPLAY`` is set). WebKitWebDriver has no request interception.
-- Chromium (``/usr/bin/chromium`` through Debian's ``chromedriver``, BiDi like Firefox): only for the layout
-  tests, which compare the three engines. (Playwright's sync API cannot run twice in one thread, and the
+- Chromium (``/usr/bin/chromium`` through Debian's ``chromedriver``; BiDi for the console only: chromedriver
+  stalls a navigation paused by a BiDi intercept): only for the layout tests, which compare the three engines. (Playwright's sync API cannot run twice in one thread, and the
   Chromium suite's Playwright is alive for the whole session.)
 
 The driver path is always passed through a Service, so Selenium Manager (which downloads drivers) never runs.
@@ -25,7 +25,7 @@ failed resource loads and unhandled rejections on ``window.__engineErrors`` (Web
 Everything else (style.css, boot.js, main.py, pyscript.toml, pyapp, models) is the real file, served from
 the working tree by the Chromium harness's request handler, which also logs every request here.
 
-No request may leave 127.0.0.1: Firefox and Chromium fail and record any at the BiDi layer; in every engine
+No request may leave 127.0.0.1: Firefox fails and records any at the BiDi layer; in every engine
 the page's Resource Timing entries must all be 127.0.0.1 URLs this server answered (``assert_local``).
 
 Fixtures
@@ -39,6 +39,7 @@ Fixtures
 from __future__ import annotations
 
 import functools
+import html
 import http.server
 import importlib.util
 import os
@@ -50,7 +51,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from helpers import PYSCRIPT_CDN, wait_js
@@ -58,6 +59,7 @@ from helpers import PYSCRIPT_CDN, wait_js
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 TEST_PAGE = "/web/engine-test.html"
+FRAME_PAGE = "/web/engine-frame.html"     # ?w=&h=&q=: the test page (query q) in a w x h iframe
 BOOTSTRAP = "/tests/browser/bootstrap.js"
 PYSCRIPT_CSS = "/node_modules/@pyscript/core/dist/core.css"
 
@@ -65,10 +67,9 @@ FIREFOX = "/usr/bin/firefox-esr"
 WEBKIT_DRIVER = "/usr/bin/WebKitWebDriver"
 MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-ENGINES = ("firefox", "webkit")                      # the cross-engine subset
-LAYOUT_ENGINES = ("chromium", "firefox", "webkit")   # the layout checks compare all three
 BOOT_TIMEOUT_MS = 240_000                            # slower than Chromium, and 2 shared cores
 BOOT_ATTEMPTS = 2                                    # a WebKit session sometimes dies while booting: one retry
+BOOT_TIMES: Dict[str, List[float]] = {}              # engine -> seconds from the test page to "ready", each boot
 
 
 def _load_browser_harness():
@@ -126,14 +127,24 @@ def engine_test_page() -> str:
     return html
 
 
+def frame_page(query: str) -> str:
+    args = {k: v[0] for k, v in parse_qs(query).items()}
+    w, h, q = int(args["w"]), int(args["h"]), args.get("q", "")
+    src = html.escape(TEST_PAGE.rsplit("/", 1)[1] + q, quote=True)
+    return ('<!doctype html><meta charset="utf-8"><title>frame</title><body style="margin:0">'
+            '<iframe id="frame" src="%s" style="border:0; display:block; width:%dpx; height:%dpx"></iframe>'
+            % (src, w, h))
+
+
 # ---- server ---------------------------------------------------------------------------------------------------
 class _Handler(browser_harness._Handler):
     """The Chromium harness's handler (MIME types, no-store), plus the test page and a log of every request."""
 
     def do_GET(self):
         self.server.requests.append((self.headers.get("Host", ""), self.path))
-        if urlsplit(self.path).path == TEST_PAGE:
-            body = engine_test_page().encode("utf-8")
+        parts = urlsplit(self.path)
+        if parts.path in (TEST_PAGE, FRAME_PAGE):
+            body = (engine_test_page() if parts.path == TEST_PAGE else frame_page(parts.query)).encode("utf-8")
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -306,7 +317,8 @@ class EnginePage:
         def on_error(entry):
             self.guard.page_errors.append(str(entry.text))
 
-        self.driver.network.add_request_handler(on_request)
+        if self.engine == "firefox":      # chromedriver deadlocks a navigation paused by a BiDi intercept
+            self.driver.network.add_request_handler(on_request)
         self.driver.script.add_console_message_handler(on_console)
         self.driver.script.add_javascript_error_handler(on_error)
 
@@ -368,10 +380,31 @@ class EnginePage:
         assert inner == [width, height], "%s: could not size the viewport to %dx%d: %s" % (
             self.engine, width, height, inner)
 
-    def screenshot(self, name: str) -> Path:
+    def boot_framed(self, width: int, height: int, query: str = ""):
+        """The test page booted in a width x height <iframe> of a blank page, and this session switched into it.
+
+        A phone-sized viewport without a phone-sized window: MiniBrowser's window cannot be narrower than its
+        toolbar (447 px) nor headless Firefox's than 500 px; the frame's viewport is exactly width x height
+        (media queries, innerWidth, the scrolling element are the frame's). ``unframe()`` switches back."""
+        from selenium.webdriver.common.by import By
+
+        self.goto(self.server.url(FRAME_PAGE + "?" + urlencode({"w": width, "h": height, "q": query})))
+        self.driver.switch_to.frame(self.driver.find_element(By.ID, "frame"))
+        wait_js(self, "() => document.readyState !== 'loading' && !!document.body")
+        browser_harness.wait_ready(self, self.guard, timeout=BOOT_TIMEOUT_MS)
+        return self
+
+    def unframe(self):
+        self.driver.switch_to.default_content()
+
+    def screenshot(self, name: str, element=None) -> Path:
+        """A PNG of the viewport (or of `element`) in test-artifacts/."""
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / name
-        self.driver.save_screenshot(str(path))
+        if element is not None:
+            element.screenshot(str(path))
+        else:
+            self.driver.save_screenshot(str(path))
         return path
 
     # -- checks --
@@ -385,7 +418,9 @@ class EnginePage:
         """No request tried to leave 127.0.0.1 (BiDi where the engine has it), and every resource the page
         loaded (Resource Timing) is a 127.0.0.1 URL that this server answered."""
         self.guard.check()
-        urls = self.evaluate("[location.href].concat(performance.getEntriesByType('resource').map(e => e.name))")
+        assert self.evaluate("location.origin") == self.server.origin
+        urls = self.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+        assert any(u.endswith(BOOTSTRAP) for u in urls), "no Resource Timing entries: %s" % urls[:5]
         served = {path for _, path in self.server.requests}
         for url in urls:
             parts = urlsplit(url)
@@ -396,6 +431,19 @@ class EnginePage:
             assert path in served, "%s: %s was not answered by the test server" % (self.engine, url)
         hosts = {host for host, _ in self.server.requests}
         assert hosts <= {"127.0.0.1:%d" % self.server.port}, hosts
+
+    def boot(self, query: str = ""):
+        """Open the test page (with `query`) and wait until the app is ready; records the boot time."""
+        start = time.monotonic()
+        self.goto(self.server.url(TEST_PAGE + query))
+        browser_harness.wait_ready(self, self.guard, timeout=BOOT_TIMEOUT_MS)
+        self.boot_seconds = time.monotonic() - start
+        BOOT_TIMES.setdefault(self.engine, []).append(self.boot_seconds)
+        return self
+
+    def reopen(self, query: str = ""):
+        """The test page again in this session (e.g. a shared link); not retried."""
+        return self.boot(query)
 
     def close(self):
         try:
@@ -415,10 +463,7 @@ def open_engine_app(engine: str, server: EngineServer, display: Optional[str], q
             page = EnginePage(engine, _start_driver(engine, display), server)
             page.goto("about:blank")
             page.set_viewport(width, height)
-            start = time.monotonic()
-            page.goto(server.url(TEST_PAGE + query))
-            browser_harness.wait_ready(page, page.guard, timeout=BOOT_TIMEOUT_MS)
-            page.boot_seconds = time.monotonic() - start
+            page.boot(query)
             page.boot_attempts = attempt + 1
             return page
         except Exception as e:  # noqa: BLE001 - retried once, then reported with both causes
@@ -435,9 +480,6 @@ def open_engine_app(engine: str, server: EngineServer, display: Optional[str], q
     raise AssertionError("%s did not boot the app:\n%s" % (engine, "\n".join(problems)))
 
 
-BOOT_TIMES: Dict[str, List[float]] = {}
-
-
 @pytest.fixture(scope="module")
 def engine_app(request, engine_server):
     """One booted app per engine and module (parametrised indirectly by engine name)."""
@@ -447,7 +489,6 @@ def engine_app(request, engine_server):
         pytest.skip(why)
     display = request.getfixturevalue("x_display") if engine == "webkit" else None
     page = open_engine_app(engine, engine_server, display)
-    BOOT_TIMES.setdefault(engine, []).append(page.boot_seconds)
     yield page
     page.close()
 
