@@ -165,7 +165,6 @@ def part_boot(browser, origin, log):
 TAB_RUN = """
 import js
 from pyapp.app.state import AppState
-from pyapp.browser import canvas as canvas_backend
 from pyapp.browser.worker_client import present
 cv = js.document.getElementById("cv")
 if cv is None:
@@ -178,15 +177,22 @@ t0 = js.performance.now()
 s = await _client.compute(state, 1000.0, 1.0, on_partial=lambda p: shown_ms.append(present(p, cv)))
 t1 = js.performance.now()
 shown_ms.append(present(s, cv))
-posted = (await _client.call("stats"))["posted"]
-plain = await _client.compute(state, 1000.0, 1.0, bitmap=False)        # the same frame with its drawing ops
-t2 = js.performance.now()
-canvas_backend.draw(plain.frame.scene, cv, 1.0)
-t3 = js.performance.now()
 _out = {"total_ms": t1 - t0, "timing": s.timing, "ops": s.scene_ops, "present_max_ms": max(shown_ms),
         "messages": _client.stats["messages"] - st["messages"], "decode_ms": _client.stats["decode_ms"] - st["decode"],
-        "decode_max_ms": _client.stats["decode_max_ms"], "main_draw_ms": t3 - t2, "posted": posted,
-        "kind": s.frame.kind, "n": s.frame.report.get("n")}
+        "decode_max_ms": _client.stats["decode_max_ms"], "kind": s.frame.kind, "n": s.frame.report.get("n"),
+        "size": [s.frame.scene.width, s.frame.scene.height]}
+"""
+
+# the comparison, after the long tasks of the worker path are read: the same frame with its drawing ops, drawn here
+MAIN_DRAW = """
+import js
+from pyapp.app.state import AppState
+from pyapp.browser import canvas as canvas_backend
+cv = js.document.getElementById("cv")
+plain = await _client.compute(AppState(text=%r, tab=%r, layer=%d), 1000.0, 1.0, bitmap=False)
+t2 = js.performance.now()
+canvas_backend.draw(plain.frame.scene, cv, 1.0)
+_out = js.performance.now() - t2
 """
 
 
@@ -198,19 +204,20 @@ def part_tabs(browser, origin, log, tokens_list):
     rows = []
     for tokens in tokens_list:
         text = text_of(tokens)
-        py(page, TAB_RUN.replace("_out = {", "_out = {'warm': 1, ") % (text, "overview", 0))   # fetch the files once
+        py(page, TAB_RUN % (text, "overview", 0))                 # the files and the first compute, once
         for tab in TABS:
-            before = py(page, "_out = %d" % 0)  # noqa: F841 - a task boundary
             page.evaluate("() => { window.__long = []; }")
-            r = py(page, TAB_RUN % (text, tab, 5 if tab in ("steps", "math") else 0))
+            layer = 5 if tab in ("steps", "math") else 0
+            r = py(page, TAB_RUN % (text, tab, layer))
             page.wait_for_timeout(50)
             longest = page.evaluate("() => window.__long.slice()")
+            r["main_draw_ms"] = py(page, MAIN_DRAW % (text, tab, layer))
             r.update(tab=tab, tokens=tokens, longtask_max=max(longest or [0]), longtasks=len(longest))
             rows.append(r)
             log("%4d tokens %-12s worker %7.0f ms (compute %6.0f, build %5.0f) | main: decode max %5.1f ms, "
-                "present max %4.1f ms, drawing it here %6.1f ms | %5d ops | longest main task %s ms"
+                "present max %4.1f ms, drawing it here %6.1f ms | %5d ops, %dx%d px | longest main task %s ms"
                 % (tokens, tab, r["total_ms"], r["timing"].get("compute_ms", 0), r["timing"].get("render_ms", 0),
-                   r["decode_max_ms"], r["present_max_ms"], r["main_draw_ms"], r["ops"],
+                   r["decode_max_ms"], r["present_max_ms"], r["main_draw_ms"], r["ops"], r["size"][0], r["size"][1],
                    ("%.0f" % r["longtask_max"]) if longest else "none"))
     ctx.close()
     return rows

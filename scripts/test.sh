@@ -94,6 +94,14 @@ if [ ! -f "$FONT_DIR/DejaVuSans.ttf" ] || [ ! -f "$FONT_DIR/DejaVuSans-Oblique.t
         echo "warning: DejaVu fonts missing and not installable; text rendering will use fallbacks" >&2
 fi
 
+# Other engines (tests/engines): Firefox ESR, WebKitGTK's WebDriver + MiniBrowser (on Xvfb), and chromedriver
+# for Debian's Chromium (the cross-engine layout checks). geckodriver and selenium come from the test extra.
+if [ ! -x /usr/bin/firefox-esr ] || [ ! -x /usr/bin/WebKitWebDriver ] || ! command -v Xvfb >/dev/null 2>&1 ||
+    [ ! -x /usr/bin/chromedriver ]; then
+    apt_install firefox-esr webkit2gtk-driver xvfb chromium-driver ||
+        echo "warning: firefox-esr / webkit2gtk-driver / xvfb / chromium-driver not installable; tests/engines will skip" >&2
+fi
+
 # --- Python virtual environment -----------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
     log "Creating virtual environment $VENV"

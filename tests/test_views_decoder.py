@@ -125,3 +125,16 @@ def test_next_view_while_loading_and_for_an_encoder(smollm2):
     enc = next_view.render(_ctx(smollm2, Prediction(decoder=False)), 700)
     text = " ".join(op["s"] for op in enc.ops if op["op"] == "text")
     assert "is an encoder" in text and "no next-token" in text and not enc.regions
+
+
+def test_bpe_tokens_are_labelled_by_the_text_they_stand_for(smollm2):
+    from pyapp.app.tokens import labels
+
+    m = smollm2[0]
+    enc = m.tokenizer.encode("Hi there\nnew line 🙂 <|im_start|> 東京 🙂🙃")
+    got = labels(enc.tokens, "bpe")
+    assert got[:4] == ["Hi", "␣there", "↵", "new"]
+    assert "<|im_start|>" in got
+    emoji = [g for g in got if g.startswith("‹")]
+    assert emoji and all(re.fullmatch(r"‹[0-9a-f]{2}( [0-9a-f]{2})*›", g) for g in emoji)
+    assert labels(["[CLS]", "##ing"], "wordpiece") == ["[CLS]", "##ing"]

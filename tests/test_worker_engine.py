@@ -8,6 +8,7 @@ worker's; the browser test (tests/browser/test_worker.py) runs the same code in 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 
 import numpy as np
@@ -44,6 +45,12 @@ def _load_all(session: Session, state: AppState) -> None:
         if not plan:
             return
         fetch_into(session.store, plan.files(), MODELS)
+
+
+def run_async(coro):
+    """asyncio.run in a thread of its own (a browser test's Playwright may own this thread's event loop)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _unwire(obj):
@@ -113,7 +120,7 @@ class Harness:
 
     def run(self, rid, state, width=800.0):
         self.newest = max(self.newest, rid)
-        return asyncio.run(self.engine.compute(rid, state, width))
+        return run_async(self.engine.compute(rid, state, width))
 
 
 def test_engine_frame_equals_build_frame_in_one_go():

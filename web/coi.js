@@ -59,7 +59,9 @@
       var seen = [];
       var worker;
       try {
-        worker = new Worker(new URL(opts.compute, base).href);
+        var hint0 = window.mhsaWorkerRuntime;      // Pyodide 0.17.1 (test harness): classic; modern: module
+        var kind = (hint0 && (hint0.type || (/^0\.(1\d|2[0-2])\./.test(hint0.version || "") ? "classic" : ""))) || "module";
+        worker = new Worker(new URL(opts.compute, base).href, {type: kind});
       } catch (err) {
         window.mhsaCompute = {worker: null, seen: seen, error: String(err && err.message || err)};
         return;

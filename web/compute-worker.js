@@ -1,6 +1,6 @@
 // The compute worker: Pyodide + numpy + pyapp in a dedicated Web Worker, so the page's main thread never
-// runs the model. Classic worker script (importScripts works for Pyodide 0.17.1's pyodide.js and for the
-// UMD pyodide.js that modern Pyodide still ships beside pyodide.mjs).
+// runs the model. The same file runs as a classic worker (Pyodide 0.17.1: importScripts) or as a module
+// worker (modern Pyodide: import of pyodide.mjs); it has no import / export statement for that reason.
 //
 // Protocol (all messages are plain objects; see pyapp/browser/worker_client.py for the page side):
 //   page -> worker  {type: "boot", indexURL, config, interrupt?: SharedArrayBuffer}   once, first
@@ -61,6 +61,21 @@ async function fetchText(url) {
   return resp.text();
 }
 
+// Pyodide's loader. A classic worker (the page's Pyodide 0.17.1 in the test harness) takes its pyodide.js with
+// importScripts; modern Pyodide refuses classic workers ("Classic web workers are not supported"), so the page
+// starts this same script as a module worker for it ({type: "module"}, see worker_client.worker_type), where
+// importScripts throws a TypeError and pyodide.mjs is imported instead.
+async function runtime(indexURL) {
+  try {
+    importScripts(indexURL + "pyodide.js");
+    return self.loadPyodide;
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+  }
+  var mod = await import(indexURL + "pyodide.mjs");
+  return mod.loadPyodide;
+}
+
 async function boot(msg) {
   var t0 = performance.now();
   var times = {};
@@ -71,9 +86,9 @@ async function boot(msg) {
   var configUrl = new URL(msg.config || "./pyscript.toml", self.location.href);
   var configText = fetchText(configUrl.href);         // in flight while the interpreter loads
   stage("Loading Pyodide");
-  importScripts(msg.indexURL + "pyodide.js");
+  var loadPyodide = await runtime(msg.indexURL);
   stage("Loading interpreter");
-  var pyodide = await self.loadPyodide({indexURL: msg.indexURL});
+  var pyodide = await loadPyodide({indexURL: msg.indexURL});
   self.pyodide = pyodide;                             // pyapp.browser.compat.emscripten_module() falls back on it
   stage("Loaded interpreter");
   var config = parseToml(await configText);

@@ -70,6 +70,20 @@ def runtime_index_url() -> str:
     return PYODIDE_CDN % version
 
 
+def worker_type(index_url: str = "") -> str:
+    """ "classic" for Pyodide 0.17-0.2x (the harness's 0.17.1: importScripts), else "module" (modern Pyodide
+    refuses classic workers). From ``mhsaWorkerRuntime.type`` / ``.version`` when the page sets it."""
+    hint = getattr(js, "mhsaWorkerRuntime", None)
+    if hint is not None and getattr(hint, "type", None):
+        return str(hint.type)
+    version = str(getattr(hint, "version", "") or "") if hint is not None else ""
+    if not version:
+        version = index_url.rstrip("/").split("/v")[-1].split("/")[0] if "/pyodide/v" in index_url else ""
+    if version.startswith("0.") and version[2:4].rstrip(".").isdigit() and int(version[2:4].rstrip(".")) < 23:
+        return "classic"
+    return "module"
+
+
 def _to_numpy(u8) -> np.ndarray:
     """A JS Uint8Array -> a uint8 numpy array (one memcpy into Python's heap)."""
     n = int(u8.length)
@@ -150,7 +164,10 @@ class WorkerClient:
         worker = getattr(booted, "worker", None) if booted is not None else None
         if worker is not None:
             return cls(worker, index_url, config, boot=False)
-        return cls(js.Worker.new(str(js.URL.new(script, js.location.href).href)), index_url, config)
+        index_url = index_url or runtime_index_url()
+        options = js.Object.new()
+        options.type = worker_type(index_url)
+        return cls(js.Worker.new(str(js.URL.new(script, js.location.href).href), options), index_url, config)
 
     # ---- boot ---------------------------------------------------------------------------------------
     async def ready(self) -> Dict[str, Any]:

@@ -5,7 +5,7 @@
 so q_m · k_n depends on the positions only through m - n.  One dial per (token, coordinate pair): the
 vector before the rotation (grey) and after it (coloured), on a circle scaled to the pair's largest
 length.  A few pairs are shown, from the fastest (i = 0: 1 radian per position) to the slowest.  Each dial
-is a hit region with the exact numbers.
+is a hit region with the exact numbers (a click pins that token's row: {"pinned_row": p}).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def draw_rope(scene: Scene, x: float, y: float, width: float, before: np.ndarray
             _arrow(scene, cx, cy, rad * a[p, 0] / scale, rad * a[p, 1] / scale, GREY, 1.2)
             _arrow(scene, cx, cy, rad * b[p, 0] / scale, rad * b[p, 1] / scale, color, 2.0)
             angle = p * float(theta) ** (-2.0 * i / d_k)
-            scene.region(cx - dial / 2, cy - dial / 2, dial, dial, "rope_dial",
+            scene.region(cx - dial / 2, cy - dial / 2, dial, dial, "rope_dial", action={"pinned_row": p},
                          tooltip="%s of '%s' (position %d), coordinates %d and %d: (%.4f, %.4f) turned by "
                                  "%d × %s = %.4f rad -> (%.4f, %.4f)"
                                  % (name, tokens[p], p, i, i + half, a[p, 0], a[p, 1], p,

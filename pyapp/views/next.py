@@ -17,6 +17,7 @@ from typing import Sequence
 
 from ..app.context import ViewContext
 from ..app.prediction import SAMPLE_T_CHOICES, TOP_K_CHOICES, TOP_P_CHOICES, Prediction
+from ..app.tokens import visible
 from ..draw.heatmap import short_label
 from ..draw.scene import Scene, button, header, notice, text_width, wrap_text
 
@@ -25,11 +26,6 @@ MARGIN = 12.0
 BAR = "#1f6feb"
 RAW = "#9aa3ad"
 MAX_TEXT_TAIL = 60
-
-
-def visible(s: str) -> str:
-    """A token's text with its spaces and line breaks made visible ("␣Paris", "↵")."""
-    return s.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
 
 
 def render(ctx: ViewContext, width: float) -> Scene:

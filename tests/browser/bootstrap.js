@@ -7,7 +7,7 @@
 const INDEX_URL = new URL("/node_modules/@pyodide/pyodide/dist/", location.href).href;
 // The compute worker (web/compute-worker.js, started by web/coi.js or pyapp/browser/worker_client.py) boots
 // the same Pyodide 0.17.1 as this page instead of PyScript's CDN one.
-globalThis.mhsaWorkerRuntime = {indexURL: INDEX_URL, version: "0.17.1"};
+globalThis.mhsaWorkerRuntime = {indexURL: INDEX_URL, version: "0.17.1", type: "classic"};
 
 function progress(detail) {
   dispatchEvent(new CustomEvent("py:progress", {detail}));

@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import ROOT, wait_js
+from helpers import ROOT
 
 pytestmark = pytest.mark.browser
 

@@ -50,11 +50,11 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from helpers import PYSCRIPT_CDN, wait_js
+from helpers import PYSCRIPT_CDN
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -270,7 +270,7 @@ def _start_driver(engine: str, display: Optional[str]):
 
         opts = webdriver.ChromeOptions()
         opts.binary_location = browser_harness.CHROMIUM
-        for arg in browser_harness.CHROMIUM_ARGS + ["--headless=new", "--hide-scrollbars"]:
+        for arg in browser_harness.CHROMIUM_ARGS + ["--headless=new"]:     # its real 15 px scrollbars
             opts.add_argument(arg)
         opts.enable_bidi = True
         return webdriver.Chrome(options=opts, service=Service(executable_path=CHROMEDRIVER,
@@ -295,6 +295,8 @@ class EnginePage:
         self.server = server
         self.guard = Guard()
         self.boot_seconds = 0.0
+        self.boot_attempts = 1
+        self.lost_polls = 0                      # WebKit polls answered 'Could not parse script result'
         self.bidi = engine in ("firefox", "chromium")
         if self.bidi:
             self._watch_bidi()
@@ -390,21 +392,22 @@ class EnginePage:
 
         self.goto(self.server.url(FRAME_PAGE + "?" + urlencode({"w": width, "h": height, "q": query})))
         self.driver.switch_to.frame(self.driver.find_element(By.ID, "frame"))
-        wait_js(self, "() => document.readyState !== 'loading' && !!document.body")
-        browser_harness.wait_ready(self, self.guard, timeout=BOOT_TIMEOUT_MS)
+        self._wait_ready(time.monotonic())
         return self
 
     def unframe(self):
         self.driver.switch_to.default_content()
 
-    def screenshot(self, name: str, element=None) -> Path:
-        """A PNG of the viewport (or of `element`) in test-artifacts/."""
+    def screenshot(self, name: str, size: Optional[Tuple[int, int]] = None) -> Path:
+        """A PNG of the viewport in test-artifacts/ (its top-left `size` only, e.g. a framed phone page)."""
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / name
-        if element is not None:
-            element.screenshot(str(path))
-        else:
-            self.driver.save_screenshot(str(path))
+        self.driver.save_screenshot(str(path))
+        if size is not None:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.crop((0, 0) + tuple(size)).save(path)
         return path
 
     # -- checks --
@@ -436,10 +439,25 @@ class EnginePage:
         """Open the test page (with `query`) and wait until the app is ready; records the boot time."""
         start = time.monotonic()
         self.goto(self.server.url(TEST_PAGE + query))
-        browser_harness.wait_ready(self, self.guard, timeout=BOOT_TIMEOUT_MS)
+        self._wait_ready(start)
         self.boot_seconds = time.monotonic() - start
         BOOT_TIMES.setdefault(self.engine, []).append(self.boot_seconds)
         return self
+
+    def _wait_ready(self, start: float):
+        """browser_harness.wait_ready, riding out WebKitWebDriver's 'Could not parse script result' (a poll
+        that lost its answer while Pyodide kept the page busy): the next poll asks again."""
+        from selenium.common.exceptions import WebDriverException
+
+        while True:
+            left = BOOT_TIMEOUT_MS - (time.monotonic() - start) * 1000
+            try:
+                return browser_harness.wait_ready(self, self.guard, timeout=max(1, int(left)))
+            except WebDriverException as e:
+                if "Could not parse script result" not in str(e) or left <= 0:
+                    raise
+                self.lost_polls += 1
+                self.wait_for_timeout(200)
 
     def reopen(self, query: str = ""):
         """The test page again in this session (e.g. a shared link); not retried."""

@@ -22,7 +22,8 @@ from pyapp.app.state import DEFAULT_TEXT, TABS, AppState
 from pyapp.draw.colormap import VIRIDIS
 from pyapp.figures import figure
 
-pytestmark = pytest.mark.engines
+pytestmark = [pytest.mark.engines,
+              pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")]  # selenium's own
 
 ENGINES = ("firefox", "webkit")                      # the cross-engine subset
 LAYOUT_ENGINES = ("chromium", "firefox", "webkit")   # the layout checks compare all three
@@ -93,7 +94,8 @@ def test_boots_to_ready_with_no_error_and_no_offhost_request(app):
     assert page.errors() == [], page.errors()
     page.assert_local()
     assert page.boot_seconds < 120, page.boot_seconds
-    print("%s booted in %.1f s (attempt %d)" % (page.engine, page.boot_seconds, page.boot_attempts))
+    print("%s booted in %.1f s (attempt %d, %d lost polls)" % (page.engine, page.boot_seconds, page.boot_attempts,
+                                                               page.lost_polls))
 
 
 @engines
@@ -256,7 +258,7 @@ def test_phone_layout_holds(app):
         page.assert_local()
     finally:
         page.unframe()
-    page.screenshot("engines-%s-phone.png" % page.engine, element=page.element("#frame"))
+    page.screenshot("engines-%s-phone.png" % page.engine, size=(360, 740))
 
 
 # ---- a shared link (last with the phone test: both open new pages in the module's browser) -------------------------------------------
