@@ -13,6 +13,8 @@ COOP/COEP so the page is cross-origin isolated, as web/coi-sw.js makes the Pages
            sent as an ImageBitmap), what the main thread then spends (decoding the message, drawImage), what
            drawing the same scene on the main thread would cost instead, the bytes crossing, and the longest
            main-thread task (PerformanceObserver "longtask") while the worker works.
+* first    page open -> the first heatmap drawn from the worker that web/coi.js starts at page open, while the
+           main thread boots Pyodide + numpy (today's page), Pyodide alone, or no Python (best of 2 each).
 * split    the cost of sharing one layer's work between two workers at 128 tokens: a postMessage round trip
            carrying x (n x 384 float32) there and the result back, and an Atomics.wait / notify handshake over
            shared memory (the best case); against the per-layer figures of bench/README.md.
@@ -196,7 +198,7 @@ _out = js.performance.now() - t2
 """
 
 
-def part_tabs(browser, origin, log, tokens_list):
+def part_tabs(browser, origin, log, tokens_list, tabs=TABS):
     ctx, page, _, _ = open_page(browser, origin)
     start_worker(page, origin)
     page.evaluate("""() => { window.__long = []; new PerformanceObserver((l) => {
@@ -205,7 +207,7 @@ def part_tabs(browser, origin, log, tokens_list):
     for tokens in tokens_list:
         text = text_of(tokens)
         py(page, TAB_RUN % (text, "overview", 0))                 # the files and the first compute, once
-        for tab in TABS:
+        for tab in tabs:
             page.evaluate("() => { window.__long = []; }")
             layer = 5 if tab in ("steps", "math") else 0
             r = py(page, TAB_RUN % (text, tab, layer))
@@ -287,6 +289,71 @@ INTERRUPT = """async (u) => {
 }"""
 
 
+FIRST = """<!doctype html><meta charset="utf-8"><title>first</title>
+<script>window.mhsaWorkerRuntime = {indexURL: %s, version: "0.17.1", type: "classic"};</script>
+<script src="./coi.js" data-compute="./compute-worker.js"></script>
+<canvas id="cv"></canvas>
+<script>
+  window.first = new Promise((done) => {
+    const start = () => {
+      const w = window.mhsaCompute.worker;
+      w.addEventListener("message", (e) => {
+        const d = e.data;
+        if (d.type === "ready") window.readyAt = performance.now();
+        if (d.type === "ready") w.postMessage({type: "compute", id: 1, query: "", width: 1000, dpr: 1, bitmap: true});
+        if (d.type === "result" && d.id === 1 && d.bitmap) {
+          const c = document.getElementById("cv");
+          c.width = d.bitmap.width; c.height = d.bitmap.height;
+          c.getContext("2d").drawImage(d.bitmap, 0, 0);
+          done(performance.now());
+        }
+      });
+    };
+    if (window.mhsaCompute) start(); else document.addEventListener("DOMContentLoaded", start);
+  });
+  window.mainReady = (async () => {
+    if (!%s) return null;
+    await new Promise((ok) => { const s = document.createElement("script"); s.src = %s + "pyodide.js";
+                                s.onload = ok; document.head.appendChild(s); });
+    globalThis.pyodide = await loadPyodide({indexURL: %s});
+    if (%s) await pyodide.loadPackage(["numpy"]);
+    return performance.now();
+  })();
+</script>
+"""
+
+
+def _fulfil_html(body: str):
+    def handle(route):
+        route.fulfill(status=200, content_type="text/html", body=body,
+                      headers={"Cross-Origin-Opener-Policy": "same-origin",
+                               "Cross-Origin-Embedder-Policy": "require-corp"})
+    return handle
+
+
+def part_first(browser, origin, log):
+    """Page open -> the first heatmap drawn from the worker (started at page open by web/coi.js), while the
+    main thread boots its own Pyodide with numpy (today's page), without numpy, or not at all."""
+    index = json.dumps(origin + PYODIDE)
+    out = {}
+    for label, main, numpy in (("main thread: Pyodide + numpy", True, True), ("main thread: Pyodide only", True, False),
+                               ("main thread: no Python", False, False)):
+        times = []
+        for _ in range(2):
+            ctx = browser.new_context()
+            page = ctx.new_page()
+            body = FIRST % (index, "true" if main else "false", index, index, "true" if numpy else "false")
+            page.route(origin + "/web/__first__.html", _fulfil_html(body))
+            page.goto(origin + "/web/__first__.html")
+            times.append(page.evaluate("async () => [await window.first, await window.mainReady, window.readyAt]"))
+            ctx.close()
+        best = min(times, key=lambda t: t[0])
+        out[label] = times
+        log("first heatmap from the worker %.0f ms after navigation (worker ready at %.0f ms; %s ready at %s ms)"
+            % (best[0], best[2], label, "%.0f" % best[1] if best[1] else "-"))
+    return out
+
+
 def part_split(browser, origin, log):
     ctx = browser.new_context()
     page = ctx.new_page()
@@ -315,7 +382,8 @@ def part_interrupt(browser, origin, log):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tokens", default="128,512")
-    ap.add_argument("--parts", default="boot,split,interrupt,tabs")
+    ap.add_argument("--parts", default="boot,first,split,interrupt,tabs")
+    ap.add_argument("--tabs", default=",".join(TABS), help="tabs of the 'tabs' part")
     ap.add_argument("--json", help="write the figures to this file")
     args = ap.parse_args(argv)
     httpd, origin = serve()
@@ -330,12 +398,15 @@ def main(argv=None) -> int:
             parts = args.parts.split(",")
             if "boot" in parts:
                 out["boot"] = part_boot(browser, origin, log)
+            if "first" in parts:
+                out["first"] = part_first(browser, origin, log)
             if "split" in parts:
                 out["split"] = part_split(browser, origin, log)
             if "interrupt" in parts:
                 out["interrupt"] = part_interrupt(browser, origin, log)
             if "tabs" in parts:
-                out["tabs"] = part_tabs(browser, origin, log, [int(t) for t in args.tokens.split(",")])
+                out["tabs"] = part_tabs(browser, origin, log, [int(t) for t in args.tokens.split(",")],
+                                        args.tabs.split(","))
     finally:
         httpd.shutdown()
     out["load_after"] = os.getloadavg()

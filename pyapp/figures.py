@@ -195,6 +195,8 @@ def figure(text: str, view: str = "overview", model: str = DEFAULT_MODEL, layer:
                      heads_shown=_head_list(heads_shown), sort_by=str(sort_by), sort_desc=bool(sort_desc))
     n_layers, n_heads = session.shape(state)  # ValueError for a bad synthetic shape
     label = "model %r" % model
+    if tab.steps and step > session.n_steps(state):   # the model's own steps (a decoder has more)
+        raise FigureError("bad view %r: %s has steps 1..%d" % (view, label, session.n_steps(state)))
     state = state.with_(layer=_check_index("layer", layer, n_layers, label + " has layers"),
                         head=_check_index("head", head, n_heads, label + " has heads"))
     load_plan(session, state, models_dir)  # every batch: the context then holds every layer a view reads

@@ -53,8 +53,8 @@ def test_import_pyapp_stays_light():
 def test_parse_view_and_bad_arguments():
     assert parse_view("overview") == ("overview", 1) and parse_view(" Step:7 ") == ("step", 7)
     assert set(VIEWS) == {"overview", "heads", "step", "math", "architecture", "model", "lines", "neuron",
-                          "rollout", "stats"}
-    bad = [dict(view="nope"), dict(view="step:0"), dict(layer=6), dict(layer=1.5), dict(head=True),
+                          "rollout", "stats", "next"}
+    bad = [dict(view="nope"), dict(view="step:0"), dict(view="step:10"), dict(view="step:12"), dict(layer=6), dict(layer=1.5), dict(head=True),
            dict(head=-1), dict(temperature=0), dict(temperature=float("nan")), dict(width=100),
            dict(scale=100), dict(pinned_row=12), dict(arch="rnn"), dict(text=None)]
     for kw in bad:

@@ -111,8 +111,14 @@ def css_refs(text: str) -> Iterator[str]:
         yield m.group(1) or m.group(2)
 
 
+# scripts a script starts by URL: workers, service workers (new URL("./x.js", base), new Worker("./x.js"))
+JS_URL = re.compile(r"""\bnew\s+(?:URL|Worker)\s*\(\s*['"](\.{1,2}/[^'"]+)['"]""")
+
+
 def js_refs(text: str) -> Iterator[str]:
     for m in JS_IMPORT.finditer(text):
+        yield m.group(1)
+    for m in JS_URL.finditer(text):
         yield m.group(1)
 
 

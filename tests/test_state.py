@@ -107,7 +107,7 @@ def test_heads_shown_is_normalised():
 @pytest.mark.parametrize("query,key", [
     ("layer=abc", "layer=abc"), ("layer=2.5", "layer=2.5"), ("head=-1", "head=-1"), ("temperature=inf", "temperature=inf"),
     ("temperature=0", "temperature=0 (allowed 0.1..10)"), ("temperature=x", "temperature=x"),
-    ("causal=maybe", "causal=maybe"), ("tab=<script>", "tab=<script> (one of"), ("step=12", "step=12 (allowed 1..9)"),
+    ("causal=maybe", "causal=maybe"), ("tab=<script>", "tab=<script> (one of"), ("step=12", "step=12 (allowed 1..11)"),
     ("pinned_row=-3", "pinned_row=-3"), ("arch=tower", "arch=tower (one of"), ("d_model=100", "d_model=100"),
     ("heads_shown=1.x", "heads_shown=1.x"), ("sort_by=nope", "sort_by=nope (one of"), ("seed=-5", "seed=-5"),
     ("sort_desc=2", "sort_desc=2")])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyapp.app import state, tabs
+from pyapp.app import state, stepping, tabs
 from pyapp.app.context import ViewContext
 from pyapp.core.attention import AttentionTrace
 from pyapp.figures import VIEWS
@@ -17,13 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_everything_derives_from_the_registry():
     ids = [t.id for t in tabs.TAB_LIST]
     assert list(tabs.TABS) == ids and len(set(ids)) == len(ids)
-    assert state.TABS is tabs.TABS and state.N_STEPS == tabs.N_STEPS == 9 and state.TAB_VIEWS == tabs.TAB_VIEWS
+    # the step count of a link: the most any model has (an encoder 9, GPT-2 10, Llama 11: app/stepping.py)
+    assert state.TABS is tabs.TABS and state.N_STEPS == tabs.N_STEPS == 11 and state.TAB_VIEWS == tabs.TAB_VIEWS
+    assert [len(stepping.step_keys(a, r)) for a, r in (("bert", False), ("gpt2", False), ("llama", True))] == \
+        [9, 10, 11]
     assert tabs.VALUE_TABS == ("steps", "math", "architecture")
     assert {t.id for t in tabs.TAB_LIST if t.all_layers} == {"model", "rollout", "stats"}
     assert set(VIEWS) == {t.figure_name for t in tabs.TAB_LIST} and VIEWS["step"].id == "steps"
     for t in tabs.TAB_LIST:
         assert callable(t.view().render), t.id
-    assert len(tabs.TAB["steps"].view().STEP_TITLES) == tabs.N_STEPS
+    assert len(tabs.TAB["steps"].view().STEP_TITLES) == len(stepping.ENCODER_STEPS) == 9
+    assert [t.id for t in tabs.TAB_LIST if t.next_token] == ["next"]
 
 
 def test_the_pages_tab_bar_is_the_registrys():

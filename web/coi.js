@@ -3,7 +3,7 @@
 //    the next load on; with data-reload="once" it reloads the page ONCE when it is not isolated yet (a flag in
 //    sessionStorage: never a loop; no storage, no reload). Without service workers (blocked, private mode,
 //    file://) nothing happens: the app runs single-threaded. window.mhsaCoi says what happened.
-// 2. with data-compute="<worker script>", starts the compute worker at once (Pyodide + numpy + pyapp boot in
+// 2. with data-compute="auto" (web/compute-worker.js) or ="<worker script>", starts the compute worker at once (Pyodide + numpy + pyapp boot in
 //    it while PyScript boots the page), as window.mhsaCompute = {worker, seen, shared}; pyapp's
 //    browser/worker_client.py adopts it. The worker loads the Pyodide of window.mhsaWorkerRuntime.indexURL
 //    (set by the test harness) or PyScript's pinned one from jsDelivr.
@@ -61,7 +61,8 @@
       try {
         var hint0 = window.mhsaWorkerRuntime;      // Pyodide 0.17.1 (test harness): classic; modern: module
         var kind = (hint0 && (hint0.type || (/^0\.(1\d|2[0-2])\./.test(hint0.version || "") ? "classic" : ""))) || "module";
-        worker = new Worker(new URL(opts.compute, base).href, {type: kind});
+        var script = opts.compute === "auto" ? new URL("./compute-worker.js", base) : new URL(opts.compute, base);
+        worker = new Worker(script.href, {type: kind});
       } catch (err) {
         window.mhsaCompute = {worker: null, seen: seen, error: String(err && err.message || err)};
         return;

@@ -19,6 +19,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .prediction import Prediction
+from .stepping import step_keys
+
 ARCH_DIAGRAMS = ("encoder", "decoder", "transformer")
 HOVER_SIDES = ("left", "right")
 VIEW_FIELDS = ("hover_token", "hover_side")   # page-only view state (not in the URL): the head view's token
@@ -49,6 +52,9 @@ class ViewContext:
     sort_desc: bool = False                    # head statistics: largest first
     hover_token: Optional[int] = None          # head view: the token under the pointer (or pinned by a click)
     hover_side: str = "left"                   # head view: its column, one of HOVER_SIDES
+    model_arch: str = ""                       # the model's ModelConfig.arch ("bert", "llama", "gpt2", ...)
+    causal_only: bool = False                  # a causal decoder: the mask is part of the model, not a lens
+    prediction: Optional[Prediction] = None    # next-token tab: the sampler's candidates (or what is loading)
 
     # ---- derived from the trace ----------------------------------------------------------------------
     @property
@@ -82,6 +88,20 @@ class ViewContext:
     @property
     def has_output(self) -> bool:
         return self.trace.concat is not None and self.trace.output is not None
+
+    @property
+    def is_decoder(self) -> bool:
+        return bool(self.causal_only)
+
+    @property
+    def rope(self) -> bool:
+        """Q and K are rotated by position (the trace keeps them before the rotation too)."""
+        return getattr(self.trace, "q_unrotated", None) is not None
+
+    @property
+    def step_keys(self):
+        """The Step-by-step tab's steps for this model (``app/stepping.py``)."""
+        return step_keys(self.model_arch, self.rope)
 
     @property
     def head_index(self) -> int:

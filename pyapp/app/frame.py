@@ -28,6 +28,7 @@ from ..draw.scene import Scene, header, notice, wrap_text
 from .interact import action_regions
 from .session import SYNTHETIC, Session, SessionError
 from .state import MAX_TEXT_CHARS, AppState, share_query
+from .stepping import step_titles
 from .tabs import row_entropy_bits, shown_matrix, tab
 
 MARGIN = 12.0
@@ -52,6 +53,7 @@ class Controls:
     step: int
     n_steps: int              # 0: the tab has no step bar
     step_label: str           # "Step 3 of 9 · Linear projections Q, K, V"
+    causal_only: bool = False # a causal decoder: the causal box is on and cannot be switched off
 
 
 @dataclass
@@ -143,13 +145,23 @@ def controls(session: Session, st: AppState) -> Controls:
     info = next((m.description for m in session.model_options() if m.id == st.model), "")
     the_tab = tab(st.tab)
     label = ""
-    if the_tab.steps:
-        title = getattr(the_tab.view(), "step_title", None)
-        label = "Step %d of %d%s" % (st.step, the_tab.steps, " · " + title(st.step) if title else "")
+    n_steps = session.n_steps(st) if the_tab.steps else 0
+    if n_steps:
+        title = step_titles(*_arch_of(session, st))[min(st.step, n_steps) - 1]
+        label = "Step %d of %d · %s" % (st.step, n_steps, title)
+    causal_only = st.model in session.catalogue and session.catalogue.get(st.model).config.causal_only
     return Controls(model=st.model, model_info=info, synthetic=st.model in SYNTHETIC, d_model=st.d_model,
                     heads=st.heads, n_layers=n_layers, n_heads=n_heads, layer=st.layer, head=st.head,
                     temperature=st.temperature, causal=st.causal, tab=st.tab, step=st.step,
-                    n_steps=the_tab.steps, step_label=label)
+                    n_steps=n_steps, step_label=label, causal_only=causal_only)
+
+
+def _arch_of(session: Session, st: AppState):
+    """(arch, rope) of the state's model for its step titles."""
+    if st.model in SYNTHETIC or st.model not in session.catalogue:
+        return "", False
+    cfg = session.catalogue.get(st.model).config
+    return cfg.arch, bool(cfg.rope_theta)
 
 
 def _chips(session: Session, st: AppState) -> Optional[Chips]:
@@ -229,10 +241,19 @@ def _view_frame(session: Session, wanted: AppState, st: AppState, width: float, 
                   scene={"w": scene.width, "h": scene.height, "ops": len(scene.ops)},
                   layers_ready=sorted(ctx.layer_attentions()), query=link,
                   view_state={"heads_shown": ctx.heads_shown, "sort_by": ctx.sort_by, "sort_desc": ctx.sort_desc,
-                              "hover_token": ctx.hover_token, "hover_side": ctx.hover_side})
+                              "hover_token": ctx.hover_token, "hover_side": ctx.hover_side},
+                  step_label=c.step_label, next=_next_report(ctx.prediction))
     chips = Chips(list(ctx.tokens), list(ctx.ids or []), [tuple(o) for o in ctx.offsets or []], ctx.text)
     return Frame("view", st, c, scene, chips, status=status, status_kind=kind, entropy=h, entropy_of=what,
                  link=link, link_text_left_out=left_out, report=report, timing=timing)
+
+
+def _next_report(pred) -> List[Dict[str, Any]]:
+    """The next-token candidates shown (tests read them): id, token, text, probability."""
+    if pred is None:
+        return []
+    return [{"id": c.id, "token": c.token, "text": c.text, "probability": round(c.probability, 7)}
+            for c in pred.candidates]
 
 
 def _base_report(kind: str, st: AppState, c: Controls, model_name: str) -> Dict[str, Any]:

@@ -29,12 +29,16 @@ import numpy as np
 
 from ..core.catalogue import Catalogue, FileEntry, ModelEntry
 from ..core.lru import LRU
-from ..core.sources import ModelSource, SyntheticSpec, make_source
+from ..core.sources import ModelSource, SyntheticSpec, load_tokenizer, make_source
 from ..core.store import WeightStore
+from ..core.tokenizer import Encoding
 from ..core.weights import WeightFileError
 from .context import ViewContext
+from .prediction import Prediction, Sampler, candidates
 from .state import DEFAULT_MODEL, AppState
+from .stepping import step_keys
 from .tabs import tab
+from .tokens import labels
 
 MAX_TOKENS = 512
 TOKENIZER_MODEL = DEFAULT_MODEL        # synthetic sources and models without their own tokenizer use it
@@ -91,6 +95,7 @@ class Session:
         self._last_ids: LRU[Tuple[int, ...]] = LRU(16)  # source id -> ids of its cached work
         self._tempered: LRU[Any] = LRU(32)              # (source, ids, layer, causal, values, T) -> trace
         self._attentions: LRU[Dict[int, np.ndarray]] = LRU(8)  # (source, ids, causal) -> layer -> (h, n, n)
+        self._logits: LRU[np.ndarray] = LRU(4)          # (source, ids) -> next-token logits (vocab,)
         self.stats = {"tokenize": 0, "context": 0, "retemper": 0}
 
     # ---- what can be chosen ------------------------------------------------------------------------
@@ -129,7 +134,9 @@ class Session:
         enc = self.cached_encoding(state.clamped())
         if enc is not None:
             n = len(enc.ids)
-        return state.clamped(n_layers=n_layers, n_heads=n_heads, n_tokens=n)
+        out = state.clamped(n_layers=n_layers, n_heads=n_heads, n_tokens=n)
+        steps = self.n_steps(out)
+        return out.with_(step=steps) if out.step > steps else out
 
     # ---- files ----------------------------------------------------------------------------------
     def plan(self, state: AppState) -> FilePlan:
@@ -153,6 +160,8 @@ class Session:
 
         the_tab = tab(state.tab)
         later = new(self.store.missing(entry.id, ids, layer, ("vo",))) if the_tab.values else []
+        if the_tab.next_token and entry.config.is_decoder:     # every block + the LM head: after the first draw
+            later += new(self.store.missing(entry.id, ids, next_token=True))
         layers = []
         if the_tab.all_layers:
             have = self._attentions.get((entry.id, tuple(int(i) for i in ids), bool(state.causal))) or {}
@@ -160,6 +169,42 @@ class Session:
                 if k not in have:
                     layers.append((k, new(self.store.missing(entry.id, ids, k, ("qk",)))))
         return FilePlan(required, later, layers)
+
+    def later_label(self, state: AppState, plan: FilePlan) -> str:
+        """What a plan's ``later`` files are, for the page's status ("V/O weights of layer 0", ...)."""
+        if not plan.later:
+            return ""
+        if tab(state.tab).next_token and len(plan.later) > 2:
+            size = sum(f.size for f in plan.later)
+            return "the language-model head and every layer (%d files, %.1f MB)" % (len(plan.later), size / 1e6)
+        return "V/O weights of layer %d" % state.layer
+
+    # ---- next-token prediction ---------------------------------------------------------------------
+    def prediction(self, state: AppState, src: ModelSource, ids: Tuple[int, ...]) -> Prediction:
+        """The next-token tab's data: the sampler's candidates once every file of the LM head is in (the
+        logits are computed once per text), else what is still loading; an encoder has none."""
+        sampler = Sampler(state.sample_t, state.top_k, state.top_p)
+        if src.synthetic or not src.config.is_decoder:
+            return Prediction(sampler, decoder=False)
+        missing = self.store.missing(src.id, ids, next_token=True)
+        if missing:
+            total = sum(f.size for f in src.entry.files_for(ids, next_token=True))
+            left = sum(f.size for f in missing)
+            return Prediction(sampler, loading="loading the language-model head and every layer: %.1f of %.1f MB"
+                              % ((total - left) / 1e6, total / 1e6))
+        key = (src.id, ids)
+        logits = self._logits.get(key)
+        if logits is None:
+            logits = self._logits[key] = src.encoder.next_token_logits(ids)
+        tok = src.tokenizer
+        return candidates(logits, lambda i: tok.decode([i]), tok.id_to_token, sampler)
+
+    def n_steps(self, state: AppState) -> int:
+        """The Step-by-step tab's number of steps for the state's model (``app/stepping.py``)."""
+        if state.model in SYNTHETIC or state.model not in self.catalogue:
+            return len(step_keys())
+        cfg = self.catalogue.get(state.model).config
+        return len(step_keys(cfg.arch, bool(cfg.rope_theta)))
 
     def add_file(self, path: str, data: bytes) -> FileEntry:
         """Verify and keep a fetched file; raises WeightFileError (naming model and file)."""
@@ -176,6 +221,9 @@ class Session:
         if enc is None:
             tokenizer = self._tokenizer(tok_file)
             enc = tokenizer.encode(state.text, max_length=key[2])
+            kind = self._tokenizer_kind(tok_file)
+            if kind != "wordpiece":  # the page labels BPE tokens by their text ("␣cat", not "Ġcat")
+                enc = Encoding(labels(enc.tokens, kind), enc.ids, enc.offsets, enc.dropped)
             self.stats["tokenize"] += 1
             self._encodings[key] = enc
         return enc
@@ -232,7 +280,10 @@ class Session:
             dropped=int(getattr(enc, "dropped", 0)), model_id=src.id, tab=state.tab,
             heads_shown=None if state.heads_shown is None else list(state.heads_shown),
             sort_by=state.sort_by, sort_desc=state.sort_desc, hover_token=hover_token, hover_side=hover_side,
+            model_arch=cfg.arch, causal_only=cfg.causal_only,
         )
+        if tab(state.tab).next_token:
+            ctx.prediction = self.prediction(state, src, ids)
         if self.all_layers(state):
             ctx.attentions.update(self.layer_attentions(state, new_layers, computed=layer))
         return ctx
@@ -318,9 +369,12 @@ class Session:
         tok = self._tokenizers.get(f.path)
         if tok is None:
             factory = self._tokenizer_factory
-            if factory is None:
-                from ..core.tokenizer import WordPieceTokenizer
-                factory = WordPieceTokenizer.from_json
-            tok = factory(self.store.data(f.path))
+            data = self.store.data(f.path)
+            tok = factory(data) if factory is not None else load_tokenizer(self._tokenizer_kind(f), data)
             self._tokenizers[f.path] = tok
         return tok
+
+    def _tokenizer_kind(self, f: FileEntry) -> str:
+        """The catalogue's kind of a tokenizer file ("wordpiece" | "bpe")."""
+        owner = self.catalogue.get(f.model) if f.model in self.catalogue else None
+        return owner.tokenizer_kind if owner is not None else "wordpiece"

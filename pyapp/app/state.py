@@ -46,6 +46,9 @@ T_MIN, T_MAX = 0.1, 10.0              # the page's temperature slider (log scale
 T_FINITE_MIN, T_FINITE_MAX = 1e-30, 1e30
 D_MODEL_CHOICES = (8, 16, 32, 64, 128, 256, 384)
 HEADS_CHOICES = (1, 2, 4, 8, 12)
+SAMPLE_T_MIN, SAMPLE_T_MAX = 0.05, 10.0    # the next-token sampler's temperature
+TOP_K_MAX = 1000
+TOP_P_MIN = 0.01
 MAX_TEXT_CHARS = 200_000           # the page reads at most this much text (tokenizing it takes < 1 s)
 
 
@@ -58,7 +61,7 @@ class AppState:
     temperature: float = 1.0
     causal: bool = False
     tab: str = "overview"
-    step: int = 1                 # 1..9 in the Step-by-step tab
+    step: int = 1                 # 1..N_STEPS in the Step-by-step tab (the model's own count: app/stepping.py)
     pinned_row: Optional[int] = None
     arch: str = "encoder"         # Architecture tab diagram
     d_model: int = 64             # synthetic sources only
@@ -67,6 +70,9 @@ class AppState:
     heads_shown: Optional[Tuple[int, ...]] = None   # Head view: the ticked heads (None = every head)
     sort_by: str = "layer"        # Head statistics: the sorted column
     sort_desc: bool = False       # Head statistics: largest first
+    sample_t: float = 1.0         # Next token: the sampler's temperature (divides the LM head's logits)
+    top_k: int = 0                # Next token: keep the k most probable tokens (0: off)
+    top_p: float = 1.0            # Next token: keep the fewest tokens whose probability reaches p (1: off)
 
     def with_(self, **changes: Any) -> "AppState":
         return replace(self, **changes)
@@ -112,6 +118,9 @@ class AppState:
             heads_shown=shown,
             sort_by=self.sort_by if self.sort_by in SORT_KEYS else "layer",
             sort_desc=bool(self.sort_desc),
+            sample_t=min(max(_float(self.sample_t, 1.0), SAMPLE_T_MIN), SAMPLE_T_MAX),
+            top_k=min(max(_int(self.top_k, 0), 0), TOP_K_MAX),
+            top_p=min(max(_float(self.top_p, 1.0), TOP_P_MIN), 1.0),
         )
 
     # ---- URL round trip ------------------------------------------------------------------------
@@ -290,6 +299,8 @@ def _allowed(key: str) -> str:
             "sort_by": "one of " + ", ".join(SORT_KEYS), "text": "longer than %d characters" % MAX_TEXT_CHARS,
             "d_model": "one of " + ", ".join(map(str, D_MODEL_CHOICES)),
             "heads": "one of " + ", ".join(map(str, HEADS_CHOICES)) + ", dividing d_model",
+            "sample_t": "allowed %g..%g" % (SAMPLE_T_MIN, SAMPLE_T_MAX), "top_k": "allowed 0..%d" % TOP_K_MAX,
+            "top_p": "allowed %g..1" % TOP_P_MIN,
             }.get(key, "out of range")
 
 

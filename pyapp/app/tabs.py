@@ -4,7 +4,9 @@ One row per tab: its id (its view module is ``pyapp.views.<id>``), its title in 
 view reads every layer's attention (``all_layers``: the session then fills ``ctx.attentions``, the page one
 layer per frame), whether it shows V, head outputs and W_O (``values``: the session asks for the V/O file
 after the first draw), how its shown matrix is made (``shown``: what the entropy readout averages over) and
-its number of steps (``steps``: the step bar, arrow keys and ``step:K`` figures).
+its number of steps (``steps``: at most; a model's own steps come from ``app/stepping.py``: the step bar,
+arrow keys and ``step:K`` figures) and whether it shows next-token prediction (``next_token``: the session
+then fetches a decoder's LM head after the first draw).
 
 Everything else derives from ``TAB_LIST``: ``TABS``, ``TAB_VIEWS``, ``VALUE_TABS``, ``N_STEPS``,
 ``shown_matrix``, the figure names of ``pyapp.figures`` and the page's tab bar (``tab_bar_html``; a test
@@ -22,6 +24,7 @@ import numpy as np
 
 from ..core.analysis import rollout
 from .context import ViewContext
+from .stepping import MAX_STEPS
 
 Shown = Callable[[ViewContext], Tuple[np.ndarray, str]]
 
@@ -77,6 +80,7 @@ class Tab:
     values: bool = False        # the view shows V, head outputs, W_O (fetched after the first draw)
     steps: int = 0              # steps of a stepped view (1..steps), 0 if none
     figure: str = ""            # its name for pyapp.figure (default: the id)
+    next_token: bool = False    # the view shows next-token prediction (decoders: the LM head, fetched on opening)
 
     @property
     def module(self) -> str:
@@ -93,15 +97,16 @@ class Tab:
 
 TAB_LIST: Tuple[Tab, ...] = (
     Tab("overview", "Overview", mean_of_heads),
-    Tab("steps", "Step by step", one_head, values=True, steps=9, figure="step"),
+    Tab("steps", "Steps", one_head, values=True, steps=MAX_STEPS, figure="step"),
     Tab("heads", "Heads", one_head),
-    Tab("math", "Mathematics", one_head, values=True),
+    Tab("math", "Math", one_head, values=True),
     Tab("architecture", "Architecture", one_head, values=True),
     Tab("model", "Model", mean_of_heads, all_layers=True),
     Tab("lines", "Head lines", ticked_heads),
     Tab("neuron", "Neuron", query_row),
     Tab("rollout", "Rollout", rollout_of_layers, all_layers=True),
     Tab("stats", "Head stats", mean_of_heads, all_layers=True),
+    Tab("next", "Next token", mean_of_heads, next_token=True),
 )
 
 TAB: Dict[str, Tab] = {t.id: t for t in TAB_LIST}

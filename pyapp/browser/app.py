@@ -46,7 +46,8 @@ CATALOGUE_URL = "../models/index.json"   # fetched again by Retry
 URL_DEBOUNCE_MS = 300
 RESIZE_DEBOUNCE_MS = 120
 PLACEHOLDER_AFTER_S = 0.25     # a download taking longer than this puts the loading placeholder on the canvas
-STATE_ACTIONS = ("pinned_row", "head", "tab", "step", "arch", "layer", "heads_shown", "sort_by", "sort_desc")
+STATE_ACTIONS = ("pinned_row", "head", "tab", "step", "arch", "layer", "heads_shown", "sort_by", "sort_desc",
+                 "sample_t", "top_k", "top_p", "text")
 
 
 class App:
@@ -112,6 +113,8 @@ class App:
             self.schedule()
         changes = {k: (tuple(v) if k == "heads_shown" and v is not None else v)
                    for k, v in act.items() if k in STATE_ACTIONS}
+        if "text" in changes:                      # the next-token view appends a token: the box shows it
+            el("text").value = changes["text"]
         if changes:
             self.set(**changes)
 
@@ -171,7 +174,7 @@ class App:
         self.loader.start(plan.later)
         if plan.later:
             self.bar.track(plan.later)
-        self.present(self.frame(loading=("V/O weights of layer %d" % st.layer) if plan.later else ""))
+        self.present(self.frame(loading=self.session.later_label(st, plan)))
         if plan.later:
             await self.loader.wait(plan.later, self.changed)
             if self.dirty:

@@ -11,6 +11,8 @@ from .compat import js
 from .dom import Debouncer, Listeners, clear, el, option
 
 TEXT_DEBOUNCE_MS = 250
+CAUSAL_ONLY_NOTE = ("Always on for this model: a causal decoder is trained to predict each next token from the "
+                    "ones before it, so the mask is part of the model, not a lens. For an encoder it is optional.")
 STEPPED_TAB = next(t.id for t in TAB_LIST if t.steps)      # where the step keys and buttons lead
 TEXT_FIELDS = ("TEXTAREA", "INPUT", "SELECT")
 
@@ -116,7 +118,7 @@ class ControlPanel:
     def step_by(self, d: int):
         st = self.app.state
         t = tab(st.tab) if tab(st.tab).steps else tab(STEPPED_TAB)
-        self.app.set(tab=t.id, step=min(max(st.step + d, 1), t.steps))
+        self.app.set(tab=t.id, step=min(max(st.step + d, 1), self.app.session.n_steps(st)))
 
     # ---- showing a frame's controls -------------------------------------------------------------------
     def sync(self, c: Controls):
@@ -139,7 +141,12 @@ class ControlPanel:
         if abs(float(temp.value) - pos) > 0.006:
             temp.value = str(pos)
         el("temperature-value").textContent = "T = %.2f" % c.temperature
-        el("causal").checked = c.causal
+        box = el("causal")
+        box.checked = c.causal or c.causal_only      # a decoder's mask is part of the model: on, not switchable
+        box.disabled = c.causal_only
+        note = el("causal-note")
+        note.textContent = CAUSAL_ONLY_NOTE if c.causal_only else ""
+        note.hidden = not c.causal_only
         el("model-info").textContent = c.model_info
         for t in TABS:
             b = el("tab-" + t)

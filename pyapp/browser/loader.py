@@ -23,6 +23,8 @@ from .fetch import FetchError, fetch_bytes
 
 MODELS_URL = "../models/"      # weight files: fetched on demand, relative to web/index.html
 TIMEOUT_S = 20.0               # abort a download after this long without a byte
+MAX_CONCURRENT = 8             # downloads at once; the others wait their turn (their stall clock not started)
+GROUP_OVER = 12                # the loading bar shows more files than this as one line (the LM head: 1,600)
 
 
 def timeout_seconds() -> float:
@@ -85,6 +87,8 @@ class Loader:
         self.fraction: Dict[str, float] = {}
         self.pinned: Set[str] = set()            # files an export waits for: never cancelled by ``keep``
         self._watch: Dict[str, _Watchdog] = {}
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT)
+        self._wanted: Optional[Set[str]] = None   # the paths of the latest ``keep``: a queued file not in it is dropped
 
     def failure(self, files: Iterable[FileEntry]) -> Optional[Exception]:
         """The error of the first of ``files`` that failed (until ``retry``), else None."""
@@ -98,7 +102,9 @@ class Loader:
             self.tasks[f.path] = asyncio.ensure_future(self._download(f))
 
     def keep(self, paths: Set[str]):
-        """Cancel the downloads whose file is not in ``paths`` (nobody needs it any more)."""
+        """Cancel the downloads whose file is not in ``paths`` (nobody needs it any more); queued ones are
+        dropped when their turn comes."""
+        self._wanted = set(paths)
         for path, watch in list(self._watch.items()):
             if path not in paths and path not in self.pinned:
                 watch.cancel()
@@ -136,6 +142,14 @@ class Loader:
                     woken.cancel()
 
     async def _download(self, f: FileEntry):
+        path = f.path
+        async with self._slots:                    # at most MAX_CONCURRENT at once
+            if self._wanted is not None and path not in self._wanted and path not in self.pinned:
+                self.tasks.pop(path, None)          # nobody needs it any more: never started, not a failure
+                return
+            await self._fetch_one(f)
+
+    async def _fetch_one(self, f: FileEntry):
         path = f.path
         controller = js.AbortController.new()
         watch = self._watch[path] = _Watchdog(self.timeout_s, controller)
@@ -180,6 +194,11 @@ class ProgressBar:
     def __init__(self, loader: Loader):
         self.loader = loader
         self.labels: Dict[str, str] = {}
+        self.group: Dict[str, int] = {}      # many files shown as one line: path -> size
+        self.group_done: Dict[str, float] = {}
+        self.group_total = 0
+        self.group_sum = 0.0
+        self.group_label = ""
 
     def track(self, files: Iterable[FileEntry]):
         files = list(files)
@@ -188,8 +207,17 @@ class ProgressBar:
         if bar.hidden:
             boot.clear()
             self.labels = {}
+            self.group = {}
             boot.progress("runtime", "Python runtime", 1)
             boot.progress("numpy", "numpy", 1)
+        if len(files) > GROUP_OVER:          # one line for them all (a line per file would be 1,600 lines)
+            self.group = {f.path: f.size for f in files}
+            self.group_done = {f.path: self.loader.fraction.get(f.path, 0.0) * f.size for f in files}
+            self.group_total = sum(self.group.values()) or 1
+            self.group_sum = sum(self.group_done.values())
+            self.group_label = "%d files (%s)" % (len(files), size_label(self.group_total))
+            self._update_group()
+            files = []
         wanted = {f.path for f in files}
         for path in [p for p in self.labels if p not in wanted and self.loader.fraction.get(p, 0) < 1]:
             boot.remove("file:" + path)
@@ -201,7 +229,17 @@ class ProgressBar:
         bar.classList.remove("failed")
         bar.hidden = False
 
+    def _update_group(self):
+        js.mhsaBoot.progress("group", self.group_label, self.group_sum / self.group_total)
+
     def update(self, path: str, fraction: float):
+        if path in self.group:
+            before = self.group_sum
+            self.group_sum += fraction * self.group[path] - self.group_done.get(path, 0.0)
+            self.group_done[path] = fraction * self.group[path]
+            if int(100 * before / self.group_total) != int(100 * self.group_sum / self.group_total):
+                self._update_group()            # the bar moves by whole percents
+            return
         if path in self.labels:
             js.mhsaBoot.progress("file:" + path, self.labels[path], fraction)
 

@@ -10,7 +10,7 @@ on a query head selects it: {"head": h}).  Without GQA (every head its own K/V) 
 from __future__ import annotations
 
 from ..core.attention import kv_head_of
-from .scene import Scene, text_width
+from .scene import Scene, text_width, wrap_text
 
 Q_COLOR = "#1f6feb"
 KV_COLOR = "#d9822b"
@@ -58,5 +58,8 @@ def draw_gqa(scene: Scene, x: float, y: float, width: float, n_heads: int, n_kv_
             if group > 1 and d_k else
             "every head has its own K and V (no grouping)" if group == 1 else
             "%d query heads share %d K/V heads" % (n_heads, kv))
-    scene.text(x, ky + box + 18, note, size=11, color="#555555", max_width=width)
-    return ky + box + 24 - y
+    ny = ky + box + 18
+    for line in wrap_text(note, width, 11):
+        scene.text(x, ny, line, size=11, color="#555555")
+        ny += 15
+    return ny + 6 - y

@@ -264,14 +264,28 @@ def _inside_sdpa(c: Canvas, x: float, y: float, w: float) -> float:
 def render(ctx: ViewContext, width: float) -> Scene:
     width = max(float(width), 320.0)
     arch = ctx.arch if ctx.arch in ARCH_DIAGRAMS else "encoder"
+    diagrams = ARCH_DIAGRAMS
+    if ctx.is_decoder:      # a decoder's own diagram; the encoder one is not this model
+        diagrams = tuple(d for d in ARCH_DIAGRAMS if d != "encoder")
+        arch = "decoder" if arch == "encoder" else arch
     scene = Scene(width, 100, label="Architecture: %s diagram, multi-head attention highlighted" % ARCH_LABELS[arch])
     inner = width - 2 * MARGIN
     model = ctx.model_name or "this model"
-    y = header(scene, MARGIN, MARGIN, inner, "Where attention sits in a Transformer",
-               "%s is an encoder: %d layers, each with %d attention heads (d_model %d). Highlighted: the multi-head "
-               "attention blocks. Click a block to see its step." % (model, ctx.n_layers, ctx.n_heads, ctx.d_model))
+    if ctx.is_decoder:
+        what = ("a decoder-only causal Transformer (Llama: RMSNorm before each block, rotary positions, %d query "
+                "heads sharing %d key/value heads, SwiGLU feed-forward): %d layers, d_model %d"
+                % (ctx.n_heads, ctx.trace.kv_heads, ctx.n_layers, ctx.d_model) if ctx.model_arch == "llama" else
+                "a decoder-only causal Transformer (GPT-2: LayerNorm before each block, learned positions): "
+                "%d layers, each with %d heads (d_model %d)" % (ctx.n_layers, ctx.n_heads, ctx.d_model))
+        sub = ("%s is %s. Highlighted: its masked multi-head attention (no cross-attention: there is no encoder). "
+               "Click a block to see its step." % (model, what))
+    else:
+        sub = ("%s is an encoder: %d layers, each with %d attention heads (d_model %d). Highlighted: the "
+               "multi-head attention blocks. Click a block to see its step."
+               % (model, ctx.n_layers, ctx.n_heads, ctx.d_model))
+    y = header(scene, MARGIN, MARGIN, inner, "Where attention sits in a Transformer", sub)
     bx = MARGIN
-    for key in ARCH_DIAGRAMS:
+    for key in diagrams:
         label = ARCH_LABELS[key]
         bw = text_width(label, 12, bold=(key == arch)) + 24
         if bx + bw > MARGIN + inner:
@@ -292,7 +306,7 @@ def render(ctx: ViewContext, width: float) -> Scene:
         geo = _encoder(c, ex, y, col_w, ctx.n_layers)
         diag_right, diag_h = ex + col_w + 40, geo["height"]
     elif arch == "decoder":
-        geo = _decoder(c, MARGIN + 20, y, col_w, ctx.n_layers, cross=False)
+        geo = _decoder(c, MARGIN + 20, y, col_w, ctx.n_layers, cross=False, current=ctx.is_decoder)
         diag_right, diag_h = MARGIN + 20 + col_w + 120, geo["height"]
     else:
         gap = 46.0 if narrow else 100.0

@@ -13,6 +13,7 @@ from ..draw.mathtext import (
     Box,
     Bracket,
     Frac,
+    Matrix,
     Row,
     Scripts,
     Space,
@@ -20,6 +21,7 @@ from ..draw.mathtext import (
     Text,
     cols_that_fit,
     draw,
+    fmt_number,
     label_column,
     matrix_of,
     op,
@@ -69,6 +71,47 @@ def multihead_formula(s: float) -> Box:
     return Row([Text("MultiHead", s), Text("(", s), var("X", s), Text(")", s), op("=", s), Text("Concat", s),
                 Text("(", s), var("head", s, sub="1"), Text(", …, ", s), var("head", s, sub="h", sub_italic=True),
                 Text(")", s), var("W", s, sup="O")])
+
+
+def gqa_formula(s: float, H: int, G: int) -> Box:
+    """head_h reads K, V of group g = ⌊h / (H/G)⌋"""
+    return Row([var("head", s, sub="h", sub_italic=True), op("=", s), Text("Attention", s), Text("(", s),
+                var("Q", s, sub="h", sub_italic=True), Text(", ", s), var("K", s, sub="g", sub_italic=True),
+                Text(", ", s), var("V", s, sub="g", sub_italic=True), Text(")", s), Text(",", s), Space(0.6 * s),
+                _symbol("g", s), op("=", s), Text("⌊", s), _symbol("h", s), Text(" / %d⌋" % (H // G), s),
+                Space(0.4 * s), Text("(%d query heads, %d K/V heads)" % (H, G), s * 0.8)])
+
+
+def rope_formula(s: float) -> Box:
+    """[q'_i; q'_(i+d/2)] = [[cos mθ_i, −sin mθ_i], [sin mθ_i, cos mθ_i]] [q_i; q_(i+d/2)],  θ_i = base^(−2i/d_k)"""
+    z = s * 0.8
+    rot = Matrix([[Text("cos mθ", z, italic=True), Text("−sin mθ", z, italic=True)],
+                  [Text("sin mθ", z, italic=True), Text("cos mθ", z, italic=True)]], s, col_gap=0.6 * s,
+                 row_gap=0.25 * s)
+    lhs = Matrix([[var("q′", z, sub="i", sub_italic=True)], [var("q′", z, sub="i+d/2")]], s, row_gap=0.25 * s)
+    rhs = Matrix([[var("q", z, sub="i", sub_italic=True)], [var("q", z, sub="i+d/2")]], s, row_gap=0.25 * s)
+    return Row([lhs, op("=", s), rot, rhs])
+
+
+def rope_lines(ctx, s: float, ms: float) -> List[Box]:
+    """The rotation of pair 0 and of the slowest pair for the query token, with its numbers."""
+    tr, h = ctx.trace, ctx.head_index
+    m = ctx.query_index()
+    theta = float(getattr(ctx.weights, "rope_theta", 0.0) or 0.0)
+    half = ctx.d_k // 2
+    out = []
+    for i in (0, half - 1):
+        freq = theta ** (-2.0 * i / ctx.d_k)
+        a = m * freq
+        before = tr.q_unrotated[h, m, [i, i + half]]
+        after = tr.q[h, m, [i, i + half]]
+        rot = Matrix([[Text(fmt_number(math.cos(a), 3), ms), Text(fmt_number(-math.sin(a), 3), ms)],
+                      [Text(fmt_number(math.sin(a), 3), ms), Text(fmt_number(math.cos(a), 3), ms)]], ms,
+                     col_gap=0.6 * ms, row_gap=0.25 * ms)
+        out.append(Row([Text("pair %d, '%s' (m = %d): θ = %s, mθ = %.4g" % (i, ctx.tokens[m], m, "%.3g" % freq, a),
+                             ms, font="sans"), Space(ms), matrix_of(after[:, None], ms), op("=", s), rot,
+                        matrix_of(before[:, None], ms)]))
+    return out
 
 
 def _fit(build, size: float, width: float, min_size: float = 9.0) -> Box:
@@ -140,6 +183,20 @@ def render(ctx: ViewContext, width: float) -> Scene:
                             var("W", z, sub="i", sup="V", sub_italic=True), op("∈", z),
                             _symbolic_dims(z, "d_model", "d_k"), op("=", z), _real(z, dm, dk)]), s * 0.85,
              inner - 10))
+    if ctx.trace.kv_heads != H:
+        G = ctx.trace.kv_heads
+        section("Grouped-query attention: %d query heads share %d key/value heads" % (H, G))
+        put(_fit(lambda z: gqa_formula(z, H, G), s * 0.85, inner - 10))
+        note("W_K, W_V ∈ ℝ^(d_model × G·d_k) = %d × %d (not %d × %d): head %d reads K_%d and V_%d"
+             % (dm, G * dk, dm, H * dk, h, ctx.trace.kv_head(h), ctx.trace.kv_head(h)))
+    if ctx.rope:
+        theta = float(getattr(ctx.weights, "rope_theta", 0.0) or 0.0)
+        section("Rotary positions (RoPE): Q and K of token m turned by m·θ_i")
+        put(_fit(rope_formula, s, inner - 10))
+        note("θ_i = %g^(−2i/%d) for the %d coordinate pairs (i, i + %d);  q′_m · k′_n depends on m − n only"
+             % (theta, dk, dk // 2, dk // 2))
+        for box in rope_lines(ctx, s, ms):
+            put(_fit(lambda z, b=box: b, s, inner - 10), tooltip="Q of head %d before and after the rotation" % h)
     section("Heads are concatenated and projected")
     put(_fit(multihead_formula, s, inner - 10))
     put(_fit(lambda z: Row([var("W", z, sup="O"), op("∈", z), _symbolic_dims(z, "hd_k", "d_model"), op("=", z),

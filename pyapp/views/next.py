@@ -80,7 +80,7 @@ def _context_line(scene: Scene, x: float, y: float, w: float, text: str) -> floa
 
 def _controls(scene: Scene, x: float, y: float, w: float, pred: Prediction) -> float:
     s = pred.sampler
-    rows = (("temperature", [("%g" % t, {"sample_t": t}, abs(t - s.temperature) < 1e-9) for t in SAMPLE_T_CHOICES]),
+    rows = (("sampling T", [("%g" % t, {"sample_t": t}, abs(t - s.temperature) < 1e-9) for t in SAMPLE_T_CHOICES]),
             ("top-k", [(("off" if k == 0 else str(k)), {"top_k": k}, k == s.top_k) for k in TOP_K_CHOICES]),
             ("top-p", [(("off" if p >= 1.0 else "%g" % p), {"top_p": p}, abs(p - s.top_p) < 1e-9)
                        for p in TOP_P_CHOICES]))

@@ -16,7 +16,8 @@ from typing import List, Union
 import numpy as np
 
 from ..app.context import ViewContext
-from ..app.tabs import N_STEPS
+from ..app.stepping import ENCODER_STEPS, step_titles
+from ..app.stepping import step_title as keyed_title
 from ..draw.blocks import (
     Block,
     column_block,
@@ -28,31 +29,32 @@ from ..draw.blocks import (
     text_block,
     wide_cell,
 )
+from ..draw.gqa import draw_gqa
 from ..draw.heatmap import alt_text, draw_heatmap
 from ..draw.matrix import draw_matrix, row_height
+from ..draw.rope import draw_rope
 from ..draw.scene import Scene, header, text_width, wrap_text
 
 TITLE = "Step by step"
-STEP_TITLES = [
-    "Input tokens",
-    "Token embeddings",
-    "Linear projections Q, K, V",
-    "Scores Q·Kᵀ",
-    "Scaling by √d_k",
-    "Softmax",
-    "Attention × values",
-    "Concatenate the heads",
-    "Output projection",
-]
+STEP_TITLES = list(step_titles())      # an encoder's nine steps (a decoder's: ctx.step_keys, app/stepping.py)
+N_STEPS = len(STEP_TITLES)             # an encoder's; a decoder has 10 (GPT-2) or 11 (Llama: + RoPE)
+BASE = {k: i + 1 for i, k in enumerate(ENCODER_STEPS)}   # a shared step's number among the encoder's nine
 MARGIN = 12.0
 ACCENT = "#1f6feb"
+
 
 def step_title(step: int) -> str:
     return STEP_TITLES[clamp_step(step) - 1]
 
 
-def clamp_step(step: int) -> int:
-    return max(1, min(N_STEPS, int(step)))
+def clamp_step(step: int, n_steps: int = len(ENCODER_STEPS)) -> int:
+    return max(1, min(n_steps, int(step)))
+
+
+def step_key(ctx: ViewContext, step: int) -> str:
+    """The key of step ``step`` (1-based) of this model's steps ("qkv", "rope", "mask", ...)."""
+    keys = ctx.step_keys
+    return keys[clamp_step(step, len(keys)) - 1]
 
 
 def _heatmap_block(ctx: ViewContext, matrix, title, frac=0.55, signed=False, what="weight", row_sums=False,
@@ -121,15 +123,16 @@ def _aligned_block(ctx: ViewContext, probs: np.ndarray, title: str, mats) -> Blo
     return block
 
 
-def _progress(scene: Scene, x: float, y: float, width: float, step: int) -> float:
-    """Nine numbered dots joined by a line; the current one filled. Returns the height used."""
+def _progress(scene: Scene, x: float, y: float, width: float, step: int, titles) -> float:
+    """One numbered dot per step joined by a line; the current one filled. Returns the height used."""
     r = 11.0
-    span = min(width - 2 * r, 9 * 56.0)
-    dx = span / (N_STEPS - 1)
+    count = len(titles)
+    span = min(width - 2 * r, count * 56.0)
+    dx = span / (count - 1)
     cy = y + r + 1
     scene.line(x + r, cy, x + r + span, cy, color="#c9ced6", width=2)
     scene.line(x + r, cy, x + r + dx * (step - 1), cy, color=ACCENT, width=2)
-    for k in range(1, N_STEPS + 1):
+    for k in range(1, count + 1):
         cx = x + r + dx * (k - 1)
         done, cur = k < step, k == step
         scene.rect(cx - r, cy - r, 2 * r, 2 * r, radius=r, fill=ACCENT if (cur or done) else "#ffffff",
@@ -137,18 +140,30 @@ def _progress(scene: Scene, x: float, y: float, width: float, step: int) -> floa
         scene.text(cx, cy + 0.5, str(k), size=11, align="center", baseline="middle", bold=cur,
                    color="#ffffff" if (cur or done) else "#444444")
         scene.region(cx - r - 3, cy - r - 3, 2 * r + 6, 2 * r + 6, "step_dot", action={"step": k},
-                     tooltip="Step %d: %s" % (k, STEP_TITLES[k - 1]))
-    scene.text(x + r + span + r + 10, cy + 0.5, "step %d of %d" % (step, N_STEPS), size=12, baseline="middle",
+                     tooltip="Step %d: %s" % (k, titles[k - 1]))
+    scene.text(x + r + span + r + 10, cy + 0.5, "step %d of %d" % (step, count), size=12, baseline="middle",
                color="#444444") if width - span > 110 else None
     return 2 * r + 2
 
 
 # ---- the nine steps ---------------------------------------------------------------------------------
 def captions(ctx: ViewContext, step: int) -> List[str]:
-    """Shape-tracking caption lines of a step."""
+    """Shape-tracking caption lines of a step (1-based among this model's steps)."""
+    key = step_key(ctx, step)
+    if key in DECODER_STEPS:
+        return DECODER_STEPS[key][1](ctx)
+    lines = _captions(ctx, BASE[key])
+    if key == "qkv" and ctx.trace.kv_heads != ctx.n_heads:
+        g = ctx.trace.kv_head(ctx.head_index)
+        lines.append("grouped-query: %d query heads, %d K/V heads; query head %d reads K_%d, V_%d "
+                     "(%d = ⌊%d / %d⌋)" % (ctx.n_heads, ctx.trace.kv_heads, ctx.head_index, g, g, g,
+                                           ctx.head_index, ctx.n_heads // ctx.trace.kv_heads))
+    return lines
+
+
+def _captions(ctx: ViewContext, step: int) -> List[str]:
     n, dm, dk, h, H = ctx.n, ctx.d_model, ctx.d_k, ctx.head_index, ctx.n_heads
     da = H * dk
-    step = clamp_step(step)
     if step == 1:
         special = sum(1 for t in ctx.tokens if t in ("[CLS]", "[SEP]", "<s>", "</s>"))
         return ["n = %d tokens (%d from the text + %d special)" % (n, n - special, special)]
@@ -176,6 +191,15 @@ def captions(ctx: ViewContext, step: int) -> List[str]:
 
 
 def _explain(ctx: ViewContext, step: int) -> str:
+    key = step_key(ctx, step)
+    if key in DECODER_STEPS:
+        return DECODER_STEPS[key][0](ctx)
+    if ctx.is_decoder and key in DECODER_EXPLAIN:
+        return DECODER_EXPLAIN[key](ctx)
+    return _explain_base(ctx, BASE[key])
+
+
+def _explain_base(ctx: ViewContext, step: int) -> str:
     h = ctx.head_index
     return [
         "The text is split into WordPiece tokens; [CLS] and [SEP] mark the start and the end.",
@@ -197,7 +221,7 @@ def _explain(ctx: ViewContext, step: int) -> str:
         "All heads run in parallel; their outputs are placed side by side (head %d outlined)." % h,
         "A last linear map W_O mixes the heads back into d_model numbers per token: same shape as the "
         "input, so the result can be added to it (residual) and the blocks can be stacked.",
-    ][clamp_step(step) - 1]
+    ][step - 1]
 
 
 def _step_blocks(ctx: ViewContext, step: int, width: float):
@@ -208,12 +232,14 @@ def _step_blocks(ctx: ViewContext, step: int, width: float):
     if step == 1:
         return [_token_chips(ctx)]
     if step == 2:
-        return [matrix_block(tr.x, "X", "%d × %d" % (n, dm), rh, toks, max_cell_w=4.0)]
+        name = ("RMSNorm(x)" if ctx.model_arch == "llama" else "LayerNorm(x)") if ctx.is_decoder else "X"
+        return [matrix_block(tr.x, name, "%d × %d" % (n, dm), rh, toks, max_cell_w=4.0)]
     if step == 3:
         return _projection_blocks(ctx, row_height(n, min(150.0, 12.0 * n)))
     if step == 4:
         kt = tr.k[h].T  # (d_k, n)
-        return [matrix_block(tr.q[h], "Q_h", "%d × %d" % (n, dk), rh, toks, max_cell_w=6.0), "×",
+        return [matrix_block(tr.q[h], "Q_h (rotated)" if ctx.rope else "Q_h", "%d × %d" % (n, dk), rh, toks,
+                             max_cell_w=6.0), "×",
                 matrix_block(kt, "K_hᵀ", "%d × %d" % (dk, n), min(rh, 6.0), None, max_cell_w=min(rh, 10.0)),
                 "=", _heatmap_block(ctx, tr.scores[h], "scores S_h (head %d)" % h, frac=0.42, signed=True,
                                     what="score")]
@@ -260,12 +286,22 @@ def _step_blocks(ctx: ViewContext, step: int, width: float):
     return [column_block([row_block(proj), compare], gap=22.0)]
 
 
+def _gqa_block(ctx: ViewContext) -> Block:
+    def block(sub: Scene, max_w: float, alone: bool = False):
+        w = min(max_w, 640.0)
+        return w, draw_gqa(sub, 0, 0, w, ctx.n_heads, ctx.trace.kv_heads, ctx.head_index, ctx.d_k)
+    return block
+
+
 def _projection_blocks(ctx: ViewContext, rh: float):
     tr, w, h, n, dk = ctx.trace, ctx.weights, ctx.head_index, ctx.n, ctx.d_k
-    band = (h * dk, (h + 1) * dk)
+    g = tr.kv_head(h)
+    grouped = tr.kv_heads != tr.n_heads
     rows = []
     for letter, mat, weight in (("Q", tr.q, getattr(w, "q_weight", None)), ("K", tr.k, getattr(w, "k_weight", None)),
                                 ("V", tr.v, getattr(w, "v_weight", None))):
+        shared = grouped and letter != "Q"            # K and V: the kv head's band of the smaller matrix
+        band = (g * dk, (g + 1) * dk) if shared else (h * dk, (h + 1) * dk)
         if mat is None:
             rows.append(notice_block(ctx.loading_message() + "  (V_h = X W_V,hᵀ + b)", 420, 56))
             continue
@@ -275,13 +311,19 @@ def _projection_blocks(ctx: ViewContext, rh: float):
             side = 84.0
             items += [matrix_block(wt, "W_%sᵀ" % letter, "%d × %d" % wt.shape, side / wt.shape[0], None,
                                     max_cell_w=side / wt.shape[1], highlight_cols=band), "→"]
-        items.append(matrix_block(mat[h], "%s_h" % letter, "%d × %d (head %d)" % (n, dk, h), rh,
-                                   ctx.tokens, max_cell_w=8.0))
+        shown = tr.q_unrotated if (ctx.rope and letter == "Q") else tr.k_unrotated if (ctx.rope and letter == "K") \
+            else mat                                    # RoPE models: before the rotation (the next step)
+        what = "kv head %d, shared by heads %d–%d" % (g, g * (tr.n_heads // tr.kv_heads),
+                                                      (g + 1) * (tr.n_heads // tr.kv_heads) - 1) if shared \
+            else "head %d" % h
+        items.append(matrix_block(shown[h], "%s_%d" % (letter, g) if shared else "%s_h" % letter,
+                                  "%d × %d (%s)" % (n, dk, what), rh, ctx.tokens, max_cell_w=8.0))
         rows.append(row_block(items))
     # X is drawn narrower beside the three projections (sub-pixel columns; the tooltip stays exact)
     x_block = matrix_block(tr.x, "X", "%d × %d" % (n, ctx.d_model), rh, ctx.tokens,
                             max_cell_w=wide_cell(ctx.d_model), frac=0.36)
-    return [row_block([x_block, "→", column_block(rows, gap=12.0)], op_y=20.0 + rh * n / 2)]
+    main = row_block([x_block, "→", column_block(rows, gap=12.0)], op_y=20.0 + rh * n / 2)
+    return [column_block([_gqa_block(ctx), main], gap=18.0)] if grouped else [main]
 
 
 def _token_chips(ctx: ViewContext) -> Block:
@@ -321,23 +363,121 @@ def _token_chips(ctx: ViewContext) -> Block:
 
 def render(ctx: ViewContext, width: float) -> Scene:
     width = max(float(width), 320.0)
-    step = clamp_step(ctx.step)
+    keys = ctx.step_keys
+    titles = [keyed_title(k, ctx.model_arch) for k in keys]
+    step = clamp_step(ctx.step, len(keys))
+    key = keys[step - 1]
     h = ctx.head_index
     scene = Scene(width, 100, label="Step %d of %d: %s (head %d, layer %d)"
-                  % (step, N_STEPS, STEP_TITLES[step - 1], h, ctx.layer))
+                  % (step, len(keys), titles[step - 1], h, ctx.layer))
     inner = width - 2 * MARGIN
     y = MARGIN
-    y += _progress(scene, MARGIN, y, inner, step) + 12
-    y = header(scene, MARGIN, y, inner, "Step %d · %s" % (step, STEP_TITLES[step - 1]), _explain(ctx, step))
-    y += flow(scene, MARGIN, y, inner, _step_blocks(ctx, step, inner)) + 16
+    y += _progress(scene, MARGIN, y, inner, step, titles) + 12
+    y = header(scene, MARGIN, y, inner, "Step %d · %s" % (step, titles[step - 1]), _explain(ctx, step))
+    blocks = DECODER_STEPS[key][2](ctx, inner) if key in DECODER_STEPS else _step_blocks(ctx, BASE[key], inner)
+    y += flow(scene, MARGIN, y, inner, blocks) + 16
     for line in captions(ctx, step):
         for part in wrap_text(line, inner, 12, "mono"):
             scene.text(MARGIN, y + 12, part, size=12, font="mono", color="#0b4f9c")
             y += 17
     scene.height = y + MARGIN
-    if step >= 4:
+    if keys.index(key) >= keys.index("scores"):
         scene.alt_text = alt_text(ctx.trace.probs[h], ctx.tokens, ctx.tokens, 3,
                                   "Head %d, layer %d attention. Each query token's top 3 keys:" % (h, ctx.layer))
     else:
-        scene.alt_text = "Step %d: %s. %s" % (step, STEP_TITLES[step - 1], " ".join(captions(ctx, step)))
+        scene.alt_text = "Step %d: %s. %s" % (step, titles[step - 1], " ".join(captions(ctx, step)))
     return scene
+
+
+# ---- a decoder's own steps: RoPE and the causal mask; its explanations where they differ ---------------
+def _rope_explain(ctx: ViewContext) -> str:
+    return ("Llama has no position embeddings: position enters here. Q and K of token m are rotated, pair of "
+            "coordinates by pair, by the angle m·θ_i (θ_i = base^(−2i/d_k): fast pairs turn a lot per "
+            "position, slow ones hardly). A dot product of two rotated vectors depends on the angle between "
+            "them, so q_m·k_n sees the positions only through the offset m − n. Grey: before, colour: after.")
+
+
+def _rope_captions(ctx: ViewContext) -> List[str]:
+    theta = float(getattr(ctx.weights, "rope_theta", 0.0) or 0.0)
+    dk = ctx.d_k
+    return ["(q_i, q_(i+d/2)) of token m turned by m·θ_i, θ_i = %g^(−2i/%d): θ_0 = 1 rad, θ_%d = %.2g rad"
+            % (theta, dk, dk // 2 - 1, theta ** (-2.0 * (dk // 2 - 1) / dk)),
+            "Q_h, K_h: n × d_k = %d × %d before and after; the same rotation for K (kv head %d)"
+            % (ctx.n, dk, ctx.trace.kv_head(ctx.head_index))]
+
+
+def _rope_blocks(ctx: ViewContext, width: float) -> List[Union[Block, str]]:
+    tr, h = ctx.trace, ctx.head_index
+    theta = float(getattr(ctx.weights, "rope_theta", 0.0) or 0.0)
+
+    def dials(name, before, after, color) -> Block:
+        def block(sub: Scene, max_w: float, alone: bool = False):
+            w = max_w if alone else min(max_w * 0.48, 470.0)
+            return w, draw_rope(sub, 0, 0, w, before, after, ctx.tokens, theta, name, color)
+        return block
+    return [dials("Q", tr.q_unrotated[h], tr.q[h], ACCENT),
+            dials("K", tr.k_unrotated[h], tr.k[h], "#d9822b")]
+
+
+def _mask_explain(ctx: ViewContext) -> str:
+    return ("A causal decoder is trained to predict each next token from the ones before it, so token i may "
+            "only look at tokens j ≤ i: the scores above the diagonal are set to −∞ (grey), and after the "
+            "softmax their weight is exactly 0. For this model the mask is part of the model, always on.")
+
+
+def _mask_captions(ctx: ViewContext) -> List[str]:
+    n = ctx.n
+    return ["M_ij = 0 for j ≤ i, −∞ for j > i : %d × %d (%d of %d entries hidden)"
+            % (n, n, n * (n - 1) // 2, n * n)]
+
+
+def _mask_blocks(ctx: ViewContext, width: float) -> List[Union[Block, str]]:
+    tr, h = ctx.trace, ctx.head_index
+    masked = tr.masked[h] if tr.masked is not None else tr.scaled[h]
+    return [_heatmap_block(ctx, tr.scaled[h], "S_h / √d_k", frac=0.42, signed=True, what="scaled score"),
+            "+ M =", _heatmap_block(ctx, masked, "masked scores", frac=0.42, signed=True, what="masked score",
+                                    mask=ctx.causal_mask())]
+
+
+DECODER_STEPS = {   # key: (explanation, captions, blocks)
+    "rope": (_rope_explain, _rope_captions, _rope_blocks),
+    "mask": (_mask_explain, _mask_captions, _mask_blocks),
+}
+
+
+def _tokens_explain(ctx: ViewContext) -> str:
+    return ("The text is split into byte-level BPE tokens: frequent words are one token, a leading space is "
+            "part of the token (shown as ␣), rare words and emoji are split into pieces. No special token is "
+            "added: a decoder reads the text as it is.")
+
+
+def _embed_explain(ctx: ViewContext) -> str:
+    norm = "RMSNorm: x / √(mean(x²) + ε) · g" if ctx.model_arch == "llama" else "LayerNorm"
+    if ctx.layer == 0:
+        what = ("each token's row of the embedding table (no position embeddings: positions enter later, by "
+                "rotating Q and K)" if ctx.rope else "its word embedding plus its position embedding")
+        return "Each token becomes a vector: %s. A decoder block starts with %s; X below is that normalised " \
+               "vector, what the projections read." % (what, norm)
+    return ("The input to layer %d is the output of layer %d; the block starts with %s, and X below is that "
+            "normalised vector." % (ctx.layer, ctx.layer - 1, norm))
+
+
+def _qkv_explain(ctx: ViewContext) -> str:
+    tr = ctx.trace
+    if tr.kv_heads == tr.n_heads:
+        return _explain_base(ctx, BASE["qkv"])
+    g = tr.kv_head(ctx.head_index)
+    group = tr.n_heads // tr.kv_heads
+    return ("Grouped-query attention: %d query heads but only %d key/value heads. Each group of %d query "
+            "heads shares one K and one V, which saves memory when generating. Head %d reads K/V head %d "
+            "(click a query head to select it)." % (tr.n_heads, tr.kv_heads, group, ctx.head_index, g))
+
+
+def _softmax_explain(ctx: ViewContext) -> str:
+    return ("Softmax turns each row of masked scores into weights between 0 and 1 that sum to 1; the future "
+            "tokens (grey) get exactly 0, so the first token attends only to itself. Temperature T divides "
+            "the scores first: T > 1 flattens, T < 1 sharpens.")
+
+
+DECODER_EXPLAIN = {"tokens": _tokens_explain, "embed": _embed_explain, "qkv": _qkv_explain,
+                   "softmax": _softmax_explain}

@@ -222,3 +222,51 @@ def test_worker_files_are_listed_for_pyscript():
     for f in ("pyapp/worker/entry.py", "pyapp/worker/engine.py", "pyapp/worker/wire.py",
               "pyapp/browser/worker_client.py"):
         assert '"%s"' % f in toml
+
+
+PRESTART = """<!doctype html><meta charset="utf-8"><title>prestart</title>
+<script>window.mhsaWorkerRuntime = {indexURL: %s, version: "0.17.1", type: "classic"};</script>
+<script src="./coi.js" data-compute="auto"></script>
+<script src="%s"></script>
+"""
+
+
+def test_worker_started_at_page_open_is_adopted_by_the_client(new_page, server):
+    """web/coi.js with data-compute starts the worker at page open (its boot overlaps the page's own Python
+    boot); the page's client adopts it, replays what it missed, and computes through it."""
+    page, guard = new_page("pyodide")
+    url = server.url("/web/__prestart__.html")
+    index = server.url("/node_modules/@pyodide/pyodide/dist/")
+    page.route(url, lambda r: r.fulfill(status=200, content_type="text/html",
+                                        body=PRESTART % (json.dumps(index), index + "pyodide.js")))
+    page.goto(url)
+    assert page.evaluate("() => !!(window.mhsaCompute && window.mhsaCompute.worker)")
+    page.evaluate("""async (u) => { globalThis.pyodide = await loadPyodide({indexURL: u});
+                                     await pyodide.loadPackage(["numpy"]); }""", index)
+    files = [[server.url("/" + f), f] for f in ("pyapp/" + p.relative_to(ROOT / "pyapp").as_posix()
+                                                for p in (ROOT / "pyapp").rglob("*.py") if "__pycache__" not in p.parts)]
+    files.append([server.url("/models/index.json"), "models/index.json"])
+    out = page.evaluate("""async (files) => {
+        await pyodide.runPythonAsync(`
+import json, os, sys
+from js import fetch
+for url, dest in json.loads(${JSON.stringify(JSON.stringify(files))}):
+    text = await (await fetch(url)).text()
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    open(dest, "w", encoding="utf-8").write(text)
+sys.path.insert(0, os.getcwd())
+import js
+from pyapp.browser.worker_client import WorkerClient
+client = WorkerClient.start()
+info = await client.ready()
+shown = await client.compute("tab=heads", 800.0, 1.0)
+_r = json.dumps({"adopted": js.mhsaCompute.seen is None, "stages": sorted(client.boot_stages),
+                 "kind": shown.frame.kind, "status": shown.frame.status, "tokens": len(shown.frame.chips.tokens), "bitmap": shown.bitmap is not None,
+                 "simd": info["simd"]})
+`);
+        return pyodide.globals.get("_r");
+    }""", files)
+    got = json.loads(out)
+    assert got["adopted"] and "Started" in got["stages"] and got["simd"]
+    assert got["kind"] == "view" and got["tokens"] == 13 and got["bitmap"], got
+    guard.check()

