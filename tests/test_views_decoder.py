@@ -138,3 +138,101 @@ def test_bpe_tokens_are_labelled_by_the_text_they_stand_for(smollm2):
     emoji = [g for g in got if g.startswith("‹")]
     assert emoji and all(re.fullmatch(r"‹[0-9a-f]{2}( [0-9a-f]{2})*›", g) for g in emoji)
     assert labels(["[CLS]", "##ing"], "wordpiece") == ["[CLS]", "##ing"]
+
+
+# ---- the page's views on the decoder, through the same Session as the page (pyapp.figure) -------------
+@pytest.fixture(scope="module")
+def figs():
+    from pyapp.figures import figure
+
+    cache = {}
+
+    def get(view, **kw):
+        key = (view, tuple(sorted(kw.items())))
+        if key not in cache:
+            cache[key] = figure(TEXT, view=view, model="smollm2-135m", **kw)
+        return cache[key]
+    return get
+
+
+def _all_text(scene):
+    return " ".join(op["s"] for op in scene.ops if op["op"] == "text")
+
+
+def test_decoder_steps_are_the_models_own(figs):
+    from pyapp.figures import FigureError, figure
+
+    titles = []
+    for k in range(1, 12):
+        f = figs("step:%d" % k)
+        assert f.context.step_keys[k - 1] == ["tokens", "embed", "qkv", "rope", "scores", "scale", "mask",
+                                              "softmax", "values", "concat", "output"][k - 1]
+        titles.append(next(op["s"] for op in f.scene.ops if op["op"] == "text" and op["s"].startswith("Step %d ·" % k)))
+        assert "step %d of 11" % k in _all_text(f.scene)
+    assert titles[3] == "Step 4 · Rotary positions (RoPE)" and titles[6] == "Step 7 · Causal mask"
+    assert titles[1] == "Step 2 · Embeddings → RMSNorm" and titles[2] == "Step 3 · Q, K, V (grouped-query)"
+    with pytest.raises(FigureError, match="steps 1..9"):
+        figure(TEXT, view="step:10")                                  # MiniLM has nine
+    qkv = figs("step:3").scene
+    assert [r["data"]["action"] for r in qkv.regions if r["kind"] == "gqa_head"] == [{"head": h} for h in range(9)]
+    assert "K_0" in _all_text(qkv) and "shared by heads 0–2" in _all_text(qkv)
+    rope = figs("step:4").scene
+    assert len([r for r in rope.regions if r["kind"] == "rope_dial"]) == 2 * 4 * 8
+    mask = figs("step:7")
+    grids = [r for r in mask.scene.regions if r["kind"] == "attn_cell"]
+    assert len(grids) == 2 and grids[1]["data"]["mask"] is not None
+    t = mask.context.trace
+    assert np.isneginf(t.masked[0][np.triu_indices(t.masked.shape[-1], 1)]).all()
+
+
+def test_math_architecture_rollout_stats_speak_decoder(figs):
+    math_text = _all_text(figs("math").scene)
+    assert "Grouped-query attention: 9 query heads share 3 key/value heads" in math_text
+    assert "Rotary positions (RoPE)" in math_text and "θ_i = 100000^(−2i/64)" in math_text
+    arch = figs("architecture")
+    assert [r["data"]["action"] for r in arch.scene.regions if r["kind"] == "button"] == \
+        [{"arch": "decoder"}, {"arch": "transformer"}]
+    assert "decoder-only causal Transformer" in _all_text(arch.scene)
+    roll = figs("rollout")
+    assert "attention sink" in _all_text(roll.scene)
+    bars = [r for r in roll.scene.regions if r["kind"] == "rollout_bar"]
+    last = roll.context.tokens[-1]
+    assert bars and all(r["data"]["tooltip"].startswith("'%s' →" % last) for r in bars)
+    stats = figs("stats").scene
+    labels = [op["s"] for op in stats.ops if op["op"] == "text"]
+    assert "sink" in labels and "first" in labels and "[CLS]" not in labels
+
+
+def test_session_fetches_the_lm_head_only_for_the_next_tab(models_dir):
+    from pyapp.app.session import Session
+    from pyapp.app.state import AppState
+    from pyapp.core.files import fetch_into, load_local_catalogue
+
+    session = Session(load_local_catalogue(models_dir))
+    st = AppState(text=TEXT, model="smollm2-135m")
+    fetch_into(session.store, session.plan(st).files(), models_dir)      # the tokenizer
+    plan = session.plan(st)
+    assert not plan.later and {f.part for f in plan.required if f.part.startswith("layer")} == {"layer.0.qk"}
+    nxt = session.plan(st.with_(tab="next"))
+    assert any(f.part == "head" for f in nxt.later) and len(nxt.later) > 1500
+    assert "language-model head" in session.later_label(st.with_(tab="next"), nxt)
+    fetch_into(session.store, nxt.required, models_dir)
+    pred = session.context(st.with_(tab="next")).prediction
+    assert not pred.ready and "MB" in pred.loading
+    fetch_into(session.store, nxt.later, models_dir)
+    ctx = session.context(st.with_(tab="next", sample_t=0.7, top_k=5))
+    assert ctx.prediction.ready and len(ctx.prediction.candidates) == 5
+    assert ctx.tokens[1] == "␣quick" and ctx.causal and ctx.causal_only
+    assert session.normalise(st.with_(tab="steps", step=11)).step == 11
+    mini = AppState(text=TEXT, tab="steps", step=11)
+    assert session.normalise(mini).step == 9                          # an encoder has nine
+
+
+def test_state_round_trips_the_sampler():
+    from pyapp.app.state import AppState, parse_query
+
+    st = AppState(model="smollm2-135m", tab="next", sample_t=0.7, top_k=5, top_p=0.9)
+    back, problems = parse_query(st.to_query())
+    assert back == st and not problems
+    bad, problems = parse_query("tab=next&top_p=0&top_k=-3&sample_t=100")
+    assert (bad.top_p, bad.top_k, bad.sample_t) == (0.01, 0, 10.0) and len(problems) == 3

@@ -219,8 +219,10 @@ class WorkerClient:
         self.worker.postMessage(msg)
         return await fut
 
-    async def call(self, name: str) -> Dict[str, Any]:
-        """A small question to the worker ("ping", "stats"); answered after the running compute step."""
+    async def call(self, name: str, state: Optional[Any] = None) -> Dict[str, Any]:
+        """A small request to the worker, answered at the running compute's next check: "ping", "stats",
+        "models" ({"models": [ModelOption]}), "csv" / "trace_json" of an AppState ({"text": ...}: the page's
+        CSV and trace-JSON exports). Raises WorkerError if it failed."""
         rid = self._new_id()
         fut = asyncio.get_event_loop().create_future()
         self.pending[rid] = {"kind": "call", "future": fut, "progress": None, "partial": None}
@@ -228,6 +230,8 @@ class WorkerClient:
         msg.type = "call"
         msg.id = rid
         msg.name = name
+        if state is not None:
+            msg.state = wire.pack(state)[0]
         self.worker.postMessage(msg)
         return await fut
 

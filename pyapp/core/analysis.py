@@ -30,7 +30,8 @@ Head statistics (after Clark et al. 2019, "What Does BERT Look At?")
                      normalised, divided by ln(number of keys the row may see), so 1.0 = uniform and the
                      "broad" threshold does not depend on sentence length
     * distance       sum_j p_ij |i - j|, in tokens
-    * cls, sep       attention mass on [CLS] / [SEP] tokens (BERT) or <s> / </s> (RoBERTa-style)
+    * cls, sep       attention mass on [CLS] / [SEP] tokens (BERT) or <s> / </s> (RoBERTa-style); a causal
+                     decoder without them: "cls" is the mass on the first token, the attention sink ("sink")
     * punct          mass on punctuation tokens (every character is Unicode punctuation; special tokens
                      are not punctuation)
     * prev, next     p_(i,i-1) averaged over rows that have a previous token; p_(i,i+1) likewise
@@ -85,6 +86,7 @@ LABEL_NAMES = {
     "next": "next token",
     "self": "self",
     "cls": "[CLS]",
+    "sink": "first token (attention sink)",
     "sep": "[SEP]",
     "punct": "punctuation",
     "broad": "broad",
@@ -169,11 +171,18 @@ def is_punctuation(token: str) -> bool:
     return bool(t) and all(unicodedata.category(ch).startswith("P") for ch in t)
 
 
-def token_masks(tokens: Sequence[str]) -> Dict[str, np.ndarray]:
-    """Boolean (n,) masks of the [CLS], [SEP] and punctuation tokens."""
+def sink_mode(tokens: Sequence[str], causal: bool) -> bool:
+    """A causal model without a [CLS] / <s> token: the "cls" column measures the first token instead, where
+    decoders' heads park their attention (the attention sink; Xiao et al. 2023)."""
+    return bool(causal) and not any(str(t) in CLS_TOKENS for t in tokens)
+
+
+def token_masks(tokens: Sequence[str], causal: bool = False) -> Dict[str, np.ndarray]:
+    """Boolean (n,) masks of the [CLS] (``sink_mode``: the first token), [SEP] and punctuation tokens."""
     toks = [str(t) for t in tokens]
+    first = np.arange(len(toks)) == 0
     return {
-        "cls": np.array([t in CLS_TOKENS for t in toks], dtype=bool),
+        "cls": first if sink_mode(toks, causal) else np.array([t in CLS_TOKENS for t in toks], dtype=bool),
         "sep": np.array([t in SEP_TOKENS for t in toks], dtype=bool),
         "punct": np.array([is_punctuation(t) for t in toks], dtype=bool),
     }
@@ -197,7 +206,7 @@ def layer_stats(attn: np.ndarray, tokens: Sequence[str], causal: bool = False) -
     max_h = np.log(_keys_per_row(n, causal))  # (n,)
     idx = np.arange(n)
     dist = np.abs(idx[:, None] - idx[None, :]).astype(np.float64)  # (n, n)
-    masks = token_masks(tokens)
+    masks = token_masks(tokens, causal)
     stats = {
         "entropy": row_h.mean(axis=-1),
         "entropy_norm": row_h.sum(axis=-1) / max_h.sum() if max_h.sum() > 0 else np.zeros(heads),
@@ -254,11 +263,13 @@ class HeadStats:
 def head_stats(attentions: Attentions, tokens: Sequence[str], causal: bool = False) -> HeadStats:
     """Statistics and a label for every head of every layer given (layers may be a partial dict)."""
     rows = []
+    sink = sink_mode(tokens, causal)
     for layer, a in layer_list(attentions):
         st = layer_stats(a, tokens, causal)
         for h in range(a.shape[0]):
             values = {k: float(st[k][h]) for k in STAT_KEYS}
-            rows.append(HeadStatRow(layer, h, values, head_label(values)))
+            label = head_label(values)
+            rows.append(HeadStatRow(layer, h, values, "sink" if sink and label == "cls" else label))
     return HeadStats(rows)
 
 

@@ -48,6 +48,11 @@ def render(ctx: ViewContext, width: float) -> Scene:
     sub = ("Abnar & Zuidema (2020): per layer, average the heads, add the identity for the residual and "
            "renormalise rows (A' = ½·mean_h A + ½·I); multiply through the layers, top layer on the left: "
            "R = %s. Row i: how much token i at the top draws on each input token." % product)
+    if ctx.causal:
+        sub += (" Causal model: row i mixes tokens 0..i only, and through many layers the mass piles up on the "
+                "first token, where most heads park their attention (the attention sink): a resting place, not "
+                "a sign that the first word matters most. The bars show the last token's row, the one that "
+                "predicts the next token.")
     if k < n_layers:
         sub += " Computing layers: %d of %d ready; shown: the rollout of layers 0–%d." % (k, n_layers, k - 1)
     y = header(scene, MARGIN, MARGIN, inner, "Attention rollout · layers 0–%d" % (k - 1) if k else
@@ -69,7 +74,7 @@ def render(ctx: ViewContext, width: float) -> Scene:
         bx, by, bw = MARGIN + main_w + 24, y, inner - main_w - 24
     else:
         bx, by, bw = MARGIN, y + lay.height + 24, inner
-    c = cls_index(toks)
+    c = len(toks) - 1 if ctx.causal else cls_index(toks)   # a decoder: the token that predicts the next one
     raw = np.asarray(att[k - 1], dtype=np.float64).mean(axis=0)[c]  # (n,)  last layer, heads averaged
     bottom = _bars(scene, bx, by, bw, toks, r[c], raw, c, k)
     scene.height = max(y + lay.height, bottom) + MARGIN

@@ -28,6 +28,7 @@ from ..core.analysis import (
     STAT_COLUMNS,
     HeadStatRow,
     head_stats,
+    sink_mode,
     sort_rows,
 )
 from ..draw.scene import Scene, header, text_width
@@ -39,11 +40,12 @@ ROW_H = 18.0
 SELECTED = "#1f6feb"
 BAR_FILL = "#dce8fb"
 LABEL_COLORS = {
-    "prev": "#4e79a7", "next": "#f28e2b", "self": "#59a14f", "cls": "#e15759", "sep": "#b07aa1",
+    "prev": "#4e79a7", "next": "#f28e2b", "self": "#59a14f", "cls": "#e15759", "sink": "#e15759", "sep": "#b07aa1",
     "punct": "#76b7b2", "broad": "#edc948", "mixed": "#e4e6ea",
 }
 LABEL_TEXT_COLORS = {"broad": "#222222", "mixed": "#555555"}
-SHORT = {"prev": "prev", "next": "next", "self": "self", "cls": "[CLS]", "sep": "[SEP]", "punct": "punct",
+SHORT = {"prev": "prev", "next": "next", "self": "self", "cls": "[CLS]", "sink": "sink", "sep": "[SEP]",
+         "punct": "punct",
          "broad": "broad", "mixed": "mixed"}
 
 
@@ -89,6 +91,10 @@ def render(ctx: ViewContext, width: float) -> Scene:
            "(nats; and ÷ ln(keys), 1 = uniform), mean distance |i − j| in tokens, and the share of attention "
            "on [CLS], [SEP], punctuation, the previous token, the next token and the token itself. Click a "
            "column to sort, a row or a cell to open that head.")
+    if sink_mode(ctx.tokens, ctx.causal):
+        sub += (" Causal model without [CLS]: the [CLS] column is the share on the FIRST token, where many "
+                "decoder heads park attention they do not need (the attention sink, Xiao et al. 2023); the next "
+                "token is never visible, so 'next' is 0.")
     if len(done) < n_layers:
         sub += " Computing layers: %d of %d done." % (len(done), n_layers)
     y = header(scene, MARGIN, MARGIN, text_w, "Head statistics · %d layers × %d heads" % (n_layers, n_heads), sub)
@@ -157,6 +163,8 @@ def _label_grid(scene: Scene, x: float, y: float, w: float, ctx: ViewContext, ro
         scene.rect(tx, ly, 14, 13, fill=LABEL_COLORS[key], radius=2)
         if key == "cls":
             scene.rect(tx + 7, ly, 7, 13, fill=LABEL_COLORS["sep"], radius=2)
+            if sink_mode(ctx.tokens, ctx.causal):
+                name, rule = "first token (sink) / [SEP]", rule.replace("[CLS]", "the first token")
         scene.text(tx + 20, ly + 10, "%s: %s" % (name, rule), size=11, color="#333333",
                    max_width=x + w - tx - 20)
     scene.text(tx, ty + 22 + len(keys) * 18 + 8, "If several masses pass, the largest names the head.",
@@ -166,6 +174,8 @@ def _label_grid(scene: Scene, x: float, y: float, w: float, ctx: ViewContext, ro
 
 def _table(scene: Scene, x: float, y: float, w: float, ctx: ViewContext, rows: List[HeadStatRow]) -> float:
     cols = _columns(w)
+    if sink_mode(ctx.tokens, ctx.causal):   # the "cls" column measures the first token
+        cols = [(k, "first" if k == "cls" else t, u, cw) for k, t, u, cw in cols]
     key, desc = sort_state(ctx)
     # header
     cx = x

@@ -15,7 +15,7 @@ The shell of the worker, as ``pyapp.browser.app`` is the page's: JavaScript is r
   scene is drawn HERE by ``pyapp.browser.canvas`` on an OffscreenCanvas at ``dpr`` and sent as an
   ``ImageBitmap`` (transferred); the frame's scene then keeps its hit regions but no ops. The page then only
   copies the bitmap to its canvas (``worker_client.present``).
-* ``{type: "call", id, name}``: "ping" -> {"pong": true}; "stats" -> the Session's counters and timings.
+* ``{type: "call", id, name, state?}``: "ping", "stats", "models", "csv", "trace_json" (see ``_call``).
 """
 
 from __future__ import annotations
@@ -163,22 +163,60 @@ class WorkerHost:
                     self.running = True
                     asyncio.ensure_future(self._run())
             elif kind == "call":
-                self._call(req_id, str(_get(msg, "name")))
+                state = _get(msg, "state")
+                asyncio.ensure_future(self._call(req_id, str(_get(msg, "name")),
+                                                 wire.unpack(str(state)) if state else None))
             else:
                 raise ValueError("unknown message type %r" % kind)
         except Exception as e:  # noqa: BLE001 - a malformed message: answer it, keep serving
             traceback.print_exc()
             self.post("error", req_id, {"message": "%s: %s" % (type(e).__name__, e)})
 
-    def _call(self, req_id: int, name: str) -> None:
-        if name == "ping":
-            self.post("result", req_id, {"pong": True})
-        elif name == "stats":
-            self.post("result", req_id, {"session": dict(self.session.stats), "timing": dict(self.engine.timing),
-                                         "posted": dict(self.posted),
-                                         "gemm_calls": getattr(wasm_gemm._installed, "calls", 0)})
-        else:
-            self.post("error", req_id, {"message": "unknown call %r" % name, "kind": "error"})
+    async def _call(self, req_id: int, name: str, state=None) -> None:
+        """Small requests beside the computes (they run at the computes' checks, never superseded):
+        "ping", "stats", "models" (the model select's options), and for an AppState ``state``: "csv" (the
+        shown layer's attention, as the page's CSV export) and "trace_json" (the full trace, V/O fetched
+        first, with the other layers computed so far: the page's JSON export)."""
+        try:
+            if name == "ping":
+                out: Dict[str, Any] = {"pong": True}
+            elif name == "stats":
+                out = {"session": dict(self.session.stats), "timing": dict(self.engine.timing),
+                       "posted": dict(self.posted), "gemm_calls": getattr(wasm_gemm._installed, "calls", 0)}
+            elif name == "models":
+                out = {"models": self.session.model_options()}
+            elif name in ("csv", "trace_json") and state is not None:
+                out = {"text": await self._export(req_id, name, state)}
+            else:
+                raise ValueError("unknown call %r" % name)
+            self.post("result", req_id, out)
+        except Exception as e:  # noqa: BLE001 - the page says the export failed; the worker keeps serving
+            traceback.print_exc()
+            self.post("error", req_id, {"message": "%s: %s" % (type(e).__name__, e)})
+
+    async def _export(self, req_id: int, name: str, state) -> str:
+        from ..core.analysis import attention_csv, trace_json
+
+        session = self.session
+        st = session.normalise(state)
+        plan = session.plan(st.with_(tab="steps") if name == "trace_json" else st)    # V / W_O for the trace
+        for _ in range(8):
+            files = plan.required + (plan.later if name == "trace_json" else [])
+            if not files:
+                break
+            for f in files:
+                if not session.store.has(f.path):
+                    session.add_file(f.path, await self._fetch(f.path, None))
+            st = session.normalise(state)
+            plan = session.plan(st.with_(tab="steps") if name == "trace_json" else st)
+        ctx = session.context(st, new_layers=0)
+        if name == "csv":
+            return attention_csv(ctx.trace.probs, ctx.tokens, layer=ctx.layer)
+        meta = {"model": st.model, "model_name": ctx.model_name, "layer": ctx.layer, "head": ctx.head_index,
+                "text": ctx.text, "ids": ctx.ids}
+        attentions = dict(session.layer_attentions(st, new_layers=0))
+        attentions[ctx.layer] = ctx.trace.probs
+        return trace_json(ctx.trace, ctx.tokens, meta=meta, attentions=attentions)
 
     async def _run(self) -> None:
         try:
