@@ -368,7 +368,9 @@ async def main():
         session = Session(catalogue, problem=problem)
         query = str(js.location.search or "")
         state, problems = parse_query(query) if query else (AppState(), [])
-        app = App(session, state)
+        from .remote import make_app  # the compute worker's loop when web/coi.js started one
+
+        app = make_app(session, state)
         js.window.mhsaApp = create_proxy(app)        # handle for the benchmark / debugging
         app.bind()
         app.show_link_notice(query_notice(problems))

@@ -7,6 +7,7 @@ each action region so every canvas button is reachable with Tab.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..app import interact
@@ -27,6 +28,7 @@ class Stage:
         self.cursor: Optional[Tuple[int, int]] = None       # (row, col) of the keyboard cursor on the heatmap
         self._hotspot_key = None
         self._hotspot_actions: List[Dict[str, Any]] = []
+        self.painter: Optional[Callable[[Any, Any], None]] = None   # paint(scene, canvas) instead of drawing it
 
     def bind(self, listeners: Listeners):
         cv = el("view")
@@ -41,7 +43,10 @@ class Stage:
     # ---- drawing ----------------------------------------------------------------------------------
     def show(self, scene):
         cv = el("view")
-        canvas_backend.draw(scene, cv, self.dpr())
+        if self.painter is not None:            # the compute worker drew it (browser/remote.py)
+            self.painter(scene, cv)
+        else:
+            canvas_backend.draw(scene, cv, self.dpr())
         self.scene = scene
         grid = self._grid()
         if self.cursor is not None and (grid is None or self.cursor[0] >= grid["rows"]
@@ -143,6 +148,13 @@ class Stage:
             return
         self._hotspot_key = key
         box = el("hotspots")
+        build = getattr(js, "mhsaHotspots", None)          # web/coi.js: the same buttons in one call
+        if build is not None:
+            labels = [str(r["data"].get("tooltip") or ("button %d" % (i + 1))) for i, r in enumerate(regions)]
+            build(box, json.dumps({"w": int(scene.width), "h": int(scene.height),
+                                   "buttons": [[float(r["x"]), float(r["y"]), float(r["w"]), float(r["h"]), label]
+                                               for r, label in zip(regions, labels)]}))
+            return
         focused = js.document.activeElement
         refocus = None
         if focused is not None and focused.parentNode == box:

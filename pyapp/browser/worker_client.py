@@ -52,6 +52,8 @@ class Shown:
     partial: bool = False
     scene_ops: int = 0
     timing: Dict[str, float] = field(default_factory=dict)
+    stats: Dict[str, int] = field(default_factory=dict)      # the worker session's counters (tokenize, context...)
+    images: int = 0                                          # image ops in the scene the worker drew
 
 
 def runtime_index_url() -> str:
@@ -103,7 +105,8 @@ def decode(msg) -> Any:
 def shown(msg) -> Shown:
     payload = decode(msg)
     return Shown(payload["frame"], getattr(msg, "bitmap", None), float(payload.get("dpr") or 1.0),
-                 bool(payload.get("partial")), int(payload.get("scene_ops") or 0), dict(payload.get("timing") or {}))
+                 bool(payload.get("partial")), int(payload.get("scene_ops") or 0), dict(payload.get("timing") or {}),
+                 dict(payload.get("stats") or {}), int(payload.get("images") or 0))
 
 
 def present(result: Shown, canvas, dpr: Optional[float] = None) -> float:
@@ -137,8 +140,11 @@ class WorkerClient:
         self._ready = asyncio.get_event_loop().create_future()
         self.shared = None
         self.stats = {"messages": 0, "decode_ms": 0.0, "decode_max_ms": 0.0, "dropped": 0}
+        self.timeout_ms = 0.0                                # the page's download stall timeout (0: the worker's)
         self._proxy = create_proxy(self._on_message)
+        self._error_proxy = create_proxy(self._on_error)
         worker.addEventListener("message", self._proxy)
+        worker.addEventListener("error", self._error_proxy)
         booted = getattr(js, "mhsaCompute", None)
         if not boot and booted is not None:                 # started by web/coi.js at page open
             self.shared = getattr(booted, "shared", None)
@@ -216,6 +222,8 @@ class WorkerClient:
         msg.dpr = float(dpr)
         msg.bitmap = bool(bitmap)
         msg.view = wire.pack(view)[0] if view else ""
+        if self.timeout_ms > 0:
+            msg.timeout_ms = float(self.timeout_ms)
         self.worker.postMessage(msg)
         return await fut
 
@@ -236,6 +244,12 @@ class WorkerClient:
         return await fut
 
     # ---- messages ---------------------------------------------------------------------------------------
+    def _on_error(self, event) -> None:
+        """The worker's script failed (not found, a syntax error, refused): before it is ready, a boot error."""
+        self.error = str(getattr(event, "message", "") or "the worker script failed to load")
+        if not self._ready.done():
+            self._ready.set_exception(WorkerError("the compute worker could not start: " + self.error))
+
     def _on_message(self, event) -> None:
         msg = getattr(event, "data", None) or event
         kind = str(getattr(msg, "type", ""))

@@ -20,6 +20,7 @@ most every ``partial_ms`` (and at most a third of the time spent drawing them).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
 
@@ -30,6 +31,7 @@ from ..core.catalogue import CatalogueError, FileEntry
 from ..core.weights import WeightFileError
 
 Fetch = Callable[[str, Callable[[int, int], None]], Awaitable[bytes]]
+MAX_CONCURRENT = 8            # downloads at once (the page's loader: the same)
 Post = Callable[[str, int, Dict[str, Any]], None]
 
 
@@ -69,29 +71,38 @@ class Engine:
 
     # ---- files ------------------------------------------------------------------------------------------
     async def _fetch_files(self, req_id: int, files: List[FileEntry]) -> None:
-        """Fetch and add ``files`` (one after the other: progress per file); raises FileFailed."""
+        """Fetch and add ``files``, at most ``MAX_CONCURRENT`` at once (as the page's loader); progress counts
+        the bytes of them all. Raises FileFailed (the first failure), Superseded."""
+        files = [f for f in files if not self.session.store.has(f.path)]
+        if not files:
+            return
         total = sum(int(f.size) for f in files)
-        done = 0
-        for f in files:
-            if self.session.store.has(f.path):
-                continue
-            base = done
+        got: Dict[str, int] = {}
+        slots = asyncio.Semaphore(MAX_CONCURRENT)
+        failed: List[Exception] = []
 
-            def progress(got: int, size: int, base=base, path=f.path) -> None:
-                self.post("progress", req_id, {"stage": "fetch", "file": path, "done": base + int(got),
-                                               "of": total})
-            try:
-                data = await self.fetch(f.path, progress)
-            except Superseded:
-                raise
-            except Exception as e:  # noqa: BLE001 - the frame says which file failed and why
-                raise FileFailed(self.session.fetch_error(f.path, "could not be downloaded (%s)" % e)) from None
-            await self.check(req_id)
-            try:
-                self.session.add_file(f.path, data)
-            except WeightFileError as e:
-                raise FileFailed(e) from None
-            done += int(f.size)
+        async def one(f: FileEntry) -> None:
+            def progress(n: int, size: int, path=f.path) -> None:
+                got[path] = int(n)
+                self.post("progress", req_id, {"stage": "fetch", "file": path, "done": sum(got.values()),
+                                               "of": total, "files": len(files)})
+            async with slots:
+                if failed or self.latest() > req_id or self.session.store.has(f.path):
+                    return                                     # stop starting files once it failed / is old
+                try:
+                    data = await self.fetch(f.path, progress)
+                except Exception as e:  # noqa: BLE001 - the frame says which file failed and why
+                    failed.append(self.session.fetch_error(f.path, "could not be downloaded (%s)" % e))
+                    return
+                try:
+                    self.session.add_file(f.path, data)
+                except WeightFileError as e:
+                    failed.append(e)
+
+        await asyncio.gather(*[one(f) for f in files])
+        await self.check(req_id)
+        if failed:
+            raise FileFailed(failed[0])
 
     # ---- the request ------------------------------------------------------------------------------------
     async def compute(self, req_id: int, state: Union[AppState, str], width: float,

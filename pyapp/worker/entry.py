@@ -34,7 +34,8 @@ from ..app.session import Session
 from ..browser import canvas as canvas_backend
 from ..browser import wasm_gemm
 from ..browser.compat import emscripten_module, js
-from ..browser.fetch import fetch_bytes
+from ..browser.fetch import FetchError, fetch_bytes
+from ..browser.loader import TIMEOUT_S, _Watchdog
 from ..core.catalogue import CatalogueError, load_catalogue
 from ..draw.scene import Scene
 from . import wire
@@ -102,6 +103,7 @@ class WorkerHost:
         self.engine = Engine(session, self._fetch, self.post, self.latest,
                              pause=None if self.shared is not None else self._pause)
         self.posted = {"messages": 0, "bytes": 0, "pack_ms": 0.0, "draw_ms": 0.0}
+        self.timeout_s = TIMEOUT_S        # the stall timeout of a download (the page sends its own)
 
     # ---- newest request ---------------------------------------------------------------------------------
     def latest(self) -> int:
@@ -115,7 +117,22 @@ class WorkerHost:
 
     # ---- I/O ------------------------------------------------------------------------------------------
     async def _fetch(self, path: str, progress) -> bytes:
-        return await fetch_bytes(MODELS_URL + path, progress)
+        """One model file; aborted after ``timeout_s`` without a byte ("timed out", as the page's loader)."""
+        controller = js.AbortController.new()
+        watch = _Watchdog(self.timeout_s, controller)
+
+        def poke(done: int, total: int) -> None:
+            watch.poke()
+            if progress is not None:
+                progress(done, total)
+        try:
+            return await fetch_bytes(MODELS_URL + path, poke, signal=controller.signal)
+        except FetchError:
+            if watch.fired:
+                raise FetchError("timed out: no data for %g s" % self.timeout_s) from None
+            raise
+        finally:
+            watch.stop()
 
     def _js_bytes(self, a: np.ndarray):
         """A JS Uint8Array copy of a contiguous array's bytes (one memcpy out of Python's heap)."""
@@ -136,6 +153,8 @@ class WorkerHost:
             bare.alt_text, bare.regions = scene.alt_text, scene.regions
             payload = dict(payload, frame=dataclasses.replace(frame, scene=bare), scene_ops=len(scene.ops),
                            dpr=bitmap_dpr)
+        if frame is not None:       # the page's report: the session's counters, the images drawn
+            payload = dict(payload, stats=dict(self.session.stats), images=sum(1 for op in frame.scene.ops if op["op"] == "image"))
         t1 = time.time()
         text, arrays = wire.pack(payload)
         buffers = js.Array.new()
@@ -154,6 +173,9 @@ class WorkerHost:
             kind = str(_get(msg, "type"))
             if kind == "compute":
                 self.latest_seen = max(self.latest_seen, req_id)
+                timeout_ms = _get(msg, "timeout_ms")
+                if timeout_ms is not None and float(timeout_ms) > 0:
+                    self.timeout_s = float(timeout_ms) / 1000.0
                 state, view = _get(msg, "state"), _get(msg, "view")
                 self.queue.append({"id": req_id, "width": float(_get(msg, "width") or 600),
                                    "state": wire.unpack(str(state)) if state else str(_get(msg, "query") or ""),

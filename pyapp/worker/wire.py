@@ -32,8 +32,11 @@ def pack(obj: Any) -> Tuple[str, List[np.ndarray]]:
 
 
 def unpack(text: str, arrays: Sequence[np.ndarray] = ()) -> Any:
-    """Inverse of ``pack``; ``arrays[i]`` may be any buffer (bytes, memoryview, uint8 array) of array i."""
-    return _dec(json.loads(text), arrays)
+    """Inverse of ``pack``; ``arrays[i]`` may be any buffer (bytes, memoryview, uint8 array) of array i.
+
+    Rebuilt while parsing (``json.loads``' object_hook, called bottom up for each JSON object): plain lists
+    and dicts are never walked again in Python, which is most of a large frame (its hit regions)."""
+    return json.loads(text, object_hook=lambda o: _obj(o, arrays))
 
 
 def _enc(o: Any, arrays: List[np.ndarray]) -> Any:
@@ -77,11 +80,8 @@ def _key(k: Any) -> Any:
     return tuple(_key(v) for v in k) if isinstance(k, list) else k
 
 
-def _dec(o: Any, arrays: Sequence[Any]) -> Any:
-    if isinstance(o, list):
-        return [_dec(v, arrays) for v in o]
-    if not isinstance(o, dict):
-        return o
+def _obj(o: dict, arrays: Sequence[Any]) -> Any:
+    """One JSON object, its members already rebuilt."""
     if len(o) == 3 and _ND in o:
         dtype = np.dtype(o["dtype"])
         shape = tuple(o["shape"])
@@ -92,20 +92,20 @@ def _dec(o: Any, arrays: Sequence[Any]) -> Any:
         if _FLOAT in o:
             return float(o[_FLOAT])
         if _TUPLE in o:
-            return tuple(_dec(v, arrays) for v in o[_TUPLE])
+            return tuple(o[_TUPLE])
         if _MAP in o:
-            return {_key(_dec(k, arrays)): _dec(v, arrays) for k, v in o[_MAP]}
+            return {_key(k): v for k, v in o[_MAP]}
         if _DC in o:
             module, name, fields = o[_DC]
             if not module.startswith("pyapp."):
                 raise ValueError("refusing to rebuild %s.%s" % (module, name))
             cls = getattr(importlib.import_module(module), name)
-            return cls(**{k: _dec(v, arrays) for k, v in fields.items()})
+            return cls(**fields)
         if _SCENE in o:
             d = o[_SCENE]
             s = Scene(d["width"], d["height"], d["background"], d["label"])
             s.alt_text = d["alt_text"]
-            s.ops = _dec(d["ops"], arrays)
-            s.regions = _dec(d["regions"], arrays)
+            s.ops = d["ops"]
+            s.regions = d["regions"]
             return s
-    return {k: _dec(v, arrays) for k, v in o.items()}
+    return o

@@ -11,13 +11,14 @@ to ``tests/browser/bootstrap.js``. Playwright cannot drive stock Firefox or WebK
 - WebKitGTK: Debian's ``WebKitWebDriver`` launching ``MiniBrowser --automation`` on an Xvfb display this
   harness starts (unless ``DISPLAY`` is set). WebKitWebDriver has no request interception.
 - Chromium (``/usr/bin/chromium`` through Debian's ``chromedriver``; BiDi for the console only: chromedriver
-  stalls a navigation paused by a BiDi intercept): only for the layout tests, which compare the three engines. (Playwright's sync API cannot run twice in one thread, and the
-  Chromium suite's Playwright is alive for the whole session.)
+  stalls a navigation paused by a BiDi intercept): only for the layout tests, which compare the three
+  engines. Not Playwright: its sync API cannot start twice in one thread, and the Chromium suite's
+  Playwright lives for the whole session.
 
 The driver path is always passed through a Service, so Selenium Manager (which downloads drivers) never runs.
 
-No engine can swap a module behind the page's back the same way, so every engine loads a test copy of the
-page, ``/web/engine-test.html``, made on the fly from ``web/index.html`` by the test server: the PyScript CDN
+WebKitWebDriver cannot swap a module behind the page's back, and over BiDi Firefox can neither bypass the CSP
+nor strip SRI before its module preload, so every engine loads a test copy of the page, ``/web/engine-test.html``, made on the fly from ``web/index.html`` by the test server: the PyScript CDN
 module becomes ``/tests/browser/bootstrap.js`` (Pyodide 0.17.1 + numpy 1.17.5 from ``node_modules``, the same
 file Chromium is routed to), the PyScript CSS comes from ``node_modules/@pyscript/core``, the CSP meta and the
 SRI attributes go (Pyodide 0.17 needs 'unsafe-eval', which the page's CSP rightly forbids; the Chromium
@@ -122,26 +123,27 @@ window.__engineRequests = [];
 </script>"""
 
 
-def _replace_once(html: str, old: str, new: str) -> str:
-    assert html.count(old) == 1, "web/index.html changed: expected one %r" % old
-    return html.replace(old, new)
+def _replace_once(page: str, old: str, new: str) -> str:
+    assert page.count(old) == 1, "web/index.html changed: expected one %r" % old
+    return page.replace(old, new)
 
 
 def engine_test_page() -> str:
     """web/index.html with the PyScript CDN files swapped for the local bootstrap and CSS, no CSP, no SRI."""
-    html = (ROOT / "web" / "index.html").read_text(encoding="utf-8")
-    html, n = re.subn(r'<meta http-equiv="Content-Security-Policy"[^>]*>\n?', "", html)
+    page = (ROOT / "web" / "index.html").read_text(encoding="utf-8")
+    page, n = re.subn(r'<meta http-equiv="Content-Security-Policy"[^>]*>\n?', "", page)
     assert n == 1, "web/index.html changed: expected one CSP meta"
-    html = _replace_once(html, '"%score.js"' % PYSCRIPT_CDN, '"%s"' % BOOTSTRAP)
-    html = _replace_once(html, '"%score.css"' % PYSCRIPT_CDN, '"%s"' % PYSCRIPT_CSS)
-    html = re.sub(r'\s(?:integrity|crossorigin)="[^"]*"', "", html)
-    html = _replace_once(html, "<head>\n", "<head>\n" + _CAPTURE_ERRORS + "\n")
-    external = re.findall(r'(?:src|href)="((?:https?:)?//[^"]*)"', html)
+    page = _replace_once(page, '"%score.js"' % PYSCRIPT_CDN, '"%s"' % BOOTSTRAP)
+    page = _replace_once(page, '"%score.css"' % PYSCRIPT_CDN, '"%s"' % PYSCRIPT_CSS)
+    page = re.sub(r'\s(?:integrity|crossorigin)="[^"]*"', "", page)
+    page = _replace_once(page, "<head>\n", "<head>\n" + _CAPTURE_ERRORS + "\n")
+    external = re.findall(r'(?:src|href)="((?:https?:)?//[^"]*)"', page)
     assert not external, "the test page would load from another host: %s" % external
-    return html
+    return page
 
 
 def frame_page(query: str) -> str:
+    """A blank page holding the test page (with query q) in a w x h iframe."""
     args = {k: v[0] for k, v in parse_qs(query).items()}
     w, h, q = int(args["w"]), int(args["h"]), args.get("q", "")
     src = html.escape(TEST_PAGE.rsplit("/", 1)[1] + q, quote=True)
@@ -171,7 +173,7 @@ class _Handler(browser_harness._Handler):
 class EngineServer(browser_harness.Server):
     """browser_harness.Server with this directory's handler."""
 
-    def __init__(self, root: Path):       # noqa: super().__init__ would start the Chromium handler's server
+    def __init__(self, root: Path):       # not super().__init__: that would serve with the Chromium handler
         handler = functools.partial(_Handler, directory=str(root))
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
@@ -295,6 +297,7 @@ def _start_driver(engine: str, display: Optional[str]):
     opts = Options()
     opts.binary_location = MINIBROWSER
     opts.add_argument("--automation")
+    opts.overlay_scrollbars_enabled = False     # classic scrollbars, like Firefox's and Chromium's here: less room
     env = dict(os.environ, DISPLAY=display)
     return webdriver.WebKitGTK(options=opts, service=Service(executable_path=WEBKIT_DRIVER, env=env,
                                                              log_output=subprocess.DEVNULL))

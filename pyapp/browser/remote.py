@@ -1,0 +1,270 @@
+"""The page's update loop with the compute worker (issue 12): the worker fetches, computes and draws; the main
+thread only sends the state and shows what comes back, so no long task blocks typing.
+
+``RemoteApp`` is ``app.App`` with its pass replaced: each change of the user sends the state to the worker
+(``WorkerClient.compute``), which supersedes the previous request at once (the worker abandons it between
+files and layers; its late messages are dropped unread). Partial frames (a loading frame while files come in,
+the view while the every-layer tabs fill in, layer by layer) and the final frame are presented exactly as the
+main-thread loop presents its frames (``App.present``: controls, chips, status, report, URL), except that the
+canvas gets the worker's bitmap (``worker_client.present``); the frame's hit regions keep hover, hotspots and
+the keyboard cursor on the main thread. The loading bar follows the worker's progress (which file, how far;
+which layer). Exports ask the worker (``call("csv" / "trace_json")``).
+
+If the worker cannot start (no Worker, a failed boot, no answer within ``READY_TIMEOUT_S``) the page falls back
+to the main-thread loop (``App``), silently but for a console line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from typing import Any, Dict, Optional
+
+from ..app.context import VIEW_FIELDS
+from ..app.frame import Frame
+from .app import App
+from .compat import js
+from .dom import el
+from .export import Exporter
+from .loader import timeout_seconds
+from .worker_client import Shown, WorkerClient, WorkerError
+from .worker_client import present as present_bitmap
+
+READY_TIMEOUT_S = 120.0       # the worker's boot (Pyodide + numpy + pyapp), alongside the page's own
+PLACEHOLDER_AFTER_S = 0.25    # as app.PLACEHOLDER_AFTER_S: a loading frame takes the canvas after this long
+BAR_AFTER_S = 0.25            # the loading bar shows the worker's progress once a pass takes this long
+
+
+def worker_requested() -> bool:
+    """The page asked for the compute worker: web/coi.js started it at page open (``data-compute``)."""
+    booted = getattr(js, "mhsaCompute", None)
+    return booted is not None and getattr(booted, "worker", None) is not None
+
+
+class RemoteExporter(Exporter):
+    """CSV and trace JSON computed by the worker (the main thread has no weights); PNG as on the page."""
+
+    def csv(self):
+        self.app.run_soon(self._remote("csv", "-attention.csv", "text/csv"))
+
+    async def json(self):
+        await self._remote("trace_json", "-trace.json", "application/json")
+
+    async def _remote(self, name: str, suffix: str, mime: str):
+        app = self.app
+        if app.client is None:
+            return await (Exporter.json(self) if name == "trace_json" else _sync(Exporter.csv, self))
+        if app.shown is None:
+            return
+        try:
+            out = await app.client.call(name, app.shown)
+        except WorkerError as e:
+            app.show_status("Could not export: %s" % e, "error")
+            return
+        self._download_text(out["text"], self._stem() + suffix, mime)
+
+
+async def _sync(fn, *args):
+    return fn(*args)
+
+
+class RemoteProgress:
+    """The loading bar (web/boot.js) fed by the worker's progress messages: one line per stage."""
+
+    def __init__(self):
+        self.shown = False
+
+    def update(self, p: Dict[str, Any]):
+        bar = el("loading")
+        boot = js.mhsaBoot
+        if bar.hidden or not self.shown:
+            boot.clear()
+            boot.progress("runtime", "Python runtime", 1)
+            boot.progress("numpy", "numpy", 1)
+            boot.failed("")
+            bar.classList.remove("failed")
+            bar.hidden = False
+            self.shown = True
+        stage = str(p.get("stage") or "")
+        done, of = float(p.get("done") or 0), float(p.get("of") or 0)
+        fraction = done / of if of > 0 else 0.0
+        if stage == "fetch":
+            files = int(p.get("files") or 1)
+            label = "%s (%s)" % (p.get("file") or "files", "%d files" % files if files > 1 else "1 file")
+            label = "Downloading %s: %.1f of %.1f MB" % (label, done / 1048576.0, of / 1048576.0)
+        elif stage == "forward":
+            label = "Computing layer %d of %d (the layers below the shown one)" % (int(done) + 1, int(of))
+        elif stage == "layers":
+            label = "Every layer: %d of %d computed" % (int(done), int(of))
+        else:
+            return
+        boot.progress("worker:" + stage, label, min(max(fraction, 0.0), 1.0))
+
+    def finish(self):
+        if self.shown:
+            el("loading").hidden = True
+            self.shown = False
+
+
+class RemoteApp(App):
+    """``App`` whose passes run in the compute worker; ``client`` None: the main-thread loop (fallback)."""
+
+    def __init__(self, session, state, client: Optional[WorkerClient]):
+        super().__init__(session, state)
+        self.client = client
+        self.exporter = RemoteExporter(self)
+        self.progress = RemoteProgress()
+        self.remote: Dict[str, Any] = {"stats": {}, "images": 0, "timing": {}, "passes": 0, "superseded": 0,
+                                       "partials": 0, "fallback": ""}
+        self._scheduled = False
+        self._pass_no = 0                      # the newest pass: older passes' frames are never presented
+        self._booted = False
+        self._bitmap: Optional[Shown] = None   # the worker frame being presented
+        self.stage.painter = self._paint
+        if client is not None:
+            client.timeout_ms = timeout_seconds() * 1000.0
+
+    # ---- the loop -----------------------------------------------------------------------------------
+    def schedule(self):
+        if self.client is None:
+            return super().schedule()
+        self.dirty = True
+        self.changed.set()
+        if not self._scheduled:                # several changes in one task: one request
+            self._scheduled = True
+            self.run_soon(self._remote_pass())
+
+    async def run(self):
+        if self.client is None:
+            return await super().run()
+        self.schedule()
+
+    async def _boot(self) -> bool:
+        """Wait for the worker once; on failure fall back to the main-thread loop. True: use the worker."""
+        if self._booted:
+            return self.client is not None
+        try:
+            info = await asyncio.wait_for(self.client.ready(), READY_TIMEOUT_S)
+            self.remote["worker"] = {k: info.get(k) for k in ("python", "numpy", "simd", "isolated", "shared",
+                                                              "offscreen")}
+        except (WorkerError, asyncio.TimeoutError) as e:
+            print("compute worker unavailable, computing on the main thread: %s" % (e or "no answer"))
+            self.remote["fallback"] = str(e) or "timeout"
+            try:
+                self.client.close()
+            except Exception:  # noqa: BLE001 - it may never have started
+                pass
+            self.client = None
+        self._booted = True
+        return self.client is not None
+
+    async def _remote_pass(self):
+        self._scheduled = False
+        if not await self._boot():
+            self.stage.painter = None
+            return App.schedule(self)
+        self.dirty = False
+        self.changed.clear()
+        self._pass_no += 1
+        me = self._pass_no
+        self.remote["passes"] += 1
+        started = self._pass_started = time.time()
+        view = dict(self.view, **self.hover)
+        view = {k: view[k] for k in VIEW_FIELDS if k in view}
+        try:
+            shown = await self.client.compute(
+                self.state, self.stage.width(), self.stage.dpr(), view=view,
+                on_progress=lambda p: self._on_worker_progress(me, started, p),
+                on_partial=lambda s: self._show(me, started, s))
+        except WorkerError as e:              # a bug in the worker: show it for this state, keep the page
+            traceback.print_exc()
+            if me == self._pass_no:
+                self.present(self.frame(error=e))
+            return
+        if shown is None:                     # superseded by a newer pass
+            self.remote["superseded"] += 1
+            return
+        self._show(me, started, shown)
+
+    def _current(self, me: int) -> bool:
+        return me == self._pass_no and not self._scheduled
+
+    def _on_worker_progress(self, me: int, started: float, p: Dict[str, Any]):
+        if self._current(me) and time.time() - started >= BAR_AFTER_S:
+            self.progress.update(p)
+
+    def _show(self, me: int, started: float, s: Shown):
+        """Present a worker frame of pass ``me`` (never one of an older pass: no stale picture)."""
+        if not self._current(me):
+            if s.bitmap is not None:
+                s.bitmap.close()
+            return
+        frame: Frame = s.frame
+        self.remote["stats"] = s.stats or self.remote["stats"]
+        self.remote["images"] = s.images
+        self.remote["timing"] = dict(s.timing)
+        if s.partial:
+            self.remote["partials"] += 1
+        canvas = frame.kind != "loading" or time.time() - started >= PLACEHOLDER_AFTER_S
+        self._bitmap = s
+        try:
+            self.present(frame, canvas=canvas)
+        finally:
+            self._bitmap = None
+            if s.bitmap is not None:
+                s.bitmap.close()
+                s.bitmap = None
+        if not s.partial and frame.kind == "view":
+            self.progress.finish()
+            self.bar.finish()
+
+    def _paint(self, scene, canvas):
+        s = self._bitmap
+        if s is not None and s.bitmap is not None:
+            present_bitmap(s, canvas)
+        else:
+            from . import canvas as canvas_backend
+            canvas_backend.draw(scene, canvas, self.stage.dpr())
+
+    def idle(self) -> bool:
+        """No pass waiting for the worker (tests, the benchmark)."""
+        busy = self.client is not None and any(p["kind"] == "compute" for p in self.client.pending.values())
+        return not busy and not self._scheduled
+
+    def uses_worker(self) -> bool:
+        return self.client is not None
+
+    # ---- what the page shows ----------------------------------------------------------------------------
+    def _report(self, frame: Frame):
+        if self.client is None:
+            return super()._report(frame)
+        import json
+
+        report = dict(frame.report, draws=self.draws, frames=self.frames, dpr=self.stage.dpr(),
+                      stats=dict(self.remote["stats"]), images=self.remote["images"],
+                      timing=dict(self.timing, page_ms=float(js.performance.now()),
+                                  **{"worker_" + k: v for k, v in self.remote["timing"].items()}),
+                      compute={k: v for k, v in self.remote.items() if k not in ("stats", "timing", "images")})
+        js.document.body.dataset.report = json.dumps(report)
+
+    @property
+    def ctx(self):
+        return super().ctx if self.client is None else None
+
+    async def retry(self):
+        if self.client is None:
+            return await super().retry()
+        self.schedule()                       # the worker forgets nothing but a failed file: fetch it again
+
+
+def make_app(session, state) -> App:
+    """The page's App: the worker's when web/coi.js started one, else the main-thread loop."""
+    if not worker_requested():
+        return App(session, state)
+    try:
+        client = WorkerClient.start()
+    except Exception as e:  # noqa: BLE001 - no worker: compute here
+        print("compute worker unavailable: %s" % e)
+        return App(session, state)
+    return RemoteApp(session, state, client)
