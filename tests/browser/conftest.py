@@ -22,6 +22,7 @@ import functools
 import http.server
 import json
 import mimetypes
+import os
 import threading
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -179,6 +180,8 @@ def new_page(browser, server):
                                       bypass_csp=(mode == "pyodide"), service_workers=service_workers)
         if mode == "pyodide":
             context.add_init_script(_STRIP_SRI)
+        if os.environ.get("MHSA_COMPUTE"):     # run the page tests with the compute worker ("auto", web/coi.js)
+            context.add_init_script("window.mhsaComputeDefault = %s;" % json.dumps(os.environ["MHSA_COMPUTE"]))
         context.route("**/*", _router(server, mode, guard))
         page = context.new_page()
         page.on("console", lambda m: guard.console.append("%s: %s" % (m.type, m.text)))

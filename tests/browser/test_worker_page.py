@@ -54,7 +54,9 @@ def open_worker_app(new_page, server, query: str = "", init: str = WORKER_ON, wi
 
 
 def settle(page, timeout: int = 120_000):
-    """Until the worker has answered the newest pass (a view or error frame, nothing pending)."""
+    """Until the worker has answered the newest pass (a view or error frame, nothing pending); first past the
+    text box's debounce (250 ms), so a change just typed has been sent."""
+    page.wait_for_timeout(300)
     wait_js(page, """() => { const a = window.mhsaApp; if (!a) return false;
         const r = JSON.parse(document.body.dataset.report || '{}');
         return r.frame !== 'loading' && a.idle(); }""", timeout=timeout)
@@ -174,7 +176,7 @@ def test_typing_supersedes_a_long_all_layer_computation(wpage, open_app):
 def test_worker_that_cannot_start_falls_back_to_the_main_thread(new_page, server):
     page, guard = new_page("pyodide")
     page.add_init_script(WORKER_ON)
-    page.route("**/web/compute-worker.js", lambda r: r.fulfill(status=404, body="missing"))
+    page.context.route("**/web/compute-worker.js", lambda r: r.fulfill(status=404, body="missing"))
     t0 = time.time()
     page.goto(server.url("/web/index.html"))
     wait_ready(page, guard)

@@ -113,6 +113,10 @@ def test_default_heatmap_pixels(app):
     assert canvas_colour_count(page) > 20
     assert strongest_cell_pixel(page, rep) == [int(v) for v in VIRIDIS[255]]
     same_figure_as_cpython(page, "overview")
+    # the first draw fits the stage as laid out after it (a page scrollbar appearing must not clip it)
+    fit = page.evaluate("(() => { const s = document.getElementById('stage'), c = document.getElementById('view');"
+                        " return [s.clientWidth, c.getBoundingClientRect().width]; })()")
+    assert fit[1] <= fit[0], "canvas %.0f px wide in a %d px stage" % (fit[1], fit[0])
 
 
 @engines
