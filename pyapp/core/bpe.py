@@ -37,7 +37,14 @@ from itertools import accumulate
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _bpe_tables
-from .tokenizer import AddedToken, Encoding, TokenizerError, _char_class, _template_from_json
+from .tokenizer import (
+    AddedToken,
+    Encoding,
+    TemplateTokenizer,
+    TokenizerError,
+    _char_class,
+    _template_from_json,
+)
 
 COMPACT_MAGIC = b"MHSABPE1"
 COMPACT_FORMAT = "mhsa-bpe/1"
@@ -109,7 +116,7 @@ def pre_tokenize(text: str) -> List[Tuple[int, int]]:
 # --------------------------------------------------------------------------- tokenizer
 
 
-class BPETokenizer:
+class BPETokenizer(TemplateTokenizer):
     """Byte-level BPE: ``encode(text)`` gives the tokens, ids and offsets HF gives.
 
     ``tokens`` lists the token string of every id (None for an id the vocabulary skips), spelled
@@ -128,7 +135,7 @@ class BPETokenizer:
         self.tokens: List[Optional[str]] = list(tokens)
         self.vocab: Dict[str, int] = (vocab if vocab is not None
                                       else {t: i for i, t in enumerate(self.tokens) if t is not None})
-        self.added_tokens = list(added_tokens)
+        self._set_added_tokens(added_tokens)
         self.add_prefix_space = bool(add_prefix_space)
         self.use_regex = bool(use_regex)
         #: ByteLevel post-processor: trim the spaces a token starts or ends with off its offsets,
@@ -146,13 +153,7 @@ class BPETokenizer:
             if t.id >= len(self._id_to_token):
                 self._id_to_token.extend([None] * (t.id + 1 - len(self._id_to_token)))
             self._id_to_token[t.id] = t.content  # HF looks an id up in the added tokens first
-        self._added_by_content = {t.content: t for t in self.added_tokens}
         self._special_ids = {t.id for t in self.added_tokens if t.special}
-        self._added_re = None
-        if self.added_tokens:
-            alternatives = sorted((t.content for t in self.added_tokens), key=len, reverse=True)
-            # leftmost-longest, like the Aho-Corasick matcher of HF's AddedVocabulary
-            self._added_re = re.compile("|".join(re.escape(a) for a in alternatives))
         self.prefix_tokens = [self._special(t) for t in prefix_tokens]
         self.suffix_tokens = [self._special(t) for t in suffix_tokens]
         self.merges: List[Tuple[int, int]] = list(merges)
@@ -329,11 +330,8 @@ class BPETokenizer:
 
     # ---- vocabulary
 
-    def _special(self, item: Any) -> Tuple[str, int]:
-        if isinstance(item, str):
-            return item, self._known_id(item, "special token")
-        token, token_id = item
-        return str(token), int(token_id)
+    def _special_id(self, token: str) -> int:
+        return self._known_id(token, "special token")
 
     def _known_id(self, token: str, what: str) -> int:
         token_id = self.token_to_id(token)
@@ -360,10 +358,6 @@ class BPETokenizer:
         token_id = int(token_id)
         return self._id_to_token[token_id] if 0 <= token_id < len(self._id_to_token) else None
 
-    @property
-    def num_special_tokens(self) -> int:
-        return len(self.prefix_tokens) + len(self.suffix_tokens)
-
     # ---- encoding
 
     def encode(self, text: str, max_length: Optional[int] = None) -> Encoding:
@@ -373,47 +367,7 @@ class BPETokenizer:
         special tokens, keeping the first, like HF ``enable_truncation(max_length)``; ``dropped`` says
         how many went.
         """
-        if not isinstance(text, str):
-            raise TypeError("encode() needs a str, got %s" % type(text).__name__)
-        tokens: List[str] = []
-        ids: List[int] = []
-        offsets: List[Tuple[int, int]] = []
-        for start, end, added in self._split_added(text):
-            if added is not None:
-                tokens.append(added.content)
-                ids.append(added.id)
-                offsets.append((start, end))
-            else:
-                self._encode_piece(text, start, end, tokens, ids, offsets)
-        dropped = 0
-        if max_length is not None:
-            room = max_length - self.num_special_tokens
-            if room < 0:
-                raise ValueError("max_length %d leaves no room for the %d special tokens"
-                                 % (max_length, self.num_special_tokens))
-            if len(ids) > room:
-                dropped = len(ids) - room
-                del tokens[room:], ids[room:], offsets[room:]
-        if self.trim_offsets:
-            offsets = self._trimmed(tokens, offsets)
-        return Encoding(
-            [t for t, _ in self.prefix_tokens] + tokens + [t for t, _ in self.suffix_tokens],
-            [i for _, i in self.prefix_tokens] + ids + [i for _, i in self.suffix_tokens],
-            [(0, 0)] * len(self.prefix_tokens) + offsets + [(0, 0)] * len(self.suffix_tokens),
-            dropped,
-        )
-
-    def _split_added(self, text: str):
-        """(start, end, AddedToken or None) pieces of the raw text, added tokens matched first."""
-        pos = 0
-        if self._added_re is not None:
-            for m in self._added_re.finditer(text):
-                if m.start() > pos:
-                    yield pos, m.start(), None
-                yield m.start(), m.end(), self._added_by_content[m.group()]
-                pos = m.end()
-        if pos < len(text):
-            yield pos, len(text), None
+        return self._encode_text(text, max_length)
 
     def _encode_piece(self, text: str, start: int, end: int, tokens: List[str], ids: List[int],
                       offsets: List[Tuple[int, int]]) -> None:
@@ -532,6 +486,9 @@ class BPETokenizer:
                 if r2 is not None:
                     heappush(heap, (r2, before))
         return [i for i in range(n) if ids[i] >= 0]
+
+    def _final_offsets(self, tokens: List[str], offsets: List[Tuple[int, int]]) -> List[Tuple[int, int]]:
+        return self._trimmed(tokens, offsets) if self.trim_offsets else offsets
 
     def _trimmed(self, tokens: List[str], offsets: List[Tuple[int, int]]) -> List[Tuple[int, int]]:
         """HF ``ByteLevel`` post-processor ``trim_offsets``: a token's leading and trailing spaces

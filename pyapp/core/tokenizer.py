@@ -256,7 +256,89 @@ class AddedToken:
     special: bool = True
 
 
-class WordPieceTokenizer:
+class TemplateTokenizer:
+    """What the WordPiece and the byte-level BPE tokenizers share: added tokens are matched first in
+    the raw text, the other pieces go to ``_encode_piece`` (the subclass's model), the word tokens are
+    truncated as HF ``enable_truncation(max_length)`` does, and the template's special tokens go around
+    them."""
+
+    prefix_tokens: List[Tuple[str, int]]
+    suffix_tokens: List[Tuple[str, int]]
+
+    def _set_added_tokens(self, added_tokens: Sequence[AddedToken]) -> None:
+        self.added_tokens = list(added_tokens)
+        self._added_by_content = {t.content: t for t in self.added_tokens}
+        self._added_re = None
+        if self.added_tokens:
+            alternatives = sorted((t.content for t in self.added_tokens), key=len, reverse=True)
+            # leftmost-longest, like the Aho-Corasick matcher of HF's AddedVocabulary
+            self._added_re = re.compile("|".join(re.escape(a) for a in alternatives))
+
+    def _special(self, item: Any) -> Tuple[str, int]:
+        """A template token given as a bare token (its id looked up) or as (token, id)."""
+        if isinstance(item, str):
+            return item, self._special_id(item)
+        token, token_id = item
+        return str(token), int(token_id)
+
+    def _special_id(self, token: str) -> int:
+        raise NotImplementedError
+
+    @property
+    def num_special_tokens(self) -> int:
+        return len(self.prefix_tokens) + len(self.suffix_tokens)
+
+    def _encode_text(self, text: str, max_length: Optional[int]) -> Encoding:
+        if not isinstance(text, str):
+            raise TypeError("encode() needs a str, got %s" % type(text).__name__)
+        tokens: List[str] = []
+        ids: List[int] = []
+        offsets: List[Tuple[int, int]] = []
+        for start, end, added in self._split_added(text):
+            if added is not None:
+                tokens.append(added.content)
+                ids.append(added.id)
+                offsets.append((start, end))
+            else:
+                self._encode_piece(text, start, end, tokens, ids, offsets)
+        dropped = 0
+        if max_length is not None:
+            room = max_length - self.num_special_tokens
+            if room < 0:
+                raise ValueError("max_length %d leaves no room for the %d special tokens"
+                                 % (max_length, self.num_special_tokens))
+            if len(ids) > room:
+                dropped = len(ids) - room
+                del tokens[room:], ids[room:], offsets[room:]
+        offsets = self._final_offsets(tokens, offsets)
+        return Encoding(
+            [t for t, _ in self.prefix_tokens] + tokens + [t for t, _ in self.suffix_tokens],
+            [i for _, i in self.prefix_tokens] + ids + [i for _, i in self.suffix_tokens],
+            [(0, 0)] * len(self.prefix_tokens) + offsets + [(0, 0)] * len(self.suffix_tokens),
+            dropped,
+        )
+
+    def _encode_piece(self, text: str, start: int, end: int, tokens: List[str], ids: List[int],
+                      offsets: List[Tuple[int, int]]) -> None:
+        raise NotImplementedError
+
+    def _final_offsets(self, tokens: List[str], offsets: List[Tuple[int, int]]) -> List[Tuple[int, int]]:
+        return offsets
+
+    def _split_added(self, text: str):
+        """(start, end, AddedToken or None) pieces of the raw text, added tokens matched first."""
+        pos = 0
+        if self._added_re is not None:
+            for m in self._added_re.finditer(text):
+                if m.start() > pos:
+                    yield pos, m.start(), None
+                yield m.start(), m.end(), self._added_by_content[m.group()]
+                pos = m.end()
+        if pos < len(text):
+            yield pos, len(text), None
+
+
+class WordPieceTokenizer(TemplateTokenizer):
     """BERT-style tokenizer: ``encode(text)`` gives the tokens, ids and offsets HF gives."""
 
     def __init__(self, vocab: Dict[str, int], *, unk_token: str = "[UNK]",
@@ -273,8 +355,7 @@ class WordPieceTokenizer:
         self.prefix = continuing_subword_prefix
         self.max_input_chars_per_word = max_input_chars_per_word
         self.normalizer = normalizer
-        self.added_tokens = list(added_tokens)
-        self._added_by_content = {t.content: t for t in self.added_tokens}
+        self._set_added_tokens(added_tokens)
         self._added_ids = {t.content: t.id for t in self.added_tokens}
         self._id_to_token: Optional[Dict[int, str]] = None  # built on first use
         #: template special tokens as (token, id); items given as a bare token take its id
@@ -286,11 +367,6 @@ class WordPieceTokenizer:
         self._max_word_piece = max(map(len, vocab), default=0)
         self._max_continuation = max(
             (len(t) - len(self.prefix) for t in vocab if t.startswith(self.prefix)), default=0)
-        self._added_re = None
-        if self.added_tokens:
-            alternatives = sorted((t.content for t in self.added_tokens), key=len, reverse=True)
-            # leftmost-longest, like the Aho-Corasick matcher of HF's AddedVocabulary
-            self._added_re = re.compile("|".join(re.escape(a) for a in alternatives))
         self._words: Dict[str, Tuple[Tuple[str, int, int, int], ...]] = {}
 
     # ---- loading
@@ -350,12 +426,6 @@ class WordPieceTokenizer:
                 raise TokenizerError("vocab.txt has no %s token" % needed)
         return cls(vocab, normalizer=BertNormalizer(lowercase=lowercase), added_tokens=specials)
 
-    def _special(self, item: Any) -> Tuple[str, int]:
-        if isinstance(item, str):
-            return item, self._special_id(item)
-        token, token_id = item
-        return str(token), int(token_id)
-
     def _special_id(self, token: str) -> int:
         if token in self._added_ids:
             return self._added_ids[token]
@@ -393,10 +463,6 @@ class WordPieceTokenizer:
     def sep_id(self) -> int:
         return self._special_id("[SEP]")
 
-    @property
-    def num_special_tokens(self) -> int:
-        return len(self.prefix_tokens) + len(self.suffix_tokens)
-
     # ---- encoding
 
     def encode(self, text: str, max_length: Optional[int] = DEFAULT_MAX_LENGTH) -> Encoding:
@@ -405,48 +471,11 @@ class WordPieceTokenizer:
         With ``max_length`` (None: no limit) the word tokens are cut to ``max_length`` minus the
         special tokens, like HF ``enable_truncation(max_length)``; ``dropped`` says how many went.
         """
-        if not isinstance(text, str):
-            raise TypeError("encode() needs a str, got %s" % type(text).__name__)
-        tokens: List[str] = []
-        ids: List[int] = []
-        offsets: List[Tuple[int, int]] = []
-        for start, end, added in self._split_added(text):
-            if added is not None:
-                tokens.append(added.content)
-                ids.append(added.id)
-                offsets.append((start, end))
-            else:
-                self._encode_piece(text[start:end], start, tokens, ids, offsets)
-        dropped = 0
-        if max_length is not None:
-            room = max_length - self.num_special_tokens
-            if room < 0:
-                raise ValueError("max_length %d leaves no room for the %d special tokens"
-                                 % (max_length, self.num_special_tokens))
-            if len(ids) > room:
-                dropped = len(ids) - room
-                del tokens[room:], ids[room:], offsets[room:]
-        return Encoding(
-            [t for t, _ in self.prefix_tokens] + tokens + [t for t, _ in self.suffix_tokens],
-            [i for _, i in self.prefix_tokens] + ids + [i for _, i in self.suffix_tokens],
-            [(0, 0)] * len(self.prefix_tokens) + offsets + [(0, 0)] * len(self.suffix_tokens),
-            dropped,
-        )
+        return self._encode_text(text, max_length)
 
-    def _split_added(self, text: str):
-        """(start, end, AddedToken or None) pieces of the raw text, added tokens matched first."""
-        pos = 0
-        if self._added_re is not None:
-            for m in self._added_re.finditer(text):
-                if m.start() > pos:
-                    yield pos, m.start(), None
-                yield m.start(), m.end(), self._added_by_content[m.group()]
-                pos = m.end()
-        if pos < len(text):
-            yield pos, len(text), None
-
-    def _encode_piece(self, piece: str, base: int, tokens: List[str], ids: List[int],
+    def _encode_piece(self, text: str, base: int, end: int, tokens: List[str], ids: List[int],
                       offsets: List[Tuple[int, int]]) -> None:
+        piece = text[base:end]
         if self.normalizer is not None:
             normalized, sources = self.normalizer.normalize(piece)
         else:
