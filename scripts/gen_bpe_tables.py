@@ -35,7 +35,7 @@ ROOT = os.path.join(HERE, "..")
 OUT = os.path.join(ROOT, "pyapp", "core", "_bpe_tables.py")
 sys.path.insert(0, ROOT)
 
-from gen_tokenizer_tables import _tables_only, code_points, fmt_ints, ranges  # noqa: E402
+from gen_tokenizer_tables import code_points, fmt_ints, ranges, write_or_check  # noqa: E402
 
 from pyapp.core import _unicode_tables  # noqa: E402
 
@@ -105,15 +105,7 @@ def main(argv=None) -> int:
     text = render(classes)
     print("letters/numbers differing from this Python's unicodedata (Unicode %s): %d code points"
           % (unicodedata.unidata_version, unicode_agreement(classes)))
-    if args.check:
-        with open(OUT, encoding="utf-8") as f:
-            same = _tables_only(f.read()) == _tables_only(text)
-        print("tables up to date" if same else "tables differ from the reference: regenerate")
-        return 0 if same else 1
-    with open(OUT, "w", encoding="utf-8") as f:
-        f.write(text)
-    print("wrote %s (%d bytes)" % (os.path.relpath(OUT), len(text.encode("utf-8"))))
-    return 0
+    return write_or_check(OUT, text, args.check)
 
 
 if __name__ == "__main__":

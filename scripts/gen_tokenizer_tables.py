@@ -181,15 +181,19 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="fail if the committed tables differ from what the installed tokenizers gives")
     args = parser.parse_args(argv)
-    text = render(measure())
-    if args.check:
-        with open(OUT, encoding="utf-8") as f:
+    return write_or_check(OUT, render(measure()), args.check)
+
+
+def write_or_check(path: str, text: str, check: bool) -> int:
+    """Write the generated module, or (``check``) say whether the committed one has the same tables."""
+    if check:
+        with open(path, encoding="utf-8") as f:
             same = _tables_only(f.read()) == _tables_only(text)
         print("tables up to date" if same else "tables differ from the reference: regenerate")
         return 0 if same else 1
-    with open(OUT, "w", encoding="utf-8") as f:
+    with open(path, "w", encoding="utf-8") as f:
         f.write(text)
-    print("wrote %s (%d bytes)" % (os.path.relpath(OUT), len(text.encode("utf-8"))))
+    print("wrote %s (%d bytes)" % (os.path.relpath(path), len(text.encode("utf-8"))))
     return 0
 
 
