@@ -319,6 +319,125 @@ def run_app(browser, srv, log, texts=None, warmup=3, reps=20):
     return out
 
 
+# ------------------------------------------------------------------------------------------------ long tasks
+_LONG_TASKS = """() => { window.__long = [];
+  if (!window.__obs) { window.__obs = new PerformanceObserver((l) => {
+      for (const e of l.getEntries()) window.__long.push(e.duration); });
+    window.__obs.observe({type: "longtask", buffered: false}); } }"""
+_IDLE = """() => { const a = window.mhsaApp; if (!a) return false;
+  const r = JSON.parse(document.body.dataset.report || '{}');
+  return r.frame !== 'loading' && (a.idle ? a.idle() : !a.running); }"""
+LONG_WORDS = ("attention lets every token look at every other token and weigh how much each one matters for its "
+              "meaning while the heads learn different habits").split()
+
+
+def _load_harness():
+    conftest = ROOT / "tests" / "browser" / "conftest.py"
+    import importlib.util
+    sys.path.insert(0, str(conftest.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("_browser_conftest_lt", str(conftest))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(conftest.parent))
+    return mod
+
+
+def run_longtasks(browser, srv, log, models=("minilm-l6", "smollm2-135m"), sizes=(128, 512), worker=True):
+    """Issue 12: the longest main-thread task (PerformanceObserver "longtask") of the real app while each tab
+    and each control is used, per model and text length; ``worker``: the page with the compute worker
+    (``window.mhsaComputeDefault = "auto"``, as ``data-compute="auto"`` on web/coi.js's tag), else the
+    main-thread loop. A step's figure is the longest task from the click until the page is idle again."""
+    mod = _load_harness()
+    g = mod.Guard()
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True, service_workers="block")
+    ctx.add_init_script(mod._STRIP_SRI)
+    if worker:
+        ctx.add_init_script("window.mhsaComputeDefault = 'auto';")
+    ctx.route("**/*", mod._router(srv, "pyodide", g))
+    page = ctx.new_page()
+    page.goto(srv.origin + "/web/index.html")
+    out = {"worker": worker, "rows": {}, "errors": []}
+    try:
+        mod.wait_ready(page, g)
+        tabs = page.evaluate("() => [...document.querySelectorAll('[role=tab]')].map(b => b.id.slice(4))")
+        page.evaluate(_LONG_TASKS)
+
+        def settle():
+            page.wait_for_timeout(300)                 # past the text box's debounce
+            mod.wait_js(page, _IDLE, timeout=900_000)
+            page.wait_for_timeout(60)
+
+        def step(row, name, action):
+            page.evaluate("() => { window.__long = []; }")
+            t0 = time.time()
+            action()
+            settle()
+            row[name] = {"max_ms": max(page.evaluate("() => window.__long") or [0]), "s": time.time() - t0}
+
+        for model in models:
+            for n in sizes:
+                row = {}
+                text = " ".join(LONG_WORDS[i % len(LONG_WORDS)] for i in range(n - 2))
+                page.click("#tab-overview")
+                page.select_option("#model", model)
+                settle()
+                step(row, "typing", lambda text=text: page.fill("#text", text))
+                row["_n"] = page.evaluate("() => JSON.parse(document.body.dataset.report).n")
+                for t in tabs:
+                    step(row, "tab:" + t, lambda t=t: page.click("#tab-" + t))
+                    log("long tasks %s %s n=%s %s: %.0f ms (%.1f s)" % ("worker" if worker else "main", model,
+                        row["_n"], t, row["tab:" + t]["max_ms"], row["tab:" + t]["s"]))
+                page.click("#tab-overview")
+                settle()
+                last = str(page.evaluate("() => document.getElementById('layer').length") - 1)
+                step(row, "layer", lambda last=last: page.select_option("#layer", last))
+                step(row, "head", lambda: page.select_option("#head", "1"))
+                step(row, "temperature", lambda: page.evaluate("""() => { const s = document.getElementById(
+                    'temperature'); s.value = String(Number(s.value) + 0.2); s.dispatchEvent(new Event('input')); }"""))
+                if page.evaluate("() => !document.getElementById('causal').disabled"):
+                    step(row, "causal", lambda: page.click("#causal"))
+                    page.click("#causal")
+                    settle()
+                page.click("#tab-steps")
+                settle()
+                step(row, "step", lambda: page.click("#next"))
+                out["rows"]["%s/%d" % (model, n)] = row
+    except Exception as e:  # noqa: BLE001 - report what was measured
+        out["errors"].append("%s: %s" % (type(e).__name__, e))
+    out["offhost"] = g.offhost
+    ctx.close()
+    return out
+
+
+def longtask_markdown(res) -> str:
+    """One table: rows = tabs and controls, columns = model / tokens; the longest main-thread task, ms."""
+    rows = res.get("rows") or {}
+    if not rows:
+        return "long tasks: not measured (%s)" % "; ".join(res.get("errors") or ["no rows"])
+    cols = list(rows)
+    names = []
+    for r in rows.values():
+        names += [k for k in r if not k.startswith("_") and k not in names]
+    head = "| longest main-thread task, ms (%s) | %s |" % (
+        "compute worker" if res.get("worker") else "main-thread loop",
+        " | ".join("%s, %s tokens" % (c.split("/")[0], rows[c].get("_n", c.split("/")[1])) for c in cols))
+    lines = [head, "|" + "---|" * (len(cols) + 1)]
+    for name in names:
+        cells = []
+        for c in cols:
+            v = rows[c].get(name)
+            cells.append("—" if v is None else ("%.0f (%.1f s)" % (v["max_ms"], v["s"])))
+        lines.append("| %s | %s |" % (name, " | ".join(cells)))
+    worst = [max(v["max_ms"] for k, v in rows[c].items() if not k.startswith("_")) for c in cols]
+    lines.append("| **worst** | %s |" % " | ".join("**%.0f**" % w for w in worst))
+    if res.get("errors"):
+        lines.append("")
+        lines.append("errors: " + "; ".join(res["errors"]))
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------------ table
 def fmt_ms(x):
     return "—" if x is None else ("%.1f ms" % x if x < 1000 else "%.2f s" % (x / 1000))
@@ -374,9 +493,26 @@ def main(argv=None) -> int:
     ap.add_argument("--base", default="", help="also time this git revision's pyapp on the same weights")
     ap.add_argument("--readme", action="store_true", help="write the table into bench/README.md")
     ap.add_argument("--json", type=Path, default=HERE / ".generated" / "benchmark.json")
+    ap.add_argument("--longtask-models", default="minilm-l6,smollm2-135m",
+                    help="models of the long-task part (issue 12); '' skips it")
+    ap.add_argument("--longtask-tokens", default="128,512")
+    ap.add_argument("--longtask-main", action="store_true",
+                    help="also measure the main-thread loop's long tasks (MiniLM only; slow at 512 tokens)")
+    ap.add_argument("--only-longtasks", action="store_true", help="only the long-task part")
     a = ap.parse_args(argv)
     def log(m):
         print("[bench] " + m, flush=True)
+    lt_models = [m for m in a.longtask_models.split(",") if m]
+    lt_sizes = [int(x) for x in a.longtask_tokens.split(",") if x]
+    if a.only_longtasks:
+        with BenchServer() as srv, chromium() as browser:
+            lt = run_longtasks(browser, srv, log, lt_models, lt_sizes)
+            ltm = run_longtasks(browser, srv, log, ["minilm-l6"], lt_sizes, worker=False) if a.longtask_main else None
+        md = longtask_markdown(lt) + ("\n\n" + longtask_markdown(ltm) if ltm else "")
+        print(md)
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        (a.json.parent / "longtasks.json").write_text(json.dumps({"worker": lt, "main": ltm}, indent=1))
+        return 0
     setup(log)
     texts = [TEXT_12, text_of_tokens(128)]
     t_start = time.time()
@@ -391,6 +527,9 @@ def main(argv=None) -> int:
         if peer2:
             log("peer 2 threads done")
         app = None if a.quick else run_app(browser, srv, log, texts, a.warmup, a.reps)
+        lt = run_longtasks(browser, srv, log, lt_models, lt_sizes) if lt_models and not a.quick else None
+        ltm = (run_longtasks(browser, srv, log, ["minilm-l6"], lt_sizes, worker=False)
+               if lt and a.longtask_main else None)
         version = browser.version
     load1 = os.getloadavg()
 
@@ -485,7 +624,13 @@ def main(argv=None) -> int:
         print(line)
     print("total %.0f s" % (time.time() - t_start))
 
-    md = "\n".join([header + "  ", sides, "", t.markdown(), "", par + "  ", "  \n".join(extra)])
+    lt_md = ""
+    if lt:
+        lt_md = longtask_markdown(lt) + ("\n\n" + longtask_markdown(ltm) if ltm else "")
+        print()
+        print(lt_md)
+    md = "\n".join([header + "  ", sides, "", t.markdown(), "", par + "  ", "  \n".join(extra)]
+                   + (["", lt_md] if lt_md else []))
     a.json.parent.mkdir(parents=True, exist_ok=True)
     (a.json.parent / "benchmark.md").write_text(md + "\n")
     if a.readme:
@@ -504,7 +649,7 @@ def main(argv=None) -> int:
         return [{k: v for k, v in r.items() if "attentions" not in k} for r in rows]
     a.json.write_text(json.dumps({
         "peer1": dict(peer1, rows=strip(peer1["rows"])), "peer2": peer2 and dict(peer2, rows=strip(peer2["rows"])),
-        "ours": dict(ours, rows=strip(ours["rows"])), "app": app,
+        "ours": dict(ours, rows=strip(ours["rows"])), "app": app, "longtasks": lt, "longtasks_main": ltm,
         "parity": {"%s/%d" % k: v for k, v in parity.items()}, "load": [load0, load1]}, indent=1))
     return 0
 

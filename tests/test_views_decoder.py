@@ -201,6 +201,8 @@ def test_math_architecture_rollout_stats_speak_decoder(figs):
     stats = figs("stats").scene
     labels = [op["s"] for op in stats.ops if op["op"] == "text"]
     assert "sink" in labels and "first" in labels and "[CLS]" not in labels
+    grid = [op["s"] for op in figs("model").scene.ops if op["op"] == "text"]
+    assert "sink" in grid and "[CLS]" not in grid      # the model grid's head labels too
 
 
 def test_session_fetches_the_lm_head_only_for_the_next_tab(models_dir):

@@ -53,6 +53,44 @@
       });
   }
 
+  // The worker's model files are fetched HERE, on the page's behalf (web/compute-worker.js asks with
+  // {type: "fetch", fid, url}): the page's own fetch (what a test's page.route or an extension sees, the page's
+  // CSP), streamed back chunk by chunk (transferred) so the worker's progress and stall timeout still work;
+  // {type: "fetch-abort", fid} cancels one. No Python runs for it on the main thread.
+  var fetches = {};
+  function proxy(worker, m) {
+    if (m.type === "fetch-abort") { if (fetches[m.fid]) fetches[m.fid].abort(); return; }
+    if (m.type !== "fetch") return;
+    var ctl = new AbortController();
+    fetches[m.fid] = ctl;
+    if (window.mhsaCompute) window.mhsaCompute.fetched = (window.mhsaCompute.fetched || 0) + 1;
+    var post = function (msg, transfer) { msg.fid = m.fid; worker.postMessage(msg, transfer || []); };
+    fetch(m.url, {signal: ctl.signal}).then(function (resp) {
+      var headers = {};
+      resp.headers.forEach(function (v, k) { headers[k] = v; });
+      post({type: "fetch-head", status: resp.status, statusText: resp.statusText, headers: headers});
+      var reader = resp.body && resp.body.getReader ? resp.body.getReader() : null;
+      if (!reader) {
+        return resp.arrayBuffer().then(function (b) {
+          post({type: "fetch-chunk", chunk: new Uint8Array(b)}, [b]);
+          post({type: "fetch-end"});
+          delete fetches[m.fid];
+        });
+      }
+      var pump = function () {
+        return reader.read().then(function (r) {
+          if (r.done) { delete fetches[m.fid]; post({type: "fetch-end"}); return null; }
+          post({type: "fetch-chunk", chunk: r.value}, [r.value.buffer]);
+          return pump();
+        });
+      };
+      return pump();
+    }).catch(function (err) {
+      delete fetches[m.fid];
+      post({type: "fetch-error", message: String(err && err.message || err)});
+    });
+  }
+
   // the switch: the tag's data-compute, or window.mhsaComputeDefault set before this script (tests, benchmark)
   var compute = opts.compute || window.mhsaComputeDefault || "";
   if (compute) {
@@ -71,9 +109,13 @@
       }
       var shared = window.crossOriginIsolated && typeof SharedArrayBuffer === "function" ? new SharedArrayBuffer(8) : null;
       var state = window.mhsaCompute = {worker: worker, seen: seen, shared: shared, started: performance.now()};
-      worker.addEventListener("message", function (e) { if (state.seen) state.seen.push(e.data); });
+      worker.addEventListener("message", function (e) {
+        var t = e.data && e.data.type;
+        if (typeof t === "string" && t.indexOf("fetch") === 0) { proxy(worker, e.data); return; }
+        if (state.seen) state.seen.push(e.data);
+      });
       var hint = window.mhsaWorkerRuntime;
-      worker.postMessage({type: "boot", indexURL: (hint && hint.indexURL) || PYODIDE,
+      worker.postMessage({type: "boot", indexURL: (hint && hint.indexURL) || PYODIDE, proxyFetch: true,
                           config: new URL(opts.config || "./pyscript.toml", base).href, interrupt: shared});
     };
     // after the deferred / module scripts ran (the test harness's bootstrap sets window.mhsaWorkerRuntime)

@@ -126,9 +126,59 @@ async function boot(msg) {
   for (var k = 0; k < queued.length; k++) receive(queued[k]);
 }
 
+// Model files through the page (web/coi.js's proxy, when the boot message says proxyFetch): a Response whose
+// body streams the chunks the page sends; its AbortSignal cancels the page's request.
+var proxied = {};
+var nextFid = 0;
+var directFetch = self.fetch.bind(self);
+
+function proxyFetch(input, options) {
+  var url = new URL(String(input), self.location.href).href;
+  if (url.indexOf("/models/") < 0) return directFetch(input, options);
+  var signal = options && options.signal;
+  return new Promise(function (resolve, reject) {
+    var fid = ++nextFid;
+    var entry = proxied[fid] = {resolve: resolve, reject: reject, ctl: null, headed: false};
+    var body = new ReadableStream({start: function (c) { entry.ctl = c; }});
+    entry.body = body;
+    function abort() {
+      if (!proxied[fid]) return;
+      delete proxied[fid];
+      post({type: "fetch-abort", fid: fid});
+      var err = new DOMException("The operation was aborted.", "AbortError");
+      if (entry.headed) entry.ctl.error(err); else reject(err);
+    }
+    if (signal) {
+      if (signal.aborted) { abort(); return; }
+      signal.addEventListener("abort", abort);
+    }
+    post({type: "fetch", fid: fid, url: url});
+  });
+}
+
+function onFetchMessage(m) {
+  var entry = proxied[m.fid];
+  if (!entry) return;
+  if (m.type === "fetch-head") {
+    entry.headed = true;
+    entry.resolve(new Response(entry.body, {status: m.status, statusText: m.statusText, headers: m.headers}));
+  } else if (m.type === "fetch-chunk") {
+    entry.ctl.enqueue(m.chunk);
+  } else if (m.type === "fetch-end") {
+    delete proxied[m.fid];
+    entry.ctl.close();
+  } else if (m.type === "fetch-error") {
+    delete proxied[m.fid];
+    var err = new TypeError(m.message || "Failed to fetch");
+    if (entry.headed) entry.ctl.error(err); else entry.reject(err);
+  }
+}
+
 self.onmessage = function (e) {
   var msg = e.data || {};
+  if (typeof msg.type === "string" && msg.type.indexOf("fetch-") === 0) { onFetchMessage(msg); return; }
   if (msg.type === "boot") {
+    if (msg.proxyFetch) self.fetch = proxyFetch;
     if (booted || self.pyodide) return;
     boot(msg).catch(function (err) {
       post({type: "boot-error", message: String(err && err.message || err)});

@@ -118,9 +118,11 @@ class RemoteApp(App):
         self.remote: Dict[str, Any] = {"stats": {}, "images": 0, "timing": {}, "passes": 0, "superseded": 0,
                                        "partials": 0, "fallback": ""}
         self._scheduled = False
+        self._retry = False
         self._pass_no = 0                      # the newest pass: older passes' frames are never presented
         self._booted = False
         self._bitmap: Optional[Shown] = None   # the worker frame being presented
+        self._placeholder = None               # (pass, loading frame) waiting for PLACEHOLDER_AFTER_S
         self.stage.painter = self._paint
         if client is not None:
             client.timeout_ms = timeout_seconds() * 1000.0
@@ -164,6 +166,10 @@ class RemoteApp(App):
         if not await self._boot():
             self.stage.painter = None
             return App.schedule(self)
+        if self.session.problem or self.session.catalogue is None:
+            self.dirty = False                  # no catalogue: the error frame with Retry, made here (no model)
+            self.present(self.frame())
+            return
         self.dirty = False
         self.changed.clear()
         self._pass_no += 1
@@ -172,9 +178,10 @@ class RemoteApp(App):
         started = self._pass_started = time.time()
         view = dict(self.view, **self.hover)
         view = {k: view[k] for k in VIEW_FIELDS if k in view}
+        retry, self._retry = self._retry, False
         try:
             shown = await self.client.compute(
-                self.state, self.stage.width(), self.stage.dpr(), view=view,
+                self.state, self.stage.width(), self.stage.dpr(), view=view, retry=retry,
                 on_progress=lambda p: self._on_worker_progress(me, started, p),
                 on_partial=lambda s: self._show(me, started, s))
         except WorkerError as e:              # a bug in the worker: show it for this state, keep the page
@@ -206,18 +213,45 @@ class RemoteApp(App):
         self.remote["timing"] = dict(s.timing)
         if s.partial:
             self.remote["partials"] += 1
-        canvas = frame.kind != "loading" or time.time() - started >= PLACEHOLDER_AFTER_S
+        self._drop_placeholder()
+        wait = PLACEHOLDER_AFTER_S - (time.time() - started)
+        canvas = frame.kind != "loading" or wait <= 0
         self._bitmap = s
         try:
             self.present(frame, canvas=canvas)
         finally:
             self._bitmap = None
-            if s.bitmap is not None:
+            if canvas and s.bitmap is not None:
                 s.bitmap.close()
                 s.bitmap = None
+        if not canvas:           # the previous picture stays a moment; then the placeholder, if still waiting
+            self._placeholder = (me, s)
+            asyncio.get_event_loop().call_later(wait, self._late_placeholder, me, s)
         if not s.partial and frame.kind == "view":
             self.progress.finish()
             self.bar.finish()
+
+    def _drop_placeholder(self):
+        if self._placeholder is not None:
+            s = self._placeholder[1]
+            self._placeholder = None
+            if s.bitmap is not None:
+                s.bitmap.close()
+                s.bitmap = None
+
+    def _late_placeholder(self, me: int, s: Shown):
+        if self._placeholder is None or self._placeholder[1] is not s:
+            return                                # something newer was presented meanwhile
+        self._placeholder = None
+        if self._current(me):
+            self._bitmap = s
+            try:
+                self.present(s.frame)
+            finally:
+                self._bitmap = None
+        if s.bitmap is not None:
+            s.bitmap.close()
+            s.bitmap = None
 
     def _paint(self, scene, canvas):
         s = self._bitmap
@@ -255,7 +289,15 @@ class RemoteApp(App):
     async def retry(self):
         if self.client is None:
             return await super().retry()
-        self.schedule()                       # the worker forgets nothing but a failed file: fetch it again
+        if self.session.problem:              # the catalogue again, here and in the worker
+            await self._reload_catalogue()
+            if not self.session.problem:
+                try:
+                    await self.client.call("reload_catalogue")
+                except WorkerError as e:
+                    print("the worker could not reload the catalogue: %s" % e)
+        self._retry = True                    # the next request tells the worker to forget its failed files
+        self.schedule()
 
 
 def make_app(session, state) -> App:

@@ -196,7 +196,7 @@ class WorkerClient:
                       view: Optional[Dict[str, Any]] = None,
                       on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
                       on_partial: Optional[Callable[[Shown], None]] = None,
-                      bitmap: bool = True) -> Optional[Shown]:
+                      bitmap: bool = True, retry: bool = False) -> Optional[Shown]:
         """The frame of ``state`` (an AppState, or a URL query) at layout ``width``; None when a later call
         superseded this one. ``view``: page-only view state (hover_token, hover_side). ``on_progress(p)``:
         {"stage": "fetch" | "forward" | "layers", "done", "of", ...}; ``on_partial(shown)``: a loading frame,
@@ -222,6 +222,8 @@ class WorkerClient:
         msg.dpr = float(dpr)
         msg.bitmap = bool(bitmap)
         msg.view = wire.pack(view)[0] if view else ""
+        if retry:                                           # the page's Retry: forget the failed files
+            msg.retry = True
         if self.timeout_ms > 0:
             msg.timeout_ms = float(self.timeout_ms)
         self.worker.postMessage(msg)
@@ -253,6 +255,8 @@ class WorkerClient:
     def _on_message(self, event) -> None:
         msg = getattr(event, "data", None) or event
         kind = str(getattr(msg, "type", ""))
+        if kind.startswith("fetch"):                        # web/coi.js fetches model files for the worker
+            return
         if kind == "boot-progress":
             self.boot_stages[str(msg.stage)] = float(msg.ms)
             if self.on_boot_progress is not None:

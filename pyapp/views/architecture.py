@@ -234,13 +234,13 @@ def _inside_mha(c: Canvas, x: float, y: float, w: float) -> float:
     return y + gap + 8 + bh + 34
 
 
-def _inside_sdpa(c: Canvas, x: float, y: float, w: float) -> float:
+def _inside_sdpa(c: Canvas, x: float, y: float, w: float, causal_only: bool = False) -> float:
     """Paper Figure 2 (left): MatMul -> Scale -> Mask (opt.) -> SoftMax -> MatMul."""
     bh, gap = 28.0, 14.0
     cx = x + w / 2
     c.s.text(x, y + 12, "Scaled dot-product attention", size=12, bold=True, color="#222222")
     y += 22
-    items = [("MatMul  (weights × V)", "op", 7), ("SoftMax", "softmax", 6), ("Mask (causal, opt.)", "op", 6),
+    items = [("MatMul  (weights × V)", "op", 7), ("SoftMax", "softmax", 6), ("Mask (causal)" if causal_only else "Mask (causal, opt.)", "op", 6),
              ("Scale  ÷ √d_k", "op", 5), ("MatMul  Q Kᵀ", "op", 4)]
     c.arrow([(cx, y + 12), (cx, y)])
     y += 12
@@ -339,10 +339,10 @@ def render(ctx: ViewContext, width: float) -> Scene:
     iw = min(260.0, MARGIN + inner - ix)
     h1 = _inside_mha(c, ix, iy, iw)
     if wide and ix + iw + 20 + 220 <= MARGIN + inner:
-        h2 = _inside_sdpa(c, ix + iw + 30, iy, min(240.0, MARGIN + inner - ix - iw - 30)) - iy
+        h2 = _inside_sdpa(c, ix + iw + 30, iy, min(240.0, MARGIN + inner - ix - iw - 30), ctx.is_decoder) - iy
         bottom = max(top + diag_h, iy + max(h1 - iy, h2))
     else:
-        h2 = _inside_sdpa(c, ix, h1 + 16, iw)
+        h2 = _inside_sdpa(c, ix, h1 + 16, iw, ctx.is_decoder)
         bottom = max(top + diag_h, h2)
     scene.height = bottom + MARGIN
     scene.alt_text = ("%s diagram. A Transformer layer: multi-head attention, add & norm, feed-forward, add & norm, "

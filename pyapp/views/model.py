@@ -31,7 +31,7 @@ MARGIN = 12.0
 GAP = 6.0
 OPEN_TAB = "heads"  # where a click on a thumbnail takes the user (the Heads tab shows that layer/head)
 SELECTED = "#1f6feb"
-SHORT_LABELS = {"prev": "← prev", "next": "next →", "self": "self", "cls": "[CLS]", "sep": "[SEP]",
+SHORT_LABELS = {"prev": "← prev", "next": "next →", "self": "self", "cls": "[CLS]", "sink": "sink", "sep": "[SEP]",
                 "punct": "punct.", "broad": "broad", "mixed": "mixed"}
 PENDING_FILL = "#eef0f3"
 

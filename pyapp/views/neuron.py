@@ -81,8 +81,10 @@ def render(ctx: ViewContext, width: float) -> Scene:
     title = "Neuron view · layer %d · head %d · query '%s'" if inner >= 420 else "Neuron · layer %d · head %d · '%s'"
     y = header(scene, MARGIN, MARGIN, inner, title % (ctx.layer, h, short_label(toks[i], 16)),
                "How q·k builds each score: the query vector, every key vector, their element-wise product "
-               "(a row of products sums to the score), the score ÷ √d_k%s and its softmax."
-               % (" ÷ T" if abs(temp - 1.0) > 1e-9 else ""))
+               "(a row of products sums to the score), the score ÷ √d_k%s and its softmax.%s"
+               % (" ÷ T" if abs(temp - 1.0) > 1e-9 else "",
+                  " q and k are taken after the rotary position rotation (RoPE), as the scores use them; "
+                  "keys after the query are masked." if ctx.rope else ""))
     y = _chips(scene, MARGIN, y, inner, "query:", [short_label(t, 10) for t in toks], i, "pinned_row",
                "neuron_query")
     y = _chips(scene, MARGIN, y - 2, inner, "head:", [str(j) for j in range(ctx.n_heads)], h, "head",

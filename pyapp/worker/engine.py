@@ -61,6 +61,7 @@ class Engine:
         self.partial_ms = float(partial_ms)
         self.clock = clock
         self.timing: Dict[str, float] = {}
+        self.failures: Dict[str, Exception] = {}     # path -> why it failed, until ``retry``
 
     # ---- superseding ------------------------------------------------------------------------------------
     async def check(self, req_id: int) -> None:
@@ -76,6 +77,9 @@ class Engine:
         files = [f for f in files if not self.session.store.has(f.path)]
         if not files:
             return
+        known = next((self.failures[f.path] for f in files if f.path in self.failures), None)
+        if known is not None:                   # failed before: remembered until Retry (``retry``)
+            raise FileFailed(known)
         total = sum(int(f.size) for f in files)
         got: Dict[str, int] = {}
         slots = asyncio.Semaphore(MAX_CONCURRENT)
@@ -99,10 +103,23 @@ class Engine:
                 except WeightFileError as e:
                     failed.append(e)
 
-        await asyncio.gather(*[one(f) for f in files])
+        task = asyncio.ensure_future(asyncio.gather(*[one(f) for f in files]))
+        while not task.done():                  # a newer request does not wait for a slow or stalled file
+            tick = asyncio.ensure_future(asyncio.sleep(0.05))     # left to run out: never a cancelled timer
+            await asyncio.wait([task, tick], return_when=asyncio.FIRST_COMPLETED)
+            if self.latest() > req_id:
+                raise Superseded(req_id)
         await self.check(req_id)
+        for e in failed:
+            path = getattr(e, "path", None)
+            if path:
+                self.failures[path] = e
         if failed:
             raise FileFailed(failed[0])
+
+    def retry(self) -> None:
+        """Forget every failed file: the next request downloads them again (the page's Retry)."""
+        self.failures.clear()
 
     # ---- the request ------------------------------------------------------------------------------------
     async def compute(self, req_id: int, state: Union[AppState, str], width: float,

@@ -173,6 +173,8 @@ class WorkerHost:
             kind = str(_get(msg, "type"))
             if kind == "compute":
                 self.latest_seen = max(self.latest_seen, req_id)
+                if _get(msg, "retry"):
+                    self.engine.retry()
                 timeout_ms = _get(msg, "timeout_ms")
                 if timeout_ms is not None and float(timeout_ms) > 0:
                     self.timeout_s = float(timeout_ms) / 1000.0
@@ -205,6 +207,10 @@ class WorkerHost:
             elif name == "stats":
                 out = {"session": dict(self.session.stats), "timing": dict(self.engine.timing),
                        "posted": dict(self.posted), "gemm_calls": getattr(wasm_gemm._installed, "calls", 0)}
+            elif name == "reload_catalogue":          # the page's Retry after a missing / corrupt catalogue
+                catalogue = load_catalogue(await self._fetch("index.json", None))
+                self.session = self.engine.session = Session(catalogue)
+                out = {"models": len(catalogue.ids())}
             elif name == "models":
                 out = {"models": self.session.model_options()}
             elif name in ("csv", "trace_json") and state is not None:

@@ -45,8 +45,9 @@ def report(page):
     return json.loads(page.evaluate("document.body.dataset.report || '{}'"))
 
 
-def open_worker_app(new_page, server, query: str = "", init: str = WORKER_ON, width: int = 1280):
-    page, guard = new_page("pyodide", width=width)
+def open_worker_app(new_page, server, query: str = "", init: str = WORKER_ON, width: int = 1280,
+                    service_workers: str = "allow"):
+    page, guard = new_page("pyodide", width=width, service_workers=service_workers)
     page.add_init_script(init)
     page.goto(server.url("/web/index.html" + query))
     wait_ready(page, guard)
@@ -188,7 +189,8 @@ def test_worker_that_cannot_start_falls_back_to_the_main_thread(new_page, server
 
 
 def test_a_failed_file_in_the_worker_is_an_error_frame_with_retry(new_page, server):
-    page, guard = open_worker_app(new_page, server)
+    # service workers blocked: Playwright's page routes do not see what a service worker fetches
+    page, guard = open_worker_app(new_page, server, query="?tab=heads", service_workers="block")
     settle(page)
     failing = {"on": True}
 
@@ -197,14 +199,14 @@ def test_a_failed_file_in_the_worker_is_an_error_frame_with_retry(new_page, serv
             r.fulfill(status=404, body="gone")
         else:
             r.continue_()
-    page.route("**/models/minilm-l6/layer2.qk.json", route)
-    page.select_option("#layer", "2")
+    page.route("**/models/minilm-l6/layer4.qk.json", route)   # the page's route sees the worker's files
+    page.select_option("#layer", "4")
     wait_js(page, "() => JSON.parse(document.body.dataset.report).frame === 'error'", timeout=60_000)
     r = report(page)
-    assert "layer2.qk.json" in r["error"] and "404" in r["error"], r["error"]
+    assert "layer4.qk.json" in r["error"] and "404" in r["error"], r["error"]
     assert page.is_visible("#retry")
     failing["on"] = False
     page.click("#retry")
     wait_js(page, "() => JSON.parse(document.body.dataset.report).frame === 'view'", timeout=60_000)
-    assert report(page)["layer"] == 2
+    assert report(page)["layer"] == 4
     guard.console.clear()
