@@ -33,7 +33,7 @@ import numpy as np
 
 from .app.prediction import Sampler, candidates
 from .app.session import SYNTHETIC, SessionError
-from .app.state import T_FINITE_MAX, T_FINITE_MIN, T_MAX, T_MIN
+from .app.state import DEFAULT_MODEL, T_FINITE_MAX, T_FINITE_MIN, T_MAX, T_MIN
 from .core.attention import check_temperature
 from .core.catalogue import CatalogueError
 from .core.encoder import WeightsMissing
@@ -41,7 +41,6 @@ from .core.files import LocalModel, default_models_dir, load_local_catalogue
 from .core.weights import WeightFileError
 from .raster import PillowMissing
 
-DEFAULT_MODEL = "minilm-l6"
 DEFAULT_TOP_K = 5
 # Synthetic models: the page offers d_model 8..384; the CLI goes further, to what draws in a few seconds and
 # a few hundred MB (measured: d_model 2048 renders in 4 s with 370 MB; memory grows as d_model**2).

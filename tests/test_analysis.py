@@ -147,7 +147,7 @@ def test_pure_previous_token_head_has_known_statistics():
 def test_uniform_head_is_broad_with_max_entropy():
     n = len(TOKENS)
     st = an.layer_stats(_head("uniform")[None], TOKENS)
-    assert st["entropy"][0] == pytest.approx(math.log(n))  # nats
+    assert st["entropy"][0] == pytest.approx(math.log2(n))  # bits
     assert st["entropy_norm"][0] == pytest.approx(1.0)
     # mean |i - j| over all pairs of n positions = (n^2 - 1) / (3n)
     assert st["distance"][0] == pytest.approx((n * n - 1) / (3.0 * n))
@@ -163,8 +163,8 @@ def test_labels_of_heads_built_for_each_category():
     labels = [r.label for r in stats.rows]
     assert labels == ["prev", "next", "self", "sep", "cls", "punct", "broad", "mixed"]
     half = stats.get(0, 7).values
-    assert half["entropy"] == pytest.approx(math.log(2))
-    assert half["entropy_norm"] == pytest.approx(math.log(2) / math.log(len(TOKENS)))
+    assert half["entropy"] == pytest.approx(1.0)  # bits
+    assert half["entropy_norm"] == pytest.approx(1.0 / math.log2(len(TOKENS)))
     assert stats.get(0, 3).values["sep"] == pytest.approx(1.0)
     assert stats.get(0, 3).label_text == "[SEP]"
 
@@ -186,7 +186,7 @@ def test_causal_entropy_normalised_by_visible_keys():
     causal_uniform /= causal_uniform.sum(axis=1, keepdims=True)
     st = an.layer_stats(causal_uniform[None], ["a"] * n, causal=True)
     assert st["entropy_norm"][0] == pytest.approx(1.0)
-    assert st["entropy"][0] == pytest.approx(np.mean(np.log(np.arange(1, n + 1))))
+    assert st["entropy"][0] == pytest.approx(np.mean(np.log2(np.arange(1, n + 1))))
 
 
 def test_punctuation_detection():

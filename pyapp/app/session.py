@@ -29,7 +29,7 @@ import numpy as np
 
 from ..core.catalogue import Catalogue, FileEntry, ModelEntry
 from ..core.lru import LRU
-from ..core.sources import ModelSource, SyntheticSpec, load_tokenizer, make_source
+from ..core.sources import SYNTHETIC_KINDS, ModelSource, SyntheticSpec, load_tokenizer, make_source
 from ..core.store import WeightStore
 from ..core.tokenizer import Encoding
 from ..core.weights import WeightFileError
@@ -42,7 +42,7 @@ from .tokens import labels
 
 MAX_TOKENS = 512
 TOKENIZER_MODEL = DEFAULT_MODEL        # synthetic sources and models without their own tokenizer use it
-SYNTHETIC = ("deterministic", "random")
+SYNTHETIC = SYNTHETIC_KINDS
 
 
 @dataclass

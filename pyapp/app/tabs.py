@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-from ..core.analysis import rollout
+from ..core.analysis import rollout, row_entropy
 from .context import ViewContext
 from .stepping import MAX_STEPS
 
@@ -130,9 +130,7 @@ def shown_matrix(ctx: ViewContext, tab_id: str) -> Tuple[np.ndarray, str]:
 
 def row_entropy_bits(probs: np.ndarray) -> float:
     """Mean over query rows of the Shannon entropy (bits) of an (n, n) attention matrix (0 log 0 = 0)."""
-    p = np.asarray(probs, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
+    h = row_entropy(probs)  # (n,)
     return float(h.mean()) if h.size else 0.0
 
 

@@ -26,8 +26,9 @@ Attention rollout (Abnar & Zuidema 2020, "Quantifying Attention Flow in Transfor
 Head statistics (after Clark et al. 2019, "What Does BERT Look At?")
     For every head, averaged over query rows:
 
-    * entropy        -sum_j p_ij ln p_ij, in NATS (natural log, as Clark et al. report); also given
-                     normalised, divided by ln(number of keys the row may see), so 1.0 = uniform and the
+    * entropy        -sum_j p_ij log2 p_ij, in BITS, the page's one unit (Clark et al. report nats:
+                     multiply by ln 2); also given
+                     normalised, divided by log2(number of keys the row may see), so 1.0 = uniform and the
                      "broad" threshold does not depend on sentence length
     * distance       sum_j p_ij |i - j|, in tokens
     * cls, sep       attention mass on [CLS] / [SEP] tokens (BERT) or <s> / </s> (RoBERTa-style); a causal
@@ -68,8 +69,8 @@ SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "<s>", "</s>", "
 
 # Statistic keys, in table order, with the column title and unit the views print.
 STAT_COLUMNS = (
-    ("entropy", "entropy", "nats"),
-    ("entropy_norm", "H / ln n", ""),
+    ("entropy", "entropy", "bits"),
+    ("entropy_norm", "H / log2 n", ""),
     ("distance", "distance", "tokens"),
     ("cls", "[CLS]", "mass"),
     ("sep", "[SEP]", "mass"),
@@ -98,7 +99,7 @@ LABEL_THRESHOLDS = (
     ("self", f"mass on token i itself > {MASS_THRESHOLD:.2f}"),
     ("[CLS] / [SEP]", f"mass on [CLS] / [SEP] > {MASS_THRESHOLD:.2f}"),
     ("punctuation", f"mass on punctuation > {MASS_THRESHOLD:.2f}"),
-    ("broad", f"none of the above, and entropy / ln(keys) >= {BROAD_THRESHOLD:.2f}"),
+    ("broad", f"none of the above, and entropy / log2(keys) >= {BROAD_THRESHOLD:.2f}"),
     ("mixed", "none of the above"),
 )
 
@@ -188,6 +189,12 @@ def token_masks(tokens: Sequence[str], causal: bool = False) -> Dict[str, np.nda
     }
 
 
+def row_entropy(p: np.ndarray) -> np.ndarray:
+    """Shannon entropy in bits of each row of attention weights: (..., n) -> (...); 0 log 0 = 0."""
+    p = np.asarray(p, dtype=np.float64)
+    return -(p * np.log2(np.where(p > 0, p, 1.0))).sum(axis=-1)
+
+
 def _keys_per_row(n: int, causal: bool) -> np.ndarray:
     """How many keys each query row may attend to: n, or i + 1 under a causal mask."""
     return np.arange(1, n + 1, dtype=np.float64) if causal else np.full(n, float(n))
@@ -201,9 +208,8 @@ def layer_stats(attn: np.ndarray, tokens: Sequence[str], causal: bool = False) -
     heads, n, _ = p.shape
     if len(tokens) != n:
         raise ValueError(f"{len(tokens)} tokens for an attention of {n} tokens")
-    logp = np.log(np.where(p > 0, p, 1.0))  # 0 log 0 = 0
-    row_h = -(p * logp).sum(axis=-1)  # (heads, n)
-    max_h = np.log(_keys_per_row(n, causal))  # (n,)
+    row_h = row_entropy(p)  # (heads, n) bits
+    max_h = np.log2(_keys_per_row(n, causal))  # (n,)
     idx = np.arange(n)
     dist = np.abs(idx[:, None] - idx[None, :]).astype(np.float64)  # (n, n)
     masks = token_masks(tokens, causal)

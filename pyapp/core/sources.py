@@ -55,6 +55,9 @@ def load_tokenizer(kind: str, data: bytes):
 DETERMINISTIC_SEED = 20170612  # "Attention Is All You Need" arXiv date
 
 
+SYNTHETIC_KINDS = ("deterministic", "random")   # the synthetic sources' ids in the app and the CLI
+
+
 @dataclass
 class SyntheticSpec:
     kind: str = "deterministic"  # "deterministic" | "random"
@@ -72,7 +75,7 @@ class SyntheticSpec:
         return f"deterministic-d{self.d_model}-h{self.n_heads}"
 
     def config(self) -> ModelConfig:
-        if self.kind not in ("deterministic", "random"):
+        if self.kind not in SYNTHETIC_KINDS:
             raise ValueError(f"unknown synthetic source {self.kind!r}")
         if self.d_model <= 0 or self.n_heads <= 0 or self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be a positive multiple of the number of heads ({self.n_heads})")

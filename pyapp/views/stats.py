@@ -3,7 +3,7 @@
 Top: a layers x heads grid of each head's label (its dominant pattern), coloured by label, with the
 thresholds that define the labels written next to it. Below: a table with a row per head, sortable by
 any column. All numbers come from pyapp.core.analysis.head_stats (averages over query tokens):
-entropy in nats and normalised (÷ ln of the keys a row can see), mean attention distance in tokens,
+entropy in bits and normalised (÷ log2 of the keys a row can see), mean attention distance in tokens,
 and the attention mass on [CLS], [SEP], punctuation, the previous token, the next token and itself.
 
 State read from the context: ``sort_by`` (a SORT_KEYS column, default "layer") and ``sort_desc`` (bool).
@@ -88,7 +88,7 @@ def render(ctx: ViewContext, width: float) -> Scene:
     inner = width - 2 * MARGIN
     text_w = shown_w - 2 * MARGIN
     sub = ("After Clark et al. (2019). Per head, averaged over the query tokens: entropy of the attention "
-           "(nats; and ÷ ln(keys), 1 = uniform), mean distance |i − j| in tokens, and the share of attention "
+           "(bits; and ÷ log2(keys), 1 = uniform), mean distance |i − j| in tokens, and the share of attention "
            "on [CLS], [SEP], punctuation, the previous token, the next token and the token itself. Click a "
            "column to sort, a row or a cell to open that head.")
     if sink_mode(ctx.tokens, ctx.causal):
@@ -107,7 +107,7 @@ def render(ctx: ViewContext, width: float) -> Scene:
     y = _table(scene, MARGIN, y + 14, inner, ctx, rows)
     scene.height = y + MARGIN
     scene.alt_text = "\n".join(
-        ["Head statistics (layer, head, label, entropy nats, distance, prev, next, self, [CLS], [SEP]):"]
+        ["Head statistics (layer, head, label, entropy bits, distance, prev, next, self, [CLS], [SEP]):"]
         + ["%d %d %s %.2f %.2f %.2f %.2f %.2f %.2f %.2f" % (
             r.layer, r.head, r.label_text, r.values["entropy"], r.values["distance"], r.values["prev"],
             r.values["next"], r.values["self"], r.values["cls"], r.values["sep"]) for r in rows])
