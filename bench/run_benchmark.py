@@ -350,65 +350,75 @@ def run_longtasks(browser, srv, log, models=("minilm-l6", "smollm2-135m"), sizes
     (``window.mhsaComputeDefault = "auto"``, as ``data-compute="auto"`` on web/coi.js's tag), else the
     main-thread loop. A step's figure is the longest task from the click until the page is idle again."""
     mod = _load_harness()
-    g = mod.Guard()
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True, service_workers="block")
-    ctx.add_init_script(mod._STRIP_SRI)
-    if worker:
-        ctx.add_init_script("window.mhsaComputeDefault = 'auto';")
-    ctx.route("**/*", mod._router(srv, "pyodide", g))
-    page = ctx.new_page()
-    page.goto(srv.origin + "/web/index.html")
-    out = {"worker": worker, "rows": {}, "errors": []}
-    try:
-        mod.wait_ready(page, g)
-        tabs = page.evaluate("() => [...document.querySelectorAll('[role=tab]')].map(b => b.id.slice(4))")
-        page.evaluate(_LONG_TASKS)
-
-        def settle():
-            page.wait_for_timeout(300)                 # past the text box's debounce
-            mod.wait_js(page, _IDLE, timeout=900_000)
-            page.wait_for_timeout(60)
-
-        def step(row, name, action):
-            page.evaluate("() => { window.__long = []; }")
-            t0 = time.time()
-            action()
-            settle()
-            row[name] = {"max_ms": max(page.evaluate("() => window.__long") or [0]), "s": time.time() - t0}
-
-        for model in models:
-            for n in sizes:
-                row = {}
-                text = " ".join(LONG_WORDS[i % len(LONG_WORDS)] for i in range(n - 2))
-                page.click("#tab-overview")
-                page.select_option("#model", model)
-                settle()
-                step(row, "typing", lambda text=text: page.fill("#text", text))
-                row["_n"] = page.evaluate("() => JSON.parse(document.body.dataset.report).n")
-                for t in tabs:
-                    step(row, "tab:" + t, lambda t=t: page.click("#tab-" + t))
-                    log("long tasks %s %s n=%s %s: %.0f ms (%.1f s)" % ("worker" if worker else "main", model,
-                        row["_n"], t, row["tab:" + t]["max_ms"], row["tab:" + t]["s"]))
-                page.click("#tab-overview")
-                settle()
-                last = str(page.evaluate("() => document.getElementById('layer').length") - 1)
-                step(row, "layer", lambda last=last: page.select_option("#layer", last))
-                step(row, "head", lambda: page.select_option("#head", "1"))
-                step(row, "temperature", lambda: page.evaluate("""() => { const s = document.getElementById(
-                    'temperature'); s.value = String(Number(s.value) + 0.2); s.dispatchEvent(new Event('input')); }"""))
-                if page.evaluate("() => !document.getElementById('causal').disabled"):
-                    step(row, "causal", lambda: page.click("#causal"))
-                    page.click("#causal")
-                    settle()
-                page.click("#tab-steps")
-                settle()
-                step(row, "step", lambda: page.click("#next"))
-                out["rows"]["%s/%d" % (model, n)] = row
-    except Exception as e:  # noqa: BLE001 - report what was measured
-        out["errors"].append("%s: %s" % (type(e).__name__, e))
-    out["offhost"] = g.offhost
-    ctx.close()
+    out = {"worker": worker, "rows": {}, "errors": [], "offhost": []}
+    for model in models:                   # a fresh page per model (the worker's memory: SmolLM2's LM head)
+        g = mod.Guard()
+        ctx = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True,
+                                  service_workers="block")
+        ctx.add_init_script(mod._STRIP_SRI)
+        if worker:
+            ctx.add_init_script("window.mhsaComputeDefault = 'auto';")
+        ctx.route("**/*", mod._router(srv, "pyodide", g))
+        page = ctx.new_page()
+        page.goto(srv.origin + "/web/index.html" + ("?model=" + model))
+        try:
+            mod.wait_ready(page, g)
+            _longtask_rows(mod, page, out, model, sizes, worker, log)
+        except Exception as e:  # noqa: BLE001 - report what was measured
+            out["errors"].append("%s: %s: %s" % (model, type(e).__name__, e))
+        out["offhost"] += g.offhost
+        ctx.close()
     return out
+
+
+def _longtask_rows(mod, page, out, model, sizes, worker, log):
+    tabs = page.evaluate("() => [...document.querySelectorAll('[role=tab]')].map(b => b.id.slice(4))")
+    page.evaluate(_LONG_TASKS)
+
+    def settle():
+        page.wait_for_timeout(300)                 # past the text box's debounce
+        mod.wait_js(page, _IDLE, timeout=900_000)
+        page.wait_for_timeout(60)
+
+    def step(row, name, action):
+        page.evaluate("() => { window.__long = []; }")
+        t0 = time.time()
+        action()
+        settle()
+        row[name] = {"max_ms": max(page.evaluate("() => window.__long") or [0]), "s": time.time() - t0}
+
+    for n in sizes:
+        row = {}
+        text = " ".join(LONG_WORDS[i % len(LONG_WORDS)] for i in range(n - 2))
+        page.click("#tab-overview")
+        settle()
+        step(row, "typing", lambda text=text: page.fill("#text", text))
+        rep = page.evaluate("() => JSON.parse(document.body.dataset.report)")
+        row["_n"] = rep.get("n")
+        if rep.get("frame") != "view":
+            out["errors"].append("%s n=%d: %s frame: %s" % (model, n, rep.get("frame"), rep.get("error")))
+        for t in tabs:
+            step(row, "tab:" + t, lambda t=t: page.click("#tab-" + t))
+            rep = page.evaluate("() => JSON.parse(document.body.dataset.report)")
+            if rep.get("frame") != "view":
+                out["errors"].append("%s n=%d %s: %s frame: %s" % (model, n, t, rep.get("frame"), rep.get("error")))
+            log("long tasks %s %s n=%s %s: %.0f ms (%.1f s)" % ("worker" if worker else "main", model,
+                row["_n"], t, row["tab:" + t]["max_ms"], row["tab:" + t]["s"]))
+        page.click("#tab-overview")
+        settle()
+        last = str(page.evaluate("() => document.getElementById('layer').length") - 1)
+        step(row, "layer", lambda last=last: page.select_option("#layer", last))
+        step(row, "head", lambda: page.select_option("#head", "1"))
+        step(row, "temperature", lambda: page.evaluate("""() => { const s = document.getElementById(
+            'temperature'); s.value = String(Number(s.value) + 0.2); s.dispatchEvent(new Event('input')); }"""))
+        if page.evaluate("() => !document.getElementById('causal').disabled"):
+            step(row, "causal", lambda: page.click("#causal"))
+            page.click("#causal")
+            settle()
+        page.click("#tab-steps")
+        settle()
+        step(row, "step", lambda: page.click("#next"))
+        out["rows"]["%s/%d" % (model, n)] = row
 
 
 def longtask_markdown(res) -> str:

@@ -183,3 +183,49 @@ def test_superseded_before_it_starts_computes_nothing():
     with pytest.raises(Superseded):
         h.run(3, AppState(text=LONG, tab="model"))
     assert h.posts == [] and h.session.stats["context"] == 0
+
+
+def test_a_failed_file_is_remembered_until_retry_and_others_still_work():
+    """As the page's loader: a file that failed is not fetched again (an error frame at once) until Retry."""
+    calls = []
+
+    async def layer2_broken(path, progress):
+        calls.append(path)
+        if path.endswith("layer2.qk.json"):
+            raise OSError("HTTP 404")
+        return await _disk_fetch(path, progress)
+    h = Harness()
+    h.engine.fetch = layer2_broken
+    state = AppState(text="The quick brown fox.", tab="heads", layer=2)
+    bad = h.run(1, state)
+    assert bad.kind == "error" and "layer2.qk.json" in bad.status and bad.retry
+    tries = calls.count("minilm-l6/layer2.qk.json")
+    assert h.run(2, state.with_(layer=1)).kind == "view"          # another layer is not blocked
+    again = h.run(3, state)
+    assert again.kind == "error" and calls.count("minilm-l6/layer2.qk.json") == tries   # remembered
+    h.engine.fetch = _disk_fetch
+    h.engine.retry()
+    assert h.run(4, state).kind == "view"
+
+
+def test_a_newer_request_does_not_wait_for_a_stalled_download():
+    """A download that never ends: the request is superseded within a check interval, not when it ends."""
+    async def stalled(path, progress):
+        if path.endswith("layer3.qk.json"):
+            await asyncio.sleep(3600)
+        return await _disk_fetch(path, progress)
+
+    async def scenario():
+        h = Harness()
+        h.engine.fetch = stalled
+        h.newest = 1
+        task = asyncio.ensure_future(h.engine.compute(1, AppState(text="A stalled file.", tab="heads", layer=3),
+                                                      800.0))
+        await asyncio.sleep(0.5)
+        assert not task.done()
+        h.newest = 2
+        t0 = asyncio.get_event_loop().time()
+        with pytest.raises(Superseded):
+            await task
+        return asyncio.get_event_loop().time() - t0
+    assert run_async(scenario()) < 0.5

@@ -114,6 +114,9 @@
         if (typeof t === "string" && t.indexOf("fetch") === 0) { proxy(worker, e.data); return; }
         if (state.seen) state.seen.push(e.data);
       });
+      worker.addEventListener("error", function (e) {   // its script failed before pyapp listens: remember it
+        state.error = String((e && e.message) || "the compute worker's script failed to load");
+      });
       var hint = window.mhsaWorkerRuntime;
       worker.postMessage({type: "boot", indexURL: (hint && hint.indexURL) || PYODIDE, proxyFetch: true,
                           config: new URL(opts.config || "./pyscript.toml", base).href, interrupt: shared});

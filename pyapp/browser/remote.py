@@ -25,7 +25,7 @@ from ..app.context import VIEW_FIELDS
 from ..app.frame import Frame
 from .app import App
 from .compat import js
-from .dom import el
+from .dom import el, size_label
 from .export import Exporter
 from .loader import timeout_seconds
 from .worker_client import Shown, WorkerClient, WorkerError
@@ -70,15 +70,18 @@ async def _sync(fn, *args):
 
 
 class RemoteProgress:
-    """The loading bar (web/boot.js) fed by the worker's progress messages: one line per stage."""
+    """The loading bar (web/boot.js) fed by the worker's progress messages, as ``loader.ProgressBar`` shows
+    the main thread's downloads: one line per file ("<path> (<size>)", its fraction), or one line for more
+    than a dozen files; the layers being computed as one more line."""
 
     def __init__(self):
         self.shown = False
+        self.lines: Dict[str, str] = {}
 
-    def update(self, p: Dict[str, Any]):
+    def _open(self):
         bar = el("loading")
-        boot = js.mhsaBoot
         if bar.hidden or not self.shown:
+            boot = js.mhsaBoot
             boot.clear()
             boot.progress("runtime", "Python runtime", 1)
             boot.progress("numpy", "numpy", 1)
@@ -86,20 +89,37 @@ class RemoteProgress:
             bar.classList.remove("failed")
             bar.hidden = False
             self.shown = True
+            self.lines = {}
+
+    def update(self, p: Dict[str, Any]):
+        boot = js.mhsaBoot
         stage = str(p.get("stage") or "")
         done, of = float(p.get("done") or 0), float(p.get("of") or 0)
-        fraction = done / of if of > 0 else 0.0
         if stage == "fetch":
-            files = int(p.get("files") or 1)
-            label = "%s (%s)" % (p.get("file") or "files", "%d files" % files if files > 1 else "1 file")
-            label = "Downloading %s: %.1f of %.1f MB" % (label, done / 1048576.0, of / 1048576.0)
-        elif stage == "forward":
+            self._open()
+            paths = p.get("paths") or {}
+            if paths:
+                for path, size in paths.items():        # the request's files, listed once
+                    if path not in self.lines:
+                        self.lines[path] = "%s (%s)" % (path, size_label(int(size)))
+                        boot.progress("file:" + path, self.lines[path], 0.0)
+                path = str(p.get("file") or "")
+                size = float(p.get("file_size") or 0)
+                if path in self.lines:
+                    boot.progress("file:" + path, self.lines[path],
+                                  min(float(p.get("file_done") or 0) / size, 1.0) if size > 0 else 1.0)
+                return
+            label = "%d files (%s)" % (int(p.get("files") or 0), size_label(int(of)))
+            boot.progress("group", label, min(done / of, 1.0) if of > 0 else 0.0)
+            return
+        if stage == "forward":
             label = "Computing layer %d of %d (the layers below the shown one)" % (int(done) + 1, int(of))
         elif stage == "layers":
             label = "Every layer: %d of %d computed" % (int(done), int(of))
         else:
             return
-        boot.progress("worker:" + stage, label, min(max(fraction, 0.0), 1.0))
+        self._open()
+        boot.progress("worker:compute", label, min(max(done / of if of > 0 else 0.0, 0.0), 1.0))
 
     def finish(self):
         if self.shown:
@@ -198,7 +218,8 @@ class RemoteApp(App):
         return me == self._pass_no and not self._scheduled
 
     def _on_worker_progress(self, me: int, started: float, p: Dict[str, Any]):
-        if self._current(me) and time.time() - started >= BAR_AFTER_S:
+        """Files at once (as the main-thread loop lists its downloads); computing once it takes a while."""
+        if self._current(me) and (p.get("stage") == "fetch" or time.time() - started >= BAR_AFTER_S):
             self.progress.update(p)
 
     def _show(self, me: int, started: float, s: Shown):

@@ -152,6 +152,10 @@ class WorkerClient:
             for i in range(int(seen.length)):               # the messages it got before we listened
                 self._on_message(seen[i])
             booted.seen = None                              # web/coi.js stops recording
+            failed = getattr(booted, "error", None)
+            if failed and not self._ready.done():           # its script failed before we listened
+                self.error = str(failed)
+                self._ready.set_exception(WorkerError("the compute worker could not start: " + self.error))
         if boot:
             if bool(getattr(js, "crossOriginIsolated", False)) and hasattr(js, "SharedArrayBuffer"):
                 self.shared = js.SharedArrayBuffer.new(8)

@@ -81,18 +81,21 @@ class Engine:
         if known is not None:                   # failed before: remembered until Retry (``retry``)
             raise FileFailed(known)
         total = sum(int(f.size) for f in files)
+        paths = {f.path: int(f.size) for f in files} if len(files) <= 12 else {}   # the bar lists these
         got: Dict[str, int] = {}
         slots = asyncio.Semaphore(MAX_CONCURRENT)
         failed: List[Exception] = []
 
         async def one(f: FileEntry) -> None:
-            def progress(n: int, size: int, path=f.path) -> None:
+            def progress(n: int, size: int, path=f.path, expected=int(f.size)) -> None:
                 got[path] = int(n)
                 self.post("progress", req_id, {"stage": "fetch", "file": path, "done": sum(got.values()),
-                                               "of": total, "files": len(files)})
+                                               "of": total, "files": len(files), "file_done": int(n),
+                                               "file_size": expected, "paths": paths})
             async with slots:
                 if failed or self.latest() > req_id or self.session.store.has(f.path):
                     return                                     # stop starting files once it failed / is old
+                progress(0, int(f.size))                       # on its way (a held request shows at 0%)
                 try:
                     data = await self.fetch(f.path, progress)
                 except Exception as e:  # noqa: BLE001 - the frame says which file failed and why
@@ -107,7 +110,8 @@ class Engine:
         while not task.done():                  # a newer request does not wait for a slow or stalled file
             tick = asyncio.ensure_future(asyncio.sleep(0.05))     # left to run out: never a cancelled timer
             await asyncio.wait([task, tick], return_when=asyncio.FIRST_COMPLETED)
-            if self.latest() > req_id:
+            if self.latest() > req_id:            # its downloads finish (or time out) on their own, unread
+                task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
                 raise Superseded(req_id)
         await self.check(req_id)
         for e in failed:

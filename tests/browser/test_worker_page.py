@@ -20,9 +20,12 @@ from helpers import wait_js
 pytestmark = pytest.mark.browser
 
 WORKER_ON = "window.mhsaComputeDefault = 'auto';"
-# The goal is 50 ms; on the 2 shared CI cores two Pyodides (page + worker) compete and the main thread's
-# decode of a 512-token frame (hit regions, chips) was seen above it: the benchmark reports the real figure.
-LONG_TASK_BOUND_MS = 150
+# The goal is 50 ms. What is left on the main thread is presenting a frame: decoding its message (hit regions),
+# the chips, the hotspots, and one drawImage of the worker's bitmap (the Lines view at 512 tokens is 910 x 7,326
+# px). bench/run_benchmark.py measured 51-59 ms at worst on a quiet machine (every tab and control, MiniLM and
+# SmolLM2, 128 and 512 tokens; the main-thread loop: 3,043 ms); here, with other tests sharing the 2 cores,
+# up to 188 ms was seen on the Lines tab. The bound catches a computation back on the main thread (>= 800 ms).
+LONG_TASK_BOUND_MS = 250
 LONG_TASKS = """() => {
     window.__long = [];
     window.__obs = new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); });
@@ -185,7 +188,9 @@ def test_worker_that_cannot_start_falls_back_to_the_main_thread(new_page, server
     assert r["frame"] == "view" and r["n"] == 13, r
     assert r.get("compute") is None or r["compute"]["fallback"], r     # the main-thread loop's report
     assert page.evaluate("() => window.mhsaApp.uses_worker()") is False
-    print("\nfallback page ready in %.1f s" % (time.time() - t0))
+    why = page.evaluate("() => String(window.mhsaApp.remote.get('fallback'))")
+    assert "could not start" in why, why           # the failed script, not the boot timeout
+    print("\nfallback page ready in %.1f s (%s)" % (time.time() - t0, why))
 
 
 def test_a_failed_file_in_the_worker_is_an_error_frame_with_retry(new_page, server):
