@@ -24,8 +24,12 @@ WORKER_ON = "window.mhsaComputeDefault = 'auto';"
 # the chips, the hotspots, and one drawImage of the worker's bitmap (the Lines view at 512 tokens is 910 x 7,326
 # px). bench/run_benchmark.py measured 51-59 ms at worst on a quiet machine (every tab and control, MiniLM and
 # SmolLM2, 128 and 512 tokens; the main-thread loop: 3,043 ms); here, with other tests sharing the 2 cores,
-# up to 188 ms was seen on the Lines tab. The bound catches a computation back on the main thread (>= 800 ms).
+# up to 188 ms was seen on the Lines tab, and 373 ms in a fresh-clone CI run (presenting its very tall bitmap).
+# The steps whose computation blocked the main-thread loop for 0.8-3 s at 512 tokens (typing, layer, causal,
+# the all-layer tabs) must stay under LONG_TASK_BOUND_MS; presenting any frame under PRESENT_BOUND_MS.
 LONG_TASK_BOUND_MS = 250
+PRESENT_BOUND_MS = 800
+COMPUTE_STEPS = ("typing", "layer", "causal", "tab:model", "tab:rollout", "tab:stats")
 LONG_TASKS = """() => {
     window.__long = [];
     window.__obs = new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); });
@@ -134,7 +138,9 @@ def test_no_long_main_thread_task_at_512_tokens(wpage):
     r = report(page)
     print("\nlongest main-thread task per step, 512 tokens, worker: %s" % json.dumps(got))
     assert r["n"] == 512 and r["frame"] == "view"
-    assert max(got.values()) < LONG_TASK_BOUND_MS, got
+    assert set(COMPUTE_STEPS) <= set(got), got
+    assert max(got[k] for k in COMPUTE_STEPS) < LONG_TASK_BOUND_MS, got
+    assert max(got.values()) < PRESENT_BOUND_MS, got
 
 
 def test_typing_supersedes_a_long_all_layer_computation(wpage, open_app):
