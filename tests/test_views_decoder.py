@@ -238,3 +238,19 @@ def test_state_round_trips_the_sampler():
     assert back == st and not problems
     bad, problems = parse_query("tab=next&top_p=0&top_k=-3&sample_t=100")
     assert (bad.top_p, bad.top_k, bad.sample_t) == (0.01, 0, 10.0) and len(problems) == 3
+
+
+def test_formulas_show_only_the_biases_the_model_has(figs):
+    """Llama's projections have no bias: no b_Q / b_O in the decoder's captions or tooltips; MiniLM's have one."""
+    from pyapp.figures import figure
+
+    def texts(f):
+        return _all_text(f.scene) + " " + " ".join(str(r["data"].get("tooltip", "")) for r in f.scene.regions)
+
+    for view in ("step:3", "step:11", "math"):
+        shown = texts(figs(view))
+        assert "b_Q" not in shown and "b_O" not in shown and "+ b" not in shown, view
+    assert "Q_h = X W_Q,hᵀ :" in _all_text(figs("step:3").scene)
+    assert "+ b_Q,h" in _all_text(figure(TEXT, view="step:3").scene)          # MiniLM (BERT) has q_bias
+    assert "+ b_O" in _all_text(figure(TEXT, view="step:9").scene)
+    assert "X W_K,0 + b_K,0" in texts(figure(TEXT, view="math"))

@@ -93,6 +93,14 @@ class ViewContext:
     def is_decoder(self) -> bool:
         return bool(self.causal_only)
 
+    def bias(self, which: str, sub: str = "") -> str:
+        """`` + b_Q,h``-style formula text for projection ``which`` ("Q", "K", "V", "O") of the shown layer, or
+        "" when it has no bias (Llama's projections have none; BERT's and GPT-2's all do)."""
+        w = self.weights
+        has = (getattr(w, which.lower() + "_bias", None) is not None if w is not None
+               else self.model_arch != "llama")
+        return " + b_%s%s" % (which, "," + sub if sub else "") if has else ""
+
     @property
     def rope(self) -> bool:
         """Q and K are rotated by position (the trace keeps them before the rotation too)."""

@@ -218,8 +218,8 @@ def render(ctx: ViewContext, width: float) -> Scene:
             put(box, tooltip="W_Q of head %d: %d × %d (nn.Linear rows %d..%d, transposed)"
                 % (h, dm, dk, h * dk, (h + 1) * dk - 1))
     lines = [
-        ("Q", tr.q[h], "Q_%d = X W_Q,%d + b" % (h, h), (n, dk)),
-        ("K", tr.k[h], "K_%d = X W_K,%d + b" % (h, h), (n, dk)),
+        ("Q", tr.q[h], "Q_%d = X W_Q,%d%s" % (h, h, ctx.bias("Q", str(h))), (n, dk)),
+        ("K", tr.k[h], "K_%d = X W_K,%d%s" % (h, h, ctx.bias("K", str(h))), (n, dk)),
     ]
     for letter, m, tip, shp in lines:
         for box in _numbers_line(var(letter, s, sub=str(h)), m, labels, _real(s * 0.8, *shp), s, ms,
@@ -228,7 +228,7 @@ def render(ctx: ViewContext, width: float) -> Scene:
     if tr.v is not None:
         for box in _numbers_line(var("V", s, sub=str(h)), tr.v[h], labels, _real(s * 0.8, n, dk),
                                  s, ms, inner - 10, max_rows):
-            put(box, tooltip="V_%d = X W_V,%d + b: %d × %d" % (h, h, n, dk))
+            put(box, tooltip="V_%d = X W_V,%d%s: %d × %d" % (h, h, ctx.bias("V", str(h)), n, dk))
     else:
         notice(scene, MARGIN + 10, y, min(inner - 10, 360), 40, ctx.loading_message())
         y += 54

@@ -170,7 +170,7 @@ def _captions(ctx: ViewContext, step: int) -> List[str]:
     if step == 2:
         return ["X: n × d_model = %d × %d" % (n, dm)]
     if step == 3:
-        return ["Q_h = X W_Q,hᵀ + b_Q,h : (%d × %d)(%d × %d) = %d × %d" % (n, dm, dm, dk, n, dk),
+        return ["Q_h = X W_Q,hᵀ%s : (%d × %d)(%d × %d) = %d × %d" % (ctx.bias("Q", "h"), n, dm, dm, dk, n, dk),
                 "Q_h, K_h, V_h: n × d_k = %d × %d each (head %d of %d; d_k = d_model / h = %d / %d)"
                 % (n, dk, h, H, da, H)]
     if step == 4:
@@ -186,8 +186,8 @@ def _captions(ctx: ViewContext, step: int) -> List[str]:
         return ["head_h = A_h V_h : (%d × %d)(%d × %d) = %d × %d" % (n, n, n, dk, n, dk)]
     if step == 8:
         return ["Concat(head_0 … head_%d) : n × (h·d_k) = %d × (%d·%d) = %d × %d" % (H - 1, n, H, dk, n, da)]
-    return ["MultiHead(X) = Concat(…) W_Oᵀ + b_O : (%d × %d)(%d × %d) = %d × %d — same shape as X"
-            % (n, da, da, dm, n, dm)]
+    return ["MultiHead(X) = Concat(…) W_Oᵀ%s : (%d × %d)(%d × %d) = %d × %d — same shape as X"
+            % (ctx.bias("O"), n, da, da, dm, n, dm)]
 
 
 def _explain(ctx: ViewContext, step: int) -> str:
@@ -274,7 +274,7 @@ def _step_blocks(ctx: ViewContext, step: int, width: float):
     if wo is not None:
         side = 84.0
         proj += ["×", matrix_block(wo.T, "W_Oᵀ", "%d × %d" % wo.T.shape, side / wo.shape[1], None,
-                                    max_cell_w=side / wo.shape[0]), "+ b_O ="]
+                                    max_cell_w=side / wo.shape[0]), "+ b_O =" if ctx.bias("O") else "="]
     else:
         proj.append("→")
     proj.append(matrix_block(tr.output, "output MultiHead(X)", "%d × %d" % (n, dm), rh, toks, max_cell_w=wide_cell(dm),
