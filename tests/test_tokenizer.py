@@ -11,13 +11,8 @@ from pathlib import Path
 import pytest
 
 from pyapp.core import _unicode_tables as tables
-from pyapp.core.tokenizer import (
-    BertNormalizer,
-    Encoding,
-    TokenizerError,
-    WordPieceTokenizer,
-    pre_tokenize,
-)
+from pyapp.core.normalizer import BertNormalizer, pre_tokenize
+from pyapp.core.tokenizer import Encoding, TokenizerError, WordPieceTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "minilm-l6" / "tokenizer.json"

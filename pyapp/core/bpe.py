@@ -37,14 +37,8 @@ from itertools import accumulate
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _bpe_tables
-from .tokenizer import (
-    AddedToken,
-    Encoding,
-    TemplateTokenizer,
-    TokenizerError,
-    _char_class,
-    _template_from_json,
-)
+from .normalizer import char_class
+from .tokenizer import AddedToken, Encoding, TemplateTokenizer, TokenizerError, _template_from_json
 
 COMPACT_MAGIC = b"MHSABPE1"
 COMPACT_FORMAT = "mhsa-bpe/1"
@@ -99,9 +93,9 @@ def _split_re():
     """The GPT-2 pre-tokenizer regex with Oniguruma's classes written out for Python's ``re``."""
     global _SPLIT_RE
     if _SPLIT_RE is None:
-        letter = _char_class(_bpe_tables.LETTER)
-        number = _char_class(_bpe_tables.NUMBER)
-        space = _char_class(_bpe_tables.WHITESPACE)
+        letter = char_class(_bpe_tables.LETTER)
+        number = char_class(_bpe_tables.NUMBER)
+        space = char_class(_bpe_tables.WHITESPACE)
         _SPLIT_RE = re.compile(
             "'s|'t|'re|'ve|'m|'ll|'d| ?[%(L)s]+| ?[%(N)s]+| ?[^%(S)s%(L)s%(N)s]+|[%(S)s]+(?![^%(S)s])|[%(S)s]+"
             % {"L": letter, "N": number, "S": space})
