@@ -9,7 +9,8 @@ import pytest
 from bpe_sources import gpt2_files
 
 from pyapp.core import bpe
-from pyapp.core.bpe import BYTE_TO_CHAR, BPETokenizer, byte_level, bytes_to_unicode, pre_tokenize
+from pyapp.core.bpe import BPETokenizer, byte_level, pre_tokenize
+from pyapp.core.bpe_formats import BYTE_TO_CHAR, COMPACT_MAGIC, bytes_to_unicode
 from pyapp.core.tokenizer import AddedToken, TokenizerError
 
 ALPHABET = [BYTE_TO_CHAR[b] for b in range(256)]
@@ -148,7 +149,7 @@ def test_vocabulary_accessors(gpt2):
 
 def test_compact_round_trip(gpt2):
     data = gpt2.to_compact()
-    assert data.startswith(bpe.COMPACT_MAGIC) and len(data) < 300_000
+    assert data.startswith(COMPACT_MAGIC) and len(data) < 300_000
     back = BPETokenizer.from_compact(data)
     assert back.tokens == gpt2.tokens and back.merges == gpt2.merges
     assert back.added_tokens == gpt2.added_tokens and back.vocab_size == gpt2.vocab_size
@@ -169,8 +170,8 @@ def test_compact_keeps_odd_tokens_and_settings():
 @pytest.mark.parametrize("mangle", [
     lambda d: b"NOTMAGIC" + d[8:],
     lambda d: d[:-20],
-    lambda d: bpe.COMPACT_MAGIC + zlib.compress(zlib.decompress(d[8:]) + b"x"),
-    lambda d: bpe.COMPACT_MAGIC + zlib.compress(zlib.decompress(d[8:]).replace(b"mhsa-bpe/1", b"mhsa-bpe/9")),
+    lambda d: COMPACT_MAGIC + zlib.compress(zlib.decompress(d[8:]) + b"x"),
+    lambda d: COMPACT_MAGIC + zlib.compress(zlib.decompress(d[8:]).replace(b"mhsa-bpe/1", b"mhsa-bpe/9")),
 ])
 def test_corrupt_compact_data_is_a_clear_error(mangle):
     data = toy(["ab"], [("a", "b")]).to_compact()

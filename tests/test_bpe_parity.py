@@ -217,7 +217,7 @@ def test_tables_match_the_installed_tokenizers():
 @pytest.mark.parametrize("fuse_unk", [False, True])
 def test_parity_of_the_unknown_token(fuse_unk):
     """A vocabulary missing some bytes, with an unknown token (fused or not) instead of dropping them."""
-    from pyapp.core.bpe import BYTE_TO_CHAR
+    from pyapp.core.bpe_formats import BYTE_TO_CHAR
 
     tokens = [BYTE_TO_CHAR[b] for b in range(256) if b not in (0x04, 0xE2, 0x82)] + ["<unk>", "ab", "Ġab"]
     data = {"model": {"type": "BPE", "vocab": {t: i for i, t in enumerate(tokens)},

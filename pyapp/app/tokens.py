@@ -20,7 +20,7 @@ def visible(text: str) -> str:
 
 def bpe_label(token: str) -> str:
     """The label of one byte-level BPE token: its bytes decoded as UTF-8 (a partial character: hex bytes)."""
-    from ..core.bpe import CHAR_TO_BYTE  # noqa: PLC0415 - only models with a BPE tokenizer need it
+    from ..core.bpe_formats import CHAR_TO_BYTE  # noqa: PLC0415 - only models with a BPE tokenizer need it
 
     if token.startswith("<|") or (token.startswith("<") and token.endswith(">") and len(token) > 2):
         return token  # special tokens such as <|im_start|> stay as written

@@ -21,58 +21,27 @@ byte tokens) covers that whole character.
 
 Three ways to build one: ``from_json`` (an HF ``tokenizer.json``), ``from_files`` (GPT-2's
 ``encoder.json`` + ``vocab.bpe``) and ``from_compact`` (``to_compact()``'s small binary form for the
-web: token bytes in id order and each merge as its result id + split point, zlib-compressed).
+web); the byte alphabet and those file formats live in ``bpe_formats``.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import struct
-import sys
-import zlib
-from array import array
 from heapq import heapify, heappop, heappush
-from itertools import accumulate
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _bpe_tables
+from . import bpe_formats as formats
+from .bpe_formats import CHAR_TO_BYTE, SPELL
 from .normalizer import char_class
-from .tokenizer import AddedToken, Encoding, TemplateTokenizer, TokenizerError, _template_from_json
+from .tokenizer import AddedToken, Encoding, TemplateTokenizer, TokenizerError
 
-COMPACT_MAGIC = b"MHSABPE1"
-COMPACT_FORMAT = "mhsa-bpe/1"
 _CACHE_LIMIT = 50000
-
-
-# --------------------------------------------------------------------------- byte-level alphabet
-
-
-def bytes_to_unicode() -> Dict[int, str]:
-    """GPT-2's byte -> character map: printable Latin-1 bytes stand for themselves, the other 68
-    bytes (controls, space, NBSP, soft hyphen...) become U+0100 onwards, in byte order."""
-    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-                 + list(range(ord("®"), ord("ÿ") + 1)))
-    chars = {b: chr(b) for b in printable}
-    n = 0
-    for b in range(256):
-        if b not in chars:
-            chars[b] = chr(256 + n)
-            n += 1
-    return {b: chars[b] for b in range(256)}
-
-
-BYTE_TO_CHAR = bytes_to_unicode()
-CHAR_TO_BYTE = {c: b for b, c in BYTE_TO_CHAR.items()}
-#: str.translate table from a Latin-1 decoded byte string to the byte-level spelling
-_SPELL = [BYTE_TO_CHAR[b] for b in range(256)]
-#: the inverse, for bytes(...) after str.translate (every byte-level character is below U+0144)
-_UNSPELL = {ord(c): b for c, b in CHAR_TO_BYTE.items()}
 
 
 def byte_level(text: str) -> str:
     """The byte-level spelling of ``text``'s UTF-8 bytes (one character per byte)."""
-    return text.encode("utf-8", "surrogatepass").decode("latin-1").translate(_SPELL)
+    return text.encode("utf-8", "surrogatepass").decode("latin-1").translate(SPELL)
 
 
 def _token_bytes(token: str) -> bytes:
@@ -180,147 +149,34 @@ class BPETokenizer(TemplateTokenizer):
     @classmethod
     def from_json(cls, data: Any) -> "BPETokenizer":
         """From an HF ``tokenizer.json`` (BPE model, ByteLevel pre-tokenizer): str, bytes or dict."""
-        data = _json_object(data, "tokenizer.json")
-        model = data.get("model") or {}
-        if model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
-            raise TokenizerError("tokenizer.json: only a BPE model with a vocab is supported, got %r"
-                                 % model.get("type"))
-        for key, neutral in (("dropout", None), ("continuing_subword_prefix", ""),
-                             ("end_of_word_suffix", ""), ("byte_fallback", False)):
-            if (model.get(key) or neutral) != neutral:
-                raise TokenizerError("tokenizer.json: BPE %s=%r is not supported" % (key, model.get(key)))
-        if data.get("normalizer") is not None:
-            raise TokenizerError("tokenizer.json: a normalizer (%r) is not supported"
-                                 % _kind(data.get("normalizer")))
-        pre = data.get("pre_tokenizer")
-        if not (isinstance(pre, dict) and pre.get("type") == "ByteLevel"):
-            raise TokenizerError("tokenizer.json: only the ByteLevel pre-tokenizer is supported, got %r"
-                                 % _kind(pre))
-        decoder = data.get("decoder")
-        if decoder is not None and _kind(decoder) != "ByteLevel":
-            raise TokenizerError("tokenizer.json: only the ByteLevel decoder is supported, got %r" % _kind(decoder))
-        trim, trim_prefix, prefix, suffix = _post_processor_from_json(data.get("post_processor"))
-        tokens = _tokens_by_id(model["vocab"])
-        vocab = {t: i for i, t in enumerate(tokens) if t is not None}
-        merges = [_merge_ids(m, vocab) for m in model.get("merges") or []]
-        added = []
-        for t in data.get("added_tokens") or []:
-            if t.get("lstrip") or t.get("rstrip") or t.get("single_word"):
-                raise TokenizerError("tokenizer.json: added token %r uses lstrip/rstrip/single_word, "
-                                     "which is not supported" % t.get("content"))
-            if t.get("content"):
-                added.append(AddedToken(t["content"], int(t["id"]), bool(t.get("special", False))))
-        return cls(tokens, merges, vocab=vocab, added_tokens=added,
-                   add_prefix_space=bool(pre.get("add_prefix_space")),
-                   use_regex=pre.get("use_regex", True), trim_offsets=trim, trim_prefix_space=trim_prefix,
-                   prefix_tokens=prefix, suffix_tokens=suffix, unk_token=model.get("unk_token"),
-                   fuse_unk=bool(model.get("fuse_unk")), ignore_merges=bool(model.get("ignore_merges")))
+        tokens, merges, options = formats.read_json(data)
+        return cls(tokens, merges, **options)
 
     @classmethod
     def from_files(cls, encoder_json: Any, vocab_bpe: Any,
                    special_tokens: Sequence[str] = ("<|endoftext|>",)) -> "BPETokenizer":
-        """From GPT-2's ``encoder.json`` (token -> id) and ``vocab.bpe`` (one merge a line), with the
-        pre-tokenizer and decoder of GPT-2's tokenizer.json; ``special_tokens`` found in the vocabulary
-        become special added tokens (GPT-2 declares ``<|endoftext|>``)."""
-        vocab_dict = _json_object(encoder_json, "encoder.json")
-        if isinstance(vocab_bpe, (bytes, bytearray)):
-            vocab_bpe = bytes(vocab_bpe).decode("utf-8")
-        tokens = _tokens_by_id(vocab_dict)
-        vocab = {t: i for i, t in enumerate(tokens) if t is not None}
-        merges = []
-        for number, line in enumerate(vocab_bpe.split("\n"), 1):
-            if line.startswith("#version") or not line:
-                continue
-            parts = line.split(" ")
-            if len(parts) != 2:
-                raise TokenizerError("vocab.bpe line %d is not two tokens: %r" % (number, line))
-            merges.append(_merge_ids(parts, vocab))
-        added = [AddedToken(t, vocab[t]) for t in special_tokens if t in vocab]
-        return cls(tokens, merges, vocab=vocab, added_tokens=added)
-
-    def to_compact(self) -> bytes:
-        """The small binary form ``from_compact`` reads (see the module docstring)."""
-        spelled = set(CHAR_TO_BYTE)
-        odd = {}  # id -> token that the alphabet cannot spell as bytes, or longer than a length byte
-        lengths = array("B")
-        blob = []
-        for i, t in enumerate(self.tokens):
-            if t is not None and set(t) <= spelled and len(t) < 256:
-                lengths.append(len(t))
-                blob.append(t)
-            else:
-                lengths.append(0)
-                if t is not None:
-                    odd[str(i)] = t
-        merged, split = array("i"), array("B")
-        previous = 0
-        for (a, b), new in zip(self.merges, self._merged):
-            k = len(self.tokens[a])
-            if k > 255 or self.tokens[new] != self.tokens[a] + self.tokens[b]:
-                raise TokenizerError("merge %d cannot be stored compactly" % len(merged))
-            merged.append(new - previous)  # deltas: mostly 1, which zlib folds away
-            previous = new
-            split.append(k)
-        header = {
-            "format": COMPACT_FORMAT, "n_tokens": len(self.tokens), "n_merges": len(self.merges),
-            "odd_tokens": odd,
-            "added_tokens": [[t.content, t.id, t.special] for t in self.added_tokens],
-            "add_prefix_space": self.add_prefix_space, "use_regex": self.use_regex,
-            "trim_offsets": self.trim_offsets, "trim_prefix_space": self.trim_prefix_space,
-            "prefix_tokens": self.prefix_tokens, "suffix_tokens": self.suffix_tokens,
-            "unk_token": self.unk_token, "fuse_unk": self.fuse_unk, "ignore_merges": self.ignore_merges,
-        }
-        head = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        body = b"".join([
-            struct.pack("<I", len(head)), head, _le(lengths),
-            "".join(blob).translate(_UNSPELL).encode("latin-1"), _le(merged), _le(split),
-        ])
-        return COMPACT_MAGIC + zlib.compress(body, 9)
+        """From GPT-2's ``encoder.json`` and ``vocab.bpe``; ``special_tokens`` found in the vocabulary become
+        special added tokens (GPT-2 declares ``<|endoftext|>``)."""
+        tokens, merges, options = formats.read_gpt2(encoder_json, vocab_bpe, special_tokens)
+        return cls(tokens, merges, **options)
 
     @classmethod
     def from_compact(cls, data: bytes) -> "BPETokenizer":
         """From ``to_compact()``'s bytes."""
-        data = bytes(data)
-        if not data.startswith(COMPACT_MAGIC):
-            raise TokenizerError("not a compact BPE tokenizer file (bad magic)")
-        try:
-            body = zlib.decompress(data[len(COMPACT_MAGIC):])
-            (n_head,) = struct.unpack_from("<I", body)
-            header = json.loads(body[4:4 + n_head].decode("utf-8"))
-        except (zlib.error, struct.error, ValueError) as e:
-            raise TokenizerError("compact BPE tokenizer file is corrupt: %s" % e) from None
-        if header.get("format") != COMPACT_FORMAT:
-            raise TokenizerError("compact BPE tokenizer format %r is not %r"
-                                 % (header.get("format"), COMPACT_FORMAT))
-        n, n_merges = header["n_tokens"], header["n_merges"]
-        pos = 4 + n_head
-        lengths = _from_le("B", body, pos, n)
-        pos += n
-        n_chars = sum(lengths)
-        spelled = body[pos:pos + n_chars].decode("latin-1").translate(_SPELL)
-        pos += n_chars
-        merged = list(accumulate(_from_le("i", body, pos, n_merges)))
-        pos += 4 * n_merges
-        split = _from_le("B", body, pos, n_merges)
-        if pos + n_merges != len(body):
-            raise TokenizerError("compact BPE tokenizer file is corrupt: wrong length")
-        ends = list(accumulate(lengths))
-        tokens: List[Optional[str]] = [spelled[e - m:e] if m else None for e, m in zip(ends, lengths)]
-        for i, t in header["odd_tokens"].items():
-            tokens[int(i)] = t
-        vocab = {t: i for i, t in enumerate(tokens) if t is not None}
-        try:
-            merges = [(vocab[tokens[m][:k]], vocab[tokens[m][k:]]) for m, k in zip(merged, split)]
-        except (KeyError, TypeError, IndexError):
-            raise TokenizerError("compact BPE tokenizer file is corrupt: a merge names no token") from None
-        return cls(tokens, merges, merged=merged, vocab=vocab,
-                   added_tokens=[AddedToken(c, int(i), bool(s)) for c, i, s in header["added_tokens"]],
-                   add_prefix_space=header["add_prefix_space"], use_regex=header["use_regex"],
-                   trim_offsets=header["trim_offsets"], trim_prefix_space=header["trim_prefix_space"],
-                   prefix_tokens=[tuple(t) for t in header["prefix_tokens"]],
-                   suffix_tokens=[tuple(t) for t in header["suffix_tokens"]],
-                   unk_token=header["unk_token"], fuse_unk=header["fuse_unk"],
-                   ignore_merges=header["ignore_merges"])
+        tokens, merges, options = formats.read_compact(data)
+        return cls(tokens, merges, **options)
+
+    def to_compact(self) -> bytes:
+        """The small binary form ``from_compact`` reads (``bpe_formats``)."""
+        return formats.write_compact(self.tokens, self.merges, self._merged, self.options())
+
+    def options(self) -> Dict[str, Any]:
+        """The constructor's keyword options that rebuild this tokenizer with ``tokens`` and ``merges``."""
+        return dict(added_tokens=list(self.added_tokens), add_prefix_space=self.add_prefix_space,
+                    use_regex=self.use_regex, trim_offsets=self.trim_offsets,
+                    trim_prefix_space=self.trim_prefix_space, prefix_tokens=self.prefix_tokens,
+                    suffix_tokens=self.suffix_tokens, unk_token=self.unk_token, fuse_unk=self.fuse_unk,
+                    ignore_merges=self.ignore_merges)
 
     # ---- vocabulary
 
@@ -376,10 +232,10 @@ class BPETokenizer(TemplateTokenizer):
         for w_start, w_end in spans:
             word = piece[w_start:w_end]
             if word.isascii():
-                spelled, char_of = word.translate(_SPELL), None
+                spelled, char_of = word.translate(SPELL), None
             else:
                 raw = word.encode("utf-8", "surrogatepass")
-                spelled = raw.decode("latin-1").translate(_SPELL)
+                spelled = raw.decode("latin-1").translate(SPELL)
                 char_of = []  # byte index in the word -> character index in the word
                 for i, ch in enumerate(word):
                     char_of.extend([i] * len(ch.encode("utf-8", "surrogatepass")))
@@ -537,78 +393,3 @@ def _positions_after_drop(word: str, ids: List[int], starts: List[int],
         cursor += width
     return tuple(out)
 
-
-def _le(values: array) -> bytes:
-    """Little-endian bytes of an array (the compact form's byte order on every machine)."""
-    if sys.byteorder != "little":
-        values = array(values.typecode, values)
-        values.byteswap()
-    return values.tobytes()
-
-
-def _from_le(typecode: str, data: bytes, pos: int, count: int) -> array:
-    values = array(typecode)
-    values.frombytes(data[pos:pos + count * values.itemsize])
-    if len(values) != count:
-        raise TokenizerError("compact BPE tokenizer file is corrupt: truncated")
-    if sys.byteorder != "little":
-        values.byteswap()
-    return values
-
-
-def _json_object(data: Any, what: str) -> Dict[str, Any]:
-    if isinstance(data, (bytes, bytearray)):
-        data = bytes(data).decode("utf-8")
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except ValueError as e:
-            raise TokenizerError("%s is not valid JSON: %s" % (what, e)) from None
-    if not isinstance(data, dict):
-        raise TokenizerError("%s must hold a JSON object" % what)
-    return data
-
-
-def _kind(spec: Any) -> Any:
-    return spec.get("type") if isinstance(spec, dict) else spec
-
-
-def _tokens_by_id(vocab: Dict[Any, Any]) -> List[Optional[str]]:
-    """A token -> id map as a list indexed by id (None where no token has that id)."""
-    try:
-        pairs = [(int(i), str(t)) for t, i in vocab.items()]
-    except (TypeError, ValueError):
-        raise TokenizerError("the vocabulary must map tokens to integer ids") from None
-    size = max((i for i, _ in pairs), default=-1) + 1
-    if any(i < 0 for i, _ in pairs) or size > 4 * len(pairs) + 1024:
-        raise TokenizerError("the vocabulary's ids are negative or far from dense")
-    tokens: List[Optional[str]] = [None] * size
-    for i, t in pairs:
-        tokens[i] = t
-    return tokens
-
-
-def _merge_ids(merge: Any, vocab: Dict[str, int]) -> Tuple[int, int]:
-    """A merge, "a b" (old tokenizer.json, vocab.bpe) or ["a", "b"], as a pair of ids."""
-    parts = merge.split(" ") if isinstance(merge, str) else merge
-    if len(parts) != 2:
-        raise TokenizerError("merge %r is not two tokens" % (merge,))
-    a, b = vocab.get(parts[0]), vocab.get(parts[1])
-    if a is None or b is None:
-        raise TokenizerError("merge %r names a token that is not in the vocabulary" % (merge,))
-    return a, b
-
-
-def _post_processor_from_json(spec: Any) -> Tuple[bool, bool, List[Any], List[Any]]:
-    """(trim_offsets, trim keeps one prefix space, template prefix, template suffix)."""
-    items = spec.get("processors", []) if _kind(spec) == "Sequence" else [spec]
-    trim, trim_prefix, prefix, suffix = False, True, [], []
-    for item in items:
-        if item is None:
-            continue
-        if _kind(item) == "ByteLevel":
-            trim = bool(item.get("trim_offsets", True))
-            trim_prefix = bool(item.get("add_prefix_space", True))
-        else:
-            prefix, suffix = _template_from_json(item)
-    return trim, trim_prefix, prefix, suffix
