@@ -1,5 +1,11 @@
 """Python that run_benchmark.py runs INSIDE Pyodide 0.17.1 (bench/pyodide.html): our side of the table.
 
+The compute figures run in a dedicated worker (bench/pyodide_worker.js, started by the page), where the app
+computes (web/compute-worker.js): SETUP with ``THREADS = True`` installs the kernel as pyapp/worker/entry.py does,
+on a shared memory with its helper thread (web/gemm-thread.js) when the worker is cross-origin isolated (the
+benchmark server sends COOP/COEP); ``run_threads`` times (a) and (b) with one thread and with two, alternately.
+The redraw runs on the page's main thread (it draws on a <canvas>).
+
 Not imported by CPython: run_benchmark.py sends SETUP, then calls the functions defined here through
 ``window.py(...)``.  Everything goes through the app's real package: ``pyapp.browser.fetch.fetch_bytes``,
 ``pyapp.core`` catalogue -> WeightStore -> WordPieceTokenizer -> Encoder (the app's compute path), and
@@ -35,7 +41,15 @@ from pyapp.core import encoder as core_encoder
 from pyapp.core import attention as core_attention
 from pyapp.browser import wasm_gemm
 
-GEMM = wasm_gemm.install()  # as the app does at start-up (pyapp/browser/app.py main): numpy if no wasm SIMD
+# as the app does at start-up: numpy if no wasm SIMD. THREADS (set by run_benchmark.py in the worker, as
+# pyapp/worker/entry.py): the kernel on a shared memory + its helper thread web/gemm-thread.js when isolated
+THREADS = bool(globals().get("THREADS", False))
+if THREADS:
+    from pyapp.browser import gemm_threads
+    gemm_threads.SCRIPT = BASE + "web/gemm-thread.js"
+GEMM = wasm_gemm.install(threads=THREADS)
+if THREADS and GEMM is not None and GEMM.threads is not None:
+    await GEMM.threads.wait_ready(20.0)
 MATMUL = "wasm SIMD kernel, also Q K^T and probs @ V" if GEMM is not None else "numpy einsum (%s)" % (wasm_gemm.problem or "not installed")
 
 MODEL = "minilm-l6"
@@ -159,6 +173,58 @@ def run(texts, warmup, reps, base, settle_s=3.0):
             r["base_attentions"] = pack(base_all(text))
         rows.append(r)
     return json.dumps(rows)
+
+
+# ---- one thread against two (in the worker, THREADS): the same products split with web/gemm-thread.js --------
+def set_threads(on):
+    """Switch the kernel's second thread on / off (the benchmark's 1-thread figures); returns its status."""
+    t = getattr(GEMM, "threads", None)
+    if t is not None:
+        t.enabled = bool(on)
+    return threads_status()
+
+
+def threads_status():
+    if not THREADS:
+        return {"threads": 1, "problem": "not started in a worker with threads"}
+    from pyapp.browser import gemm_threads
+    return gemm_threads.status()
+
+
+def time_pair(fn, text, warmup, reps):
+    """``fn`` timed with one thread and with two, alternately (the machine's load hits both alike)."""
+    for on in (False, True) * warmup:
+        set_threads(on)
+        fn(text)
+    ts = {1: [], 2: []}
+    for _ in range(reps):
+        for on in (False, True):
+            set_threads(on)
+            t0 = time.perf_counter()
+            fn(text)
+            ts[2 if on else 1].append((time.perf_counter() - t0) * 1e3)
+    set_threads(True)
+    return {str(k): {"median": median(v), "min": min(v), "max": max(v)} for k, v in ts.items()}
+
+
+def run_threads(texts, warmup, reps, settle_s=3.0):
+    """(a) and (b) with one thread and with two, per text; + whether the two give the same attentions."""
+    settle(texts[-1], settle_s)
+    rows = []
+    for text in texts:
+        before = threads_status()
+        r = {"n": len(TOK.encode(text).ids), "layer0": time_pair(edit_layer0, text, warmup, reps),
+             "all": time_pair(edit_all, text, warmup, reps)}
+        set_threads(False)
+        one = edit_all(text)
+        set_threads(True)
+        two = edit_all(text)
+        r["same_attentions"] = all(np.array_equal(one[l], two[l]) for l in range(N_LAYERS))
+        after = threads_status()
+        r["thread_jobs"] = after.get("thread_jobs", 0) - before.get("thread_jobs", 0)
+        r["taken_back"] = after.get("taken_back", 0) - before.get("taken_back", 0)
+        rows.append(r)
+    return json.dumps({"rows": rows, "status": threads_status()})
 
 
 def profile(what, text, reps=3, top=25):

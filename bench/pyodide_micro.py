@@ -3,6 +3,7 @@
     .venv/bin/python bench/pyodide_micro.py            # Chromium + Pyodide (the runtime that matters)
     .venv/bin/python bench/pyodide_micro.py --cpython  # the same code in this CPython (for contrast only)
     .venv/bin/python bench/pyodide_micro.py --only gelu,softmax
+    .venv/bin/python bench/pyodide_micro.py --only elementwise   # pyapp's softmax/GELU/SiLU: numpy vs wasm kernel
 
 Sizes: d_model 384, 12 heads of d_k 32, d_ff 1536, n = 12 and 128 tokens.  Each figure is the median of
 5 batches; a batch repeats the call until it has run >= 20 ms.  Weights are stored nn.Linear style,
@@ -356,11 +357,55 @@ def bench_transpose(n):
         lambda: np.einsum("hid,hdj->hij", q, kT))
 
 
-GROUPS = {"upscale": bench_upscale, "transpose": bench_transpose, "matmul": bench_matmul, "heads": bench_heads, "softmax": bench_softmax, "layernorm": bench_layernorm,
+def bench_elementwise(n):
+    """pyapp's softmax / GELU / SiLU / exp: the numpy code against the WebAssembly SIMD kernels (Pyodide only:
+    needs pyapp, which run_in_pyodide installs for this group), and np.exp vs the kernel's exp by size."""
+    try:
+        from pyapp.browser import wasm_gemm
+        from pyapp.core import attention, layers, numerics
+        wasm_gemm.install()
+    except Exception:  # CPython, or no pyapp: nothing to compare
+        return
+    ew = wasm_gemm.elementwise
+    if ew is None:
+        return
+
+    def numpy_only(fn, *args):
+        saved = numerics.set_elementwise_backend(None)
+        try:
+            return fn(*args)
+        finally:
+            numerics.set_elementwise_backend(saved)
+
+    def poly_exp(x):  # numerics.exp's polynomial path at any size (it takes np.exp below SMALL)
+        small, numerics.SMALL = numerics.SMALL, 1
+        try:
+            return numpy_only(numerics.exp, x)
+        finally:
+            numerics.SMALL = small
+
+    s = mk(H, n, n, scale=3.0)
+    f = mk(n, DFF, scale=2.0)
+    for block, fn, x, op in (("softmax (12,n,n)", attention.softmax, s, "softmax"), ("GELU (n,1536)", layers.gelu, f, "gelu"),
+                             ("SiLU (n,1536)", layers.silu, f, "silu")):
+        same = bool(np.array_equal(ew.run(op, x).view(np.uint32), numpy_only(fn, x).view(np.uint32)))
+        row(block, n, "numpy (numerics.exp path)", lambda: numpy_only(fn, x))
+        row(block, n, "wasm kernel, whole call (same bits: %s)" % same, lambda: ew.run(op, x))
+        row(block, n, "as called (hook: kernel from %d elements)" % numerics.SMALL, lambda: fn(x))
+    if n == max(SIZES):  # where a kernel would beat numpy's exp (below SMALL numerics.exp is np.exp)
+        for size in (256, 1024, 1728, 4096, 8192, 16384, 65536):
+            x = (rng.standard_normal(size) * 3 - 3).astype(np.float32)
+            row("exp by size (%d)" % size, size, "np.exp (JS Math.exp per element)", lambda: np.exp(x))
+            row("exp by size (%d)" % size, size, "numerics.exp polynomial, numpy passes", lambda: poly_exp(x))
+            row("exp by size (%d)" % size, size, "wasm kernel vexp, whole call", lambda: ew.run("exp", x))
+
+
+SIZES = (12, 128)
+GROUPS = {"elementwise": bench_elementwise, "upscale": bench_upscale, "transpose": bench_transpose, "matmul": bench_matmul, "heads": bench_heads, "softmax": bench_softmax, "layernorm": bench_layernorm,
           "gelu": bench_gelu, "decode": bench_decode, "overhead": bench_overhead, "layer": bench_layer}
 
 
-def run_all(groups, sizes=(12, 128)):
+def run_all(groups, sizes=SIZES):
     del ROWS[:]
     for g in groups:
         for n in sizes:
@@ -386,11 +431,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpython", action="store_true", help="run in this CPython instead of Pyodide")
     ap.add_argument("--only", default="", help="comma-separated groups: " + ",".join(
-        ["matmul", "heads", "softmax", "layernorm", "gelu", "decode", "overhead", "layer", "upscale", "transpose"]))
+        ["matmul", "heads", "softmax", "layernorm", "gelu", "decode", "overhead", "layer", "upscale", "transpose",
+         "elementwise"]))
     ap.add_argument("--json", help="also write the rows to this file")
     a = ap.parse_args(argv)
     groups = [g for g in a.only.split(",") if g] or ["matmul", "heads", "softmax", "layernorm", "gelu", "decode",
-                                                       "overhead", "layer", "upscale", "transpose"]
+                                                       "overhead", "layer", "upscale", "transpose", "elementwise"]
     if a.cpython:
         import numpy
         ns: dict = {}
@@ -406,6 +452,20 @@ def main(argv=None) -> int:
     return 0
 
 
+INSTALL_PYAPP = """
+import json, os, sys
+from js import fetch
+for url, dest in json.loads(%r):
+    text = await (await fetch(url)).text()
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    with open(dest, "w", encoding="utf-8") as fh:
+        fh.write(text)
+if os.getcwd() not in sys.path:
+    sys.path.insert(0, os.getcwd())
+'ok'
+"""
+
+
 def run_in_pyodide(groups):
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -413,6 +473,10 @@ def run_in_pyodide(groups):
     from server import BenchServer
     with BenchServer() as srv, chromium() as browser:
         page = open_pyodide(browser, srv)
+        if "elementwise" in groups:  # that group runs pyapp's own functions: install the package first
+            from run_benchmark import pyapp_files
+            files = [[srv.origin + "/" + f, f] for f in pyapp_files()]
+            page.evaluate("window.py(%s)" % json.dumps(INSTALL_PYAPP % json.dumps(files)))
         page.evaluate("window.py(%s)" % json.dumps(BENCH_SRC + "\n'ok'"))
         t0 = time.time()
         rows = json.loads(page.evaluate("window.py(%s)" % json.dumps(

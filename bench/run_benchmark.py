@@ -148,6 +148,8 @@ def pyapp_files():
 
 
 def run_ours(browser, srv, texts, warmup, reps, base, log):
+    """Ours: the compute figures in a dedicated worker (as the app computes), with the kernel's second thread
+    when the worker is cross-origin isolated (one thread and two, alternately); the redraw on the page."""
     from ours import SETUP
     page = open_pyodide(browser, srv)
     boot_ms = page.evaluate("window.BOOT_MS")
@@ -158,19 +160,30 @@ def run_ours(browser, srv, texts, warmup, reps, base, log):
         files += [[srv.origin + "/bench/.generated/base/" + p.relative_to(BASE_DIR).as_posix(),
                    p.relative_to(BASE_DIR).as_posix()] for p in sorted(BASE_DIR.rglob("*.py"))]
     prelude = "FILES = %s\nBASE = %r\n" % (json.dumps(files), srv.origin + "/")
-    page.evaluate("window.py(%s)" % json.dumps(prelude + SETUP + "\n'ok'"))
+    page.evaluate("window.py(%s)" % json.dumps(prelude + SETUP + "\n'ok'"))       # main thread: the redraw
+    worker = page.evaluate("window.startWorker()")
+    log("ours: worker booted in %.0f ms, crossOriginIsolated=%s" % (worker["boot_ms"], worker["isolated"]))
+
+    def pyw(code):
+        return page.evaluate("window.pyw(%s)" % json.dumps(code))
+
+    pyw("THREADS = True\n" + prelude + SETUP + "\n'ok'")
     if base:
-        page.evaluate("window.py(%s)" % json.dumps("add_base()"))
-    loaded = json.loads(page.evaluate("window.py(%s)" % json.dumps("await load_for(%s)" % json.dumps(texts))))
+        pyw("add_base()")
+    loaded = json.loads(pyw("await load_for(%s)" % json.dumps(texts)))
     log("ours: loaded %d model files (%.1f MB), decode+verify %.2f s"
         % (loaded["files"], loaded["bytes"] / 1e6, loaded["decode_s"]))
-    rows = json.loads(page.evaluate("window.py(%s)" % json.dumps(
-        "run(%s, %d, %d, %s, 5.0)" % (json.dumps(texts), warmup, reps, bool(base)))))
+    threads = json.loads(pyw("json.dumps(threads_status())"))
+    log("ours: worker kernel threads: %s" % json.dumps(threads))
+    rows = json.loads(pyw("run(%s, %d, %d, %s, 5.0)" % (json.dumps(texts), warmup, reps, bool(base))))
+    pairs = json.loads(pyw("run_threads(%s, %d, %d, 2.0)" % (json.dumps(texts), warmup, reps)))
+    for r, pr in zip(rows, pairs["rows"]):
+        r["threads"] = pr
     redraw = json.loads(page.evaluate("window.py(%s)" % json.dumps("redraw(128, 512, %d, %d)" % (warmup, reps))))
-    matmul = page.evaluate("window.py('MATMUL')")
+    matmul = pyw("MATMUL")
     page.context.close()
     return {"rows": rows, "redraw_128": redraw, "errors": page.bench_log, "boot_ms": boot_ms, "loaded": loaded,
-            "matmul": matmul}
+            "matmul": matmul, "worker": worker, "threads": pairs["status"]}
 
 
 # ------------------------------------------------------------------------------------------------ the app
@@ -252,14 +265,17 @@ def app_edits(page, texts, warmup, reps):
                  for v in np.linspace(-0.6, 0.6, warmup + reps)][warmup:]
         out.append({"n": edits[0]["n"],
                     "swap_update_ms": med([e["update_ms"] for e in swaps]),
+                    "swap_wall_ms": med([e["wall_ms"] for e in swaps]),
                     "swap_context_ms": med([e["context_ms"] for e in swaps]),
                     "swap_view_ms": med([e["view_ms"] for e in swaps]),
                     "swap_draw_ms": med([e["draw_ms"] for e in swaps]),
                     "edit_update_ms": med([e["update_ms"] for e in edits]),
+                    "edit_wall_ms": med([e["wall_ms"] for e in edits]),
                     "edit_context_ms": med([e["context_ms"] for e in edits]),
                     "edit_view_ms": med([e["view_ms"] for e in edits]),
                     "edit_draw_ms": med([e["draw_ms"] for e in edits]),
                     "temp_update_ms": med([e["update_ms"] for e in temps]),
+                    "temp_wall_ms": med([e["wall_ms"] for e in temps]),
                     "temp_context_ms": med([e["context_ms"] for e in temps]),
                     "temp_view_ms": med([e["view_ms"] for e in temps]),
                     "temp_draw_ms": med([e["draw_ms"] for e in temps])})
@@ -346,9 +362,9 @@ def _load_harness():
 
 def run_longtasks(browser, srv, log, models=("minilm-l6", "smollm2-135m"), sizes=(128, 512), worker=True):
     """Issue 12: the longest main-thread task (PerformanceObserver "longtask") of the real app while each tab
-    and each control is used, per model and text length; ``worker``: the page with the compute worker
-    (``window.mhsaComputeDefault = "auto"``, as ``data-compute="auto"`` on web/coi.js's tag), else the
-    main-thread loop. A step's figure is the longest task from the click until the page is idle again."""
+    and each control is used, per model and text length; ``worker``: the page with the compute worker (its
+    default, ``data-compute="auto"`` on web/coi.js's tag), else the main-thread loop
+    (``window.mhsaComputeDefault = "main"``). A step's figure is the longest task from the click until the page is idle again."""
     mod = _load_harness()
     out = {"worker": worker, "rows": {}, "errors": [], "offhost": []}
     for model in models:                   # a fresh page per model (the worker's memory: SmolLM2's LM head)
@@ -356,8 +372,8 @@ def run_longtasks(browser, srv, log, models=("minilm-l6", "smollm2-135m"), sizes
         ctx = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True,
                                   service_workers="block")
         ctx.add_init_script(mod._STRIP_SRI)
-        if worker:
-            ctx.add_init_script("window.mhsaComputeDefault = 'auto';")
+        # the page's default is the compute worker (data-compute="auto"); "main" forces the main-thread loop
+        ctx.add_init_script("window.mhsaComputeDefault = %s;" % ("'auto'" if worker else "'main'"))
         ctx.route("**/*", mod._router(srv, "pyodide", g))
         page = ctx.new_page()
         page.goto(srv.origin + "/web/index.html" + ("?model=" + model))
@@ -500,6 +516,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs before each figure (after a 5 s settle)")
     ap.add_argument("--quick", action="store_true", help="skip the 2-thread peer and the app page")
+    ap.add_argument("--peer2", action="store_true", help="with --quick: still run the 2-thread peer")
     ap.add_argument("--base", default="", help="also time this git revision's pyapp on the same weights")
     ap.add_argument("--readme", action="store_true", help="write the table into bench/README.md")
     ap.add_argument("--json", type=Path, default=HERE / ".generated" / "benchmark.json")
@@ -533,7 +550,7 @@ def main(argv=None) -> int:
         log("peer 1 thread done")
         ours = run_ours(browser, srv, texts, a.warmup, a.reps, a.base, log)
         log("ours done")
-        peer2 = None if a.quick else run_peer(browser, srv, texts, 2, a.warmup, a.reps, log)
+        peer2 = None if a.quick and not a.peer2 else run_peer(browser, srv, texts, 2, a.warmup, a.reps, log)
         if peer2:
             log("peer 2 threads done")
         app = None if a.quick else run_app(browser, srv, log, texts, a.warmup, a.reps)
@@ -560,10 +577,13 @@ def main(argv=None) -> int:
         n = r["n"]
         p1 = peer1["rows"][i]
         p2 = peer2["rows"][i] if peer2 else None
-        t.add("(a) one edit -> layer-0 heatmap data", n, r["layer0"]["median"], p1["layer0"]["median"],
-              p2["layer0"]["median"] if p2 else None)
-        t.add("(b) one edit -> all 6 layers' attention", n, r["all"]["median"], p1["all"]["median"],
-              p2["all"]["median"] if p2 else None)
+        th = r["threads"]
+        for fig, key in (("(a) one edit -> layer-0 heatmap data", "layer0"), ("(b) one edit -> all 6 layers' attention", "all")):
+            for k in ("1", "2"):
+                t.add("%s, ours on %s thread%s" % (fig, k, "s" if k == "2" else ""), n, th[key][k]["median"],
+                      p1[key]["median"], p2[key]["median"] if p2 else None)
+        t.note("ours 2 threads: %d jobs ran on the second thread (%d taken back), attentions identical to 1 thread: %s"
+               % (th["thread_jobs"], th["taken_back"], th["same_attentions"]))
         if "base_layer0" in r:
             t.add("(a) base %s" % a.base, n, r["base_layer0"]["median"], p1["layer0"]["median"],
                   p2["layer0"]["median"] if p2 else None)
@@ -572,14 +592,14 @@ def main(argv=None) -> int:
         t.add("temperature change (re-softmax of layer 0, head average)", n, r["temperature"]["median"])
     for e in (app or {}).get("edits", []):
         t.add("real app: edit, same words (update_ms)", e["n"], e["swap_update_ms"])
-        t.note("app breakdown: context %.1f ms, view %.1f ms, canvas draw %.1f ms"
-               % (e["swap_context_ms"], e["swap_view_ms"], e["swap_draw_ms"]))
+        t.note("app breakdown: context %.1f ms, view %.1f ms, canvas draw %.1f ms; input event -> frame "
+               "presented %.1f ms" % (e["swap_context_ms"], e["swap_view_ms"], e["swap_draw_ms"], e["swap_wall_ms"]))
         t.add("real app: edit with a new word (update_ms)", e["n"], e["edit_update_ms"])
-        t.note("app breakdown: context %.1f ms, view %.1f ms, canvas draw %.1f ms"
-               % (e["edit_context_ms"], e["edit_view_ms"], e["edit_draw_ms"]))
+        t.note("app breakdown: context %.1f ms, view %.1f ms, canvas draw %.1f ms; input event -> frame "
+               "presented %.1f ms" % (e["edit_context_ms"], e["edit_view_ms"], e["edit_draw_ms"], e["edit_wall_ms"]))
         t.add("real app: temperature change (update_ms)", e["n"], e["temp_update_ms"])
-        t.note("app breakdown: context %.1f ms, view %.1f ms, canvas draw %.1f ms"
-               % (e["temp_context_ms"], e["temp_view_ms"], e["temp_draw_ms"]))
+        t.note("app breakdown: context %.1f ms, view %.1f ms, canvas draw %.1f ms; input event -> frame "
+               "presented %.1f ms" % (e["temp_context_ms"], e["temp_view_ms"], e["temp_draw_ms"], e["temp_wall_ms"]))
     if app and app.get("edits_error"):
         t.note("real-app edits not measured: " + app["edits_error"])
     if app and "error" not in app:
@@ -605,8 +625,9 @@ def main(argv=None) -> int:
               % (version, platform.machine(), os.cpu_count() or 0, load0[0], load1[0], a.warmup, a.reps,
                  time.strftime("%Y-%m-%d %H:%M", time.gmtime())))
     sides = ("peer = transformers.js 4.3.2 / onnxruntime-web wasm fp32 (all six layers always); "
-             "ours = pyapp on Pyodide 0.17.1 + numpy 1.17.5 (computes only what is shown; x @ W^T: %s)"
-             % ours.get("matmul", "?"))
+             "ours = pyapp on Pyodide 0.17.1 + numpy 1.17.5 in a dedicated worker (computes only what is shown; "
+             "x @ W^T: %s; 2 threads = the large products split with web/gemm-thread.js: %s)"
+             % (ours.get("matmul", "?"), "worker isolated=%s, %s" % (ours["worker"]["isolated"], json.dumps(ours["threads"]))))
     par = "parity, max |attention - HF eager| over 6 layers x 12 heads: " + ", ".join(
         "%s n=%d %.1e" % (k[0], k[1], v) for k, v in sorted(parity.items()))
     extra = ["peer 1T page timeline (ms): " + "; ".join("%.0f %s" % (tm, w) for tm, w in peer1["marks"])]

@@ -24,7 +24,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
                              ".onnx": "application/octet-stream", ".toml": "text/plain", ".py": "text/plain"})
 
     def end_headers(self):
-        if not self.path.startswith("/web/"):     # the app itself is served as GitHub Pages would: no isolation
+        # the app itself is served as GitHub Pages would: no isolation headers (web/coi-sw.js adds them); but the
+        # kernel's helper thread (a worker script) is also started by the benchmark's isolated worker, whose
+        # nested worker must carry COEP like its owner (web/coi-sw.js gives it the same headers on the site)
+        if not self.path.startswith("/web/") or self.path.split("?")[0] == "/web/gemm-thread.js":
             self.send_header("Cross-Origin-Opener-Policy", "same-origin")
             self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
             self.send_header("Cross-Origin-Resource-Policy", "same-origin")

@@ -15,6 +15,9 @@ COOP/COEP so the page is cross-origin isolated, as web/coi-sw.js makes the Pages
            main-thread task (PerformanceObserver "longtask") while the worker works.
 * first    page open -> the first heatmap drawn from the worker that web/coi.js starts at page open, while the
            main thread boots Pyodide + numpy (today's page), Pyodide alone, or no Python (best of 2 each).
+* page     the real page (web/index.html as shipped: the compute worker drawing into the page's canvas; with
+           the bitmap copy; on the main thread): page open -> first heatmap pixels, then for each tab and
+           control at N tokens the longest main-thread task and the main thread's presenting time.
 * split    the cost of sharing one layer's work between two workers at 128 tokens: a postMessage round trip
            carrying x (n x 384 float32) there and the result back, and an Atomics.wait / notify handshake over
            shared memory (the best case); against the per-layer figures of bench/README.md.
@@ -379,11 +382,141 @@ def part_interrupt(browser, origin, log):
     return r
 
 
+PYSCRIPT_CDN = "https://cdn.jsdelivr.net/npm/@pyscript/core@0.7.31/dist/"
+STRIP_SRI = """new MutationObserver((records) => { for (const r of records) for (const n of r.addedNodes)
+  if (n.tagName === "SCRIPT" && (n.getAttribute("src") || "").startsWith(%s)) n.removeAttribute("integrity"); })
+  .observe(document, {childList: true, subtree: true});""" % json.dumps(PYSCRIPT_CDN)
+# page open -> the first frame on the page's canvas showing a heatmap (more than 20 colours on a 48 x 48 grid),
+# read every animation frame from a copy of the canvas (drawImage works on a canvas handed to the worker too)
+FIRST_PIXELS = """(() => {
+  window.__firstPixels = null;
+  const probe = () => {
+    const c = document.getElementById("view");
+    if (c && c.width > 50 && c.height > 50) {
+      try {
+        const t = document.createElement("canvas"); t.width = 48; t.height = 48;
+        const g = t.getContext("2d"); g.drawImage(c, 0, 0, 48, 48);
+        const d = g.getImageData(0, 0, 48, 48).data; const seen = new Set();
+        for (let i = 0; i < d.length; i += 4) seen.add(d[i] + "," + d[i + 1] + "," + d[i + 2]);
+        if (seen.size > 20) { window.__firstPixels = performance.now(); return; }
+      } catch (e) { /* not drawn yet */ }
+    }
+    requestAnimationFrame(probe);
+  };
+  requestAnimationFrame(probe);
+})();"""
+PAGE_MODES = (("worker, canvas handed over", ""), ("worker, bitmap copy", "window.mhsaOffscreen = false;"),
+              ("main thread", "window.mhsaComputeDefault = 'main';"))
+CONTROLS = ("layer", "head", "temperature", "causal", "step")
+# the main thread's cost of each worker frame (pyapp.browser.remote: presenting it; decoding its message), the
+# main-thread loop's own frames excluded (their cost is the longest task)
+RESET = """() => { window.__long = []; const a = window.mhsaApp;
+    if (a.uses_worker()) { a.remote.set('present_max_ms', 0); a.client.stats.set('decode_max_ms', 0); } }"""
+PRESENTED = """() => { const a = window.mhsaApp; if (!a.uses_worker()) return {present_max_ms: 0, decode_max_ms: 0};
+    return {present_max_ms: a.remote.get('present_max_ms'), decode_max_ms: a.client.stats.get('decode_max_ms')}; }"""
+
+
+def _page_settle(page, timeout_s: float = 180.0):
+    page.wait_for_timeout(300)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if page.evaluate("""() => { const a = window.mhsaApp; if (!a || document.body.dataset.state !== 'ready')
+            return false; const r = JSON.parse(document.body.dataset.report || '{}');
+            return r.frame !== 'loading' && (!a.uses_worker() || a.idle()) && !a.running; }"""):
+            return
+        page.wait_for_timeout(40)
+    raise TimeoutError("the page did not settle")
+
+
+def part_page(browser, origin, log, tokens_list, tabs=TABS, modes=None):
+    """The real page (web/index.html, Pyodide 0.17.1 through the test bootstrap; this server's COOP/COEP make
+    it cross-origin isolated, as the service worker does from the second visit): page open -> first heatmap pixels and ready; then per tab and control at N tokens the
+    longest main-thread task and the main thread's presenting time of the frame (report timing.draw_ms)."""
+    bootstrap = (ROOT / "tests" / "browser" / "bootstrap.js").read_bytes()
+    out = {}
+    for label, init in PAGE_MODES:
+        if modes and label.split(",")[0] not in modes and label not in modes:
+            continue
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True, service_workers="block")
+        ctx.add_init_script(STRIP_SRI)
+        ctx.add_init_script(FIRST_PIXELS)
+        if init:
+            ctx.add_init_script(init)
+
+        def route(r):
+            url = r.request.url
+            if url.startswith(PYSCRIPT_CDN) and url.endswith("/core.js"):
+                r.fulfill(status=200, body=bootstrap, content_type="text/javascript")
+            elif url.startswith(PYSCRIPT_CDN):
+                r.fulfill(status=200, body=b"", content_type="text/css")
+            elif url.startswith(origin) or url.startswith("data:") or url.startswith("blob:"):
+                r.continue_()
+            else:
+                r.abort()
+        ctx.route("**/*", route)
+        page = ctx.new_page()
+        page.goto(origin + "/web/index.html")
+        _page_settle(page)
+        first = page.evaluate("() => window.__firstPixels")
+        ready = json.loads(page.evaluate("document.body.dataset.report"))["timing"]["page_ms"]
+        row = {"first_pixels_ms": first, "ready_report_ms": ready,
+               "worker": page.evaluate("() => window.mhsaApp.uses_worker()"),
+               "direct": page.evaluate("() => !!(window.mhsaCompute && window.mhsaCompute.transferred)"), "steps": []}
+        log("page [%s]: page open -> first heatmap pixels %.0f ms (first view reported by the page's Python at %.0f ms)"
+            % (label, first or -1, ready))
+        page.evaluate("""() => { window.__long = []; new PerformanceObserver((l) => {
+            for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({type: "longtask"}); }""")
+        for tokens in tokens_list:
+            page.click("#tab-overview")
+            page.fill("#text", text_of(tokens))
+            _page_settle(page)
+            steps = [("tab:" + t, "#tab-" + t) for t in tabs] + [(c, c) for c in CONTROLS]
+            for name, what in steps:
+                if name == "step":
+                    page.click("#tab-steps")
+                    _page_settle(page)
+                page.evaluate(RESET)
+                t0 = time.time()
+                if name.startswith("tab:"):
+                    page.click(what)
+                elif name == "layer":
+                    page.click("#tab-overview")
+                    _page_settle(page)
+                    page.evaluate(RESET)
+                    page.select_option("#layer", "5")
+                elif name == "head":
+                    page.select_option("#head", "3")
+                elif name == "temperature":
+                    page.evaluate("""() => { const s = document.getElementById('temperature');
+                        s.value = String(Number(s.value) + 0.2); s.dispatchEvent(new Event('input')); }""")
+                elif name == "causal":
+                    page.click("#causal")
+                elif name == "step":
+                    page.click("#next")
+                _page_settle(page)
+                page.wait_for_timeout(60)
+                longest = page.evaluate("() => window.__long.slice()")
+                rep = json.loads(page.evaluate("document.body.dataset.report"))
+                r = {"tokens": tokens, "step": name, "longtask_max": max(longest or [0]), "longtasks": len(longest),
+                     "draw_ms": rep["timing"].get("draw_ms"), "wall_ms": (time.time() - t0) * 1000.0}
+                r.update(page.evaluate(PRESENTED))
+                row["steps"].append(r)
+                log("  %4d tokens %-16s longest main task %5s ms (%d); presenting a frame: at most %5.1f ms (its "
+                    "message's decoding at most %5.1f ms), the canvas part of the last %5.1f ms"
+                    % (tokens, name, "%.0f" % r["longtask_max"] if longest else "none", len(longest),
+                       r["present_max_ms"], r["decode_max_ms"], r["draw_ms"] or 0.0))
+            page.evaluate("() => { const c = document.getElementById('causal'); if (c.checked) c.click(); }")
+        out[label] = row
+        ctx.close()
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tokens", default="128,512")
     ap.add_argument("--parts", default="boot,first,split,interrupt,tabs")
     ap.add_argument("--tabs", default=",".join(TABS), help="tabs of the 'tabs' part")
+    ap.add_argument("--modes", default="", help="modes of the 'page' part: worker, main, or a full label")
     ap.add_argument("--json", help="write the figures to this file")
     args = ap.parse_args(argv)
     httpd, origin = serve()
@@ -404,6 +537,9 @@ def main(argv=None) -> int:
                 out["split"] = part_split(browser, origin, log)
             if "interrupt" in parts:
                 out["interrupt"] = part_interrupt(browser, origin, log)
+            if "page" in parts:
+                out["page"] = part_page(browser, origin, log, [int(t) for t in args.tokens.split(",") if t],
+                                        args.tabs.split(","), args.modes.split(",") if args.modes else None)
             if "tabs" in parts:
                 out["tabs"] = part_tabs(browser, origin, log, [int(t) for t in args.tokens.split(",")],
                                         args.tabs.split(","))

@@ -14,12 +14,20 @@ while every block of ROWS rows of X passes over it; the tile keeps ROWS x 8 sums
 Each output is one float32 sum over p = 0..k-1 in order (mul then add: no fused multiply-add), the order of
 numpy's einsum / non-BLAS matmul loops, so the products agree with numpy's bit for bit in practice.
 ``gemm_batch`` runs ``gemm`` over h stacked products (the per-head Q K^T and probs @ V).
+
+The same module holds the elementwise hot spots of a block (``elementwise_funcs``): ``vexp``, ``gelu``, ``silu``
+(src, dst, n) and ``softmax`` (src, dst, rows, n: row max, e**(x - max), numpy's pairwise row sum, divide).  They
+repeat the numpy code of ``pyapp.core`` (``numerics.exp``'s polynomial path, ``layers.gelu``/``silu``,
+``attention.softmax``) operation for operation on f32x4 lanes, with its float32 constants read from those modules,
+so their results are numpy's bit for bit (checked in the browser by tests/browser/test_wasm_gemm.py, and by
+``wasm_gemm.install()`` before it uses them).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import re
 import shutil
 import subprocess
 import sys
@@ -31,24 +39,37 @@ WAT = ROOT / "scripts" / "gemm_simd.wat"
 PY = ROOT / "pyapp" / "browser" / "gemm_wasm.py"
 ROWS = 4  # rows per register tile: 4 x 8 outputs = 8 v128 sums (6 rows measured no faster in V8)
 WABT = "wabt@1.0.39"
+SHARED_MAX_PAGES = 32768  # the shared build's memory maximum (2 GiB; a shared memory must declare one)
 
 
-def wat(R: int = ROWS) -> str:  # noqa: N803 - R as in the tile
-    """The kernel's text (module exporting ``memory`` and ``gemm(x, w, c, n, k, m)``, byte offsets)."""
+def wat(R: int = ROWS, shared: bool = False) -> str:  # noqa: N803 - R as in the tile
+    """The kernel's text (module exporting ``memory``, ``gemm(x, w, c, n, k, m)`` and ``gemm_ld(..., ldc)``, byte
+    offsets).
+
+    ``shared``: the same functions on an IMPORTED shared memory (``env.memory``, with a maximum) instead of an
+    exported one, for two threads running the kernel on the same memory (pyapp/browser/gemm_threads.py);
+    assembled with wat2wasm's threads feature.  Nothing else differs."""
     L = []  # noqa: N806
     a = L.append
     a('(module')
     a('  ;; C (n, m) = X (n, k) @ W (k, m), float32, row-major X and C; W packed in panels of 8 columns:')
     a('  ;; panel j holds W[:, 8j:8j+8] as k rows of 8 contiguous floats (32 bytes).  Requires m % 8 == 0.')
     a('  ;; Each output element is one float32 sum over p = 0..k-1 in order (f32x4.mul then f32x4.add).')
-    a('  (memory (export "memory") 1)')
+    a(_memory_line(shared))
+    a('  ;; gemm: C rows m floats apart; gemm_ld: C rows ldc floats apart (m columns of a wider C: a column split)')
     a('  (func $gemm (export "gemm") (param $x i32) (param $w i32) (param $c i32) (param $n i32) (param $k i32) (param $m i32)')
-    a('    (local $kb i32) (local $mb i32) (local $jb i32) (local $jend i32) (local $q i32) (local $qend i32)')
+    a('    (call $gemm_ld (local.get $x) (local.get $w) (local.get $c) (local.get $n) (local.get $k) (local.get $m)'
+      ' (local.get $m))')
+    a('  )')
+    a('  (func $gemm_ld (export "gemm_ld") (param $x i32) (param $w i32) (param $c i32) (param $n i32) (param $k i32)'
+      ' (param $m i32) (param $ldc i32)')
+    a('    (local $kb i32) (local $mb i32) (local $lb i32) (local $jb i32) (local $jend i32) (local $q i32) (local $qend i32)')
     a('    (local $i i32) (local $xr i32) (local $cr i32) (local $wp i32) (local $b0 v128) (local $b1 v128) (local $s v128)')
     for r in range(R):
         a('    (local $x%d i32) (local $c%d0 v128) (local $c%d1 v128)' % (r, r, r))
     a('    (local.set $kb (i32.shl (local.get $k) (i32.const 2)))')
     a('    (local.set $mb (i32.shl (local.get $m) (i32.const 2)))')
+    a('    (local.set $lb (i32.shl (local.get $ldc) (i32.const 2)))')
     a('    (local.set $jb (i32.const 0))')
     a('    (local.set $wp (local.get $w))')
     a('    (block $Jdone (loop $J')
@@ -80,7 +101,7 @@ def wat(R: int = ROWS) -> str:  # noqa: N803 - R as in the tile
     for r in range(R):
         a('        (v128.store (local.get $cr) (local.get $c%d0))' % r)
         a('        (v128.store offset=16 (local.get $cr) (local.get $c%d1))' % r)
-        a('        (local.set $cr (i32.add (local.get $cr) (local.get $mb)))')
+        a('        (local.set $cr (i32.add (local.get $cr) (local.get $lb)))')
     a('        (local.set $xr (i32.add (local.get $xr) (i32.mul (local.get $kb) (i32.const %d))))' % R)
     a('        (local.set $i (i32.add (local.get $i) (i32.const %d)))' % R)
     a('        (br $I)))')
@@ -99,7 +120,7 @@ def wat(R: int = ROWS) -> str:  # noqa: N803 - R as in the tile
     a('          (br_if $P1 (i32.ne (local.get $q) (local.get $qend))))')
     a('        (v128.store (local.get $cr) (local.get $c00))')
     a('        (v128.store offset=16 (local.get $cr) (local.get $c01))')
-    a('        (local.set $cr (i32.add (local.get $cr) (local.get $mb)))')
+    a('        (local.set $cr (i32.add (local.get $cr) (local.get $lb)))')
     a('        (local.set $xr (i32.add (local.get $xr) (local.get $kb)))')
     a('        (local.set $i (i32.add (local.get $i) (i32.const 1)))')
     a('        (br $Rw)))')
@@ -123,25 +144,278 @@ def wat(R: int = ROWS) -> str:  # noqa: N803 - R as in the tile
     a('      (local.set $h (i32.sub (local.get $h) (i32.const 1)))')
     a('      (br $H)))')
     a('  )')
+    L.extend(elementwise_funcs())  # softmax, GELU, SiLU, exp (below)
     a(')')
     return "\n".join(L) + "\n"
 
 
 
-def assemble(text: str, wat2wasm: str) -> bytes:
+# ------------------------------------------------------------------ elementwise kernels (softmax, GELU, SiLU)
+#
+# Each is numpy's float32 path of pyapp.core, re-done with f32x4 ops in the same order (no FMA), so the results
+# are bit for bit those of numerics.exp's polynomial path (arrays of >= numerics.SMALL elements), of
+# attention.softmax (row max, subtract, exp, numpy's pairwise row sum, divide), layers.gelu and layers.silu.
+# The constants are read from those modules (float32 bit patterns), so the two cannot drift apart.
+
+def _f32_bits(value) -> int:
+    import numpy as np
+    return int(np.array(value, dtype=np.float32).view(np.uint32))
+
+
+def _splat(value) -> str:
+    b = "0x%08x" % _f32_bits(value)
+    return "(v128.const i32x4 %s %s %s %s)" % (b, b, b, b)
+
+
+def _core_constants():
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from pyapp.core import layers, numerics
+    return {
+        "exp_min": numerics._EXP_MIN, "exp_max": numerics._EXP_MAX, "log2e": numerics._LOG2E,
+        "ln2_hi": numerics._LN2_HI, "ln2_lo": numerics._LN2_LO, "exp_poly": numerics._EXP_POLY,
+        "erfc_poly": tuple(np.float32(c) for c in layers._ERFC_POLY), "inv_sqrt2": layers._INV_SQRT2,
+    }
+
+
+def _get(name: str) -> str:
+    return "(local.get $%s)" % name
+
+
+def _exp4(src: str, dst: str, c) -> list:
+    """Instructions: local $dst = numerics.exp(local $src) on 4 lanes, step for step (uses $ek $er $ep)."""
+    one = _splat(1.0)
+    out = [
+        # x = max(x, -103); min(x, 88)   (NaN stays NaN, like np.maximum / np.minimum)
+        "(local.set $er (f32x4.min (f32x4.max %s %s) %s))" % (_get(src), _splat(c["exp_min"]), _splat(c["exp_max"])),
+        # k = rint(x * log2 e)   (round half to even, like np.rint)
+        "(local.set $ek (f32x4.nearest (f32x4.mul (local.get $er) %s)))" % _splat(c["log2e"]),
+        # r = (x - k * ln2_hi) - k * ln2_lo
+        "(local.set $er (f32x4.sub (f32x4.sub (local.get $er) (f32x4.mul (local.get $ek) %s))"
+        " (f32x4.mul (local.get $ek) %s)))" % (_splat(c["ln2_hi"]), _splat(c["ln2_lo"])),
+        "(local.set $ep (f32x4.mul (local.get $er) %s))" % _splat(c["exp_poly"][0]),
+    ]
+    for coef in c["exp_poly"][1:]:  # p += c; p *= r
+        out.append("(local.set $ep (f32x4.mul (f32x4.add (local.get $ep) %s) (local.get $er)))" % _splat(coef))
+    # p *= r; p += r; p += 1;  p *= 2**k  from ((max(int(k) + 127, 0)) << 23)
+    out.append("(local.set $ep (f32x4.add (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $er)) %s))"
+               % one)
+    out.append("(local.set $%s (f32x4.mul (local.get $ep) (i32x4.shl (i32x4.max_s (i32x4.add"
+               " (i32x4.trunc_sat_f32x4_s (local.get $ek)) (v128.const i32x4 127 127 127 127))"
+               " (v128.const i32x4 0 0 0 0)) (i32.const 23))))" % dst)
+    return out
+
+
+_MAP_LOCALS = ("v", "y", "ek", "er", "ep", "t", "z", "a")  # the v128 locals of a map body (and of _exp4)
+
+
+def _second(line: str) -> str:
+    """A body line for the second vector of an iteration: its locals renamed $v -> $v2, ...."""
+    return re.sub(r"\$(%s)\b" % "|".join(_MAP_LOCALS), lambda m: "$" + m.group(1) + "2", line)
+
+
+def _map_func(name: str, body: list) -> list:
+    """(func name (src dst n)): for every 4 floats v of src, body (v -> local $y), stored at dst; two independent
+    vectors per iteration (their dependency chains overlap: GELU ~20% faster in V8 than one at a time).  Runs over
+    ceil(n / 8) * 8 floats: the caller leaves room for the last partial pair of vectors (it is not copied back)."""
+    decl = " ".join("(local $%s v128) (local $%s2 v128)" % (v, v) for v in _MAP_LOCALS)
+    L = ['  (func (export "%s") (param $src i32) (param $dst i32) (param $n i32)' % name,  # noqa: N806
+         '    (local $end i32) ' + decl,
+         '    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 2))))',
+         '    (block $done (loop $L',
+         '      (br_if $done (i32.ge_u (local.get $src) (local.get $end)))',
+         '      (local.set $v (v128.load (local.get $src)))',
+         '      (local.set $v2 (v128.load offset=16 (local.get $src)))']
+    for line in body:
+        L += ["      " + line, "      " + _second(line)]
+    L += ['      (v128.store (local.get $dst) (local.get $y))',
+          '      (v128.store offset=16 (local.get $dst) (local.get $y2))',
+          '      (local.set $src (i32.add (local.get $src) (i32.const 32)))',
+          '      (local.set $dst (i32.add (local.get $dst) (i32.const 32)))',
+          '      (br $L)))',
+          '  )']
+    return L
+
+
+def _gelu_body(c) -> list:
+    """layers.gelu: z = |x / sqrt 2|; t = 1 / (1 + 0.5 z); acc = erfc poly(t) - z^2; e = exp(acc) t (erfc);
+    half = e * 0.5; phi = where(x >= 0, 1 - half, half); phi * x."""
+    one = _splat(1.0)
+    half = _splat(0.5)
+    out = ["(local.set $z (f32x4.abs (f32x4.mul (local.get $v) %s)))" % _splat(c["inv_sqrt2"]),
+           "(local.set $t (f32x4.div %s (f32x4.add %s (f32x4.mul %s (local.get $z)))))" % (one, one, half),
+           "(local.set $a %s)" % _splat(c["erfc_poly"][0])]
+    for coef in c["erfc_poly"][1:]:  # acc *= t; acc += c
+        out.append("(local.set $a (f32x4.add (f32x4.mul (local.get $a) (local.get $t)) %s))" % _splat(coef))
+    out.append("(local.set $a (f32x4.sub (local.get $a) (f32x4.mul (local.get $z) (local.get $z))))")
+    out += _exp4("a", "a", c)
+    out.append("(local.set $a (f32x4.mul (f32x4.mul (local.get $a) (local.get $t)) %s))" % half)  # erfc / 2
+    out.append("(local.set $y (f32x4.mul (v128.bitselect (f32x4.sub %s (local.get $a)) (local.get $a)"
+               " (f32x4.ge (local.get $v) (v128.const i32x4 0 0 0 0))) (local.get $v)))" % one)
+    return out
+
+
+def _silu_body(c) -> list:
+    """layers.silu: e = exp(-|x|); sig = where(x >= 0, 1, e) / (1 + e); x * sig."""
+    one = _splat(1.0)
+    out = ["(local.set $z (f32x4.neg (f32x4.abs (local.get $v))))"]
+    out += _exp4("z", "a", c)
+    out.append("(local.set $y (f32x4.mul (local.get $v) (f32x4.div (v128.bitselect %s (local.get $a)"
+               " (f32x4.ge (local.get $v) (v128.const i32x4 0 0 0 0))) (f32x4.add %s (local.get $a)))))" % (one, one))
+    return out
+
+
+def _psum_func() -> list:
+    """numpy's float32 pairwise sum (add.reduce over a contiguous row, PW_BLOCKSIZE 128): n < 8 in order from 0;
+    up to 128: eight accumulators (two f32x4) seeded with the first 8, combined ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)),
+    then the tail in order; longer: split at n/2 rounded down to a multiple of 8, left + right."""
+    lane = "(f32x4.extract_lane %d (local.get $%s))"
+    pair = "(f32.add %s %s)"
+    quad = lambda v: pair % (pair % (lane % (0, v), lane % (1, v)), pair % (lane % (2, v), lane % (3, v)))  # noqa: E731
+    return [
+        '  (func $psum (param $p i32) (param $n i32) (result f32)',
+        '    (local $i i32) (local $end i32) (local $res f32) (local $a v128) (local $b v128) (local $n2 i32)',
+        '    (if (i32.lt_u (local.get $n) (i32.const 8)) (then',
+        '      (local.set $res (f32.const 0))',
+        '      (local.set $i (i32.const 0))',
+        '      (block $d0 (loop $l0',
+        '        (br_if $d0 (i32.ge_u (local.get $i) (local.get $n)))',
+        '        (local.set $res (f32.add (local.get $res) (f32.load (i32.add (local.get $p)'
+        ' (i32.shl (local.get $i) (i32.const 2))))))',
+        '        (local.set $i (i32.add (local.get $i) (i32.const 1)))',
+        '        (br $l0)))',
+        '      (return (local.get $res))))',
+        '    (if (i32.gt_u (local.get $n) (i32.const 128)) (then',
+        '      (local.set $n2 (i32.and (i32.shr_u (local.get $n) (i32.const 1)) (i32.const -8)))',
+        '      (return (f32.add (call $psum (local.get $p) (local.get $n2))',
+        '                       (call $psum (i32.add (local.get $p) (i32.shl (local.get $n2) (i32.const 2)))'
+        ' (i32.sub (local.get $n) (local.get $n2)))))))',
+        '    (local.set $a (v128.load (local.get $p)))',
+        '    (local.set $b (v128.load offset=16 (local.get $p)))',
+        '    (local.set $end (i32.add (local.get $p) (i32.shl (i32.and (local.get $n) (i32.const -8)) (i32.const 2))))',
+        '    (local.set $i (i32.add (local.get $p) (i32.const 32)))',
+        '    (block $d1 (loop $l1',
+        '      (br_if $d1 (i32.ge_u (local.get $i) (local.get $end)))',
+        '      (local.set $a (f32x4.add (local.get $a) (v128.load (local.get $i))))',
+        '      (local.set $b (f32x4.add (local.get $b) (v128.load offset=16 (local.get $i))))',
+        '      (local.set $i (i32.add (local.get $i) (i32.const 32)))',
+        '      (br $l1)))',
+        '    (local.set $res %s)' % pair % (quad("a"), quad("b")),
+        '    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))',
+        '    (block $d2 (loop $l2',
+        '      (br_if $d2 (i32.ge_u (local.get $i) (local.get $end)))',
+        '      (local.set $res (f32.add (local.get $res) (f32.load (local.get $i))))',
+        '      (local.set $i (i32.add (local.get $i) (i32.const 4)))',
+        '      (br $l2)))',
+        '    (local.get $res)',
+        '  )',
+    ]
+
+
+def _softmax_func(c) -> list:
+    """attention.softmax over rows of n floats: m = row max; e = exp(l - m); e / (0 + pairwise sum of e).
+    src and dst are separate; each row is processed in whole vectors (the exponentials two at a time: up to 7 floats
+    past its end, overwritten by the next row or falling into the room the caller leaves after dst)."""
+    L = ['  (func (export "softmax") (param $src i32) (param $dst i32) (param $rows i32) (param $n i32)',  # noqa: N806
+         '    (local $nb i32) (local $s i32) (local $d i32) (local $end i32) (local $vend i32) (local $m f32)'
+         ' (local $sum f32) (local $v v128) (local $y v128) (local $mv v128) (local $ek v128) (local $er v128)'
+         ' (local $ep v128) (local $v2 v128) (local $y2 v128) (local $ek2 v128) (local $er2 v128) (local $ep2 v128)',
+         '    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))',
+         '    (block $rdone (loop $R',
+         '      (br_if $rdone (i32.eqz (local.get $rows)))',
+         '      (local.set $end (i32.add (local.get $src) (local.get $nb)))',
+         '      (local.set $vend (i32.add (local.get $src) (i32.and (local.get $nb) (i32.const -16))))',
+         # the row max: whole vectors, then lanes, then the tail (max is exact in any order; NaN propagates)
+         '      (local.set $mv (v128.load32_splat (local.get $src)))',
+         '      (local.set $s (local.get $src))',
+         '      (block $md (loop $ml',
+         '        (br_if $md (i32.ge_u (local.get $s) (local.get $vend)))',
+         '        (local.set $mv (f32x4.max (local.get $mv) (v128.load (local.get $s))))',
+         '        (local.set $s (i32.add (local.get $s) (i32.const 16)))',
+         '        (br $ml)))',
+         '      (local.set $m (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mv)) (f32x4.extract_lane 1'
+         ' (local.get $mv))) (f32.max (f32x4.extract_lane 2 (local.get $mv)) (f32x4.extract_lane 3 (local.get $mv)))))',
+         '      (block $td (loop $tl',
+         '        (br_if $td (i32.ge_u (local.get $s) (local.get $end)))',
+         '        (local.set $m (f32.max (local.get $m) (f32.load (local.get $s))))',
+         '        (local.set $s (i32.add (local.get $s) (i32.const 4)))',
+         '        (br $tl)))',
+         '      (local.set $mv (f32x4.splat (local.get $m)))',
+         # e = exp(l - m) into dst
+         '      (local.set $s (local.get $src))',
+         '      (local.set $d (local.get $dst))',
+         '      (block $ed (loop $el',
+         '        (br_if $ed (i32.ge_u (local.get $s) (local.get $end)))',
+         '        (local.set $v (f32x4.sub (v128.load (local.get $s)) (local.get $mv)))',
+         '        (local.set $v2 (f32x4.sub (v128.load offset=16 (local.get $s)) (local.get $mv)))']
+    for line in _exp4("v", "y", c):  # two vectors per iteration, as in _map_func
+        L += ['        ' + line, '        ' + _second(line)]
+    L += ['        (v128.store (local.get $d) (local.get $y))',
+          '        (v128.store offset=16 (local.get $d) (local.get $y2))',
+          '        (local.set $s (i32.add (local.get $s) (i32.const 32)))',
+          '        (local.set $d (i32.add (local.get $d) (i32.const 32)))',
+          '        (br $el)))',
+          # e /= (0 + pairwise sum)
+          '      (local.set $mv (f32x4.splat (f32.add (f32.const 0) (call $psum (local.get $dst) (local.get $n)))))',
+          '      (local.set $d (local.get $dst))',
+          '      (local.set $end (i32.add (local.get $dst) (local.get $nb)))',
+          '      (block $dd (loop $dl',
+          '        (br_if $dd (i32.ge_u (local.get $d) (local.get $end)))',
+          '        (v128.store (local.get $d) (f32x4.div (v128.load (local.get $d)) (local.get $mv)))',
+          '        (local.set $d (i32.add (local.get $d) (i32.const 16)))',
+          '        (br $dl)))',
+          '      (local.set $src (i32.add (local.get $src) (local.get $nb)))',
+          '      (local.set $dst (i32.add (local.get $dst) (local.get $nb)))',
+          '      (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))',
+          '      (br $R)))',
+          '  )']
+    return L
+
+
+def elementwise_funcs() -> list:
+    """The elementwise functions of the module (lines): vexp, gelu, silu (src, dst, n) and softmax (src, dst, rows,
+    n), with the numpy-order pairwise sum $psum."""
+    c = _core_constants()
+    L = ['  ;; Elementwise float32 kernels, numpy-exact: each repeats pyapp.core\'s numpy passes in the same order']  # noqa: N806
+    L.append('  ;; (numerics.exp: Cody-Waite + Cephes expf + 2^k from exponent bits; no FMA).  src/dst byte offsets.')
+    L += _map_func("vexp", _exp4("v", "y", c))
+    L += _map_func("gelu", _gelu_body(c))
+    L += _map_func("silu", _silu_body(c))
+    L += _psum_func()
+    L += _softmax_func(c)
+    return L
+
+
+def _memory_line(shared: bool) -> str:
+    """The module's memory: exported (one thread), or imported shared with a maximum (gemm_threads.py)."""
+    if shared:
+        return '  (import "env" "memory" (memory 1 %d shared))' % SHARED_MAX_PAGES
+    return '  (memory (export "memory") 1)'
+
+
+def assemble(text: str, wat2wasm: str, threads: bool = False) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "gemm.wat", Path(tmp) / "gemm.wasm"
         src.write_text(text)
-        subprocess.run([wat2wasm, str(src), "-o", str(out)], check=True)
+        subprocess.run([wat2wasm, str(src), "-o", str(out)] + (["--enable-threads"] if threads else []), check=True)
         return out.read_bytes()
 
 
-def python_module(wasm: bytes) -> str:
+def _b64_constant(name: str, wasm: bytes) -> str:
     b64 = base64.b64encode(wasm).decode("ascii")
     lines = [b64[i:i + 100] for i in range(0, len(b64), 100)]
+    return name + " = (\n" + "".join('    "%s"\n' % s for s in lines) + ")\n"
+
+
+def python_module(wasm: bytes, shared_wasm: bytes = b"") -> str:
     head = ('"""The WebAssembly SIMD GEMM kernel: generated by scripts/build_gemm_wasm.py from scripts/gemm_simd.wat\n'
             '(do not edit)."""\n\nfrom __future__ import annotations\n\n')
-    return head + "WASM_BASE64 = (\n" + "".join('    "%s"\n' % s for s in lines) + ")\n"
+    out = head + _b64_constant("WASM_BASE64", wasm)
+    if shared_wasm:  # the same text on an imported shared memory (wat(shared=True)): pyapp/browser/gemm_threads.py
+        out += "\n# the same kernel on an imported shared memory (env.memory), for the two-thread split\n"
+        out += _b64_constant("WASM_SHARED_BASE64", shared_wasm)
+    return out
 
 
 def _find_wat2wasm(given: str) -> str:
@@ -158,7 +432,8 @@ def main() -> int:
     ap.add_argument("--wat2wasm", default="", help="path of wabt's wat2wasm")
     args = ap.parse_args()
     text = wat()
-    module = python_module(assemble(text, _find_wat2wasm(args.wat2wasm)))
+    tool = _find_wat2wasm(args.wat2wasm)
+    module = python_module(assemble(text, tool), assemble(wat(shared=True), tool, threads=True))
     if args.check:
         stale = [str(p.relative_to(ROOT)) for p, want in ((WAT, text), (PY, module))
                  if not p.exists() or p.read_text() != want]

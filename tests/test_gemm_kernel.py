@@ -26,8 +26,60 @@ def test_kernel_is_a_small_simd_module_exporting_gemm():
     from pyapp.browser.gemm_wasm import WASM_BASE64
 
     wasm = base64.b64decode(WASM_BASE64)
-    assert wasm[:8] == b"\x00asm\x01\x00\x00\x00" and len(wasm) < 4096
-    for name in (b"gemm", b"gemm_batch", b"memory"):
+    # (the GEMM ~950 bytes; with the elementwise kernels, their exp inlined twice per map, ~5.8 KB)
+    assert wasm[:8] == b"\x00asm\x01\x00\x00\x00" and len(wasm) < 8192
+    for name in (b"gemm", b"gemm_batch", b"gemm_ld", b"memory"):
         assert name in wasm
     text = open(f"{ROOT}/scripts/gemm_simd.wat", encoding="utf-8").read()
     assert "f32x4.mul" in text and "f32x4.add" in text and "fma" not in text  # mul then add: numpy's order
+
+
+def test_elementwise_kernels_take_their_constants_from_the_core():
+    """softmax / GELU / SiLU / exp in the kernel use numerics.exp's and layers.gelu's float32 constants, bit for bit
+    (read from those modules by the generator), in whole f32x4 operations with no fused multiply-add."""
+    import numpy as np
+
+    from pyapp.browser.gemm_wasm import WASM_BASE64
+    from pyapp.core import layers, numerics
+
+    wasm = base64.b64decode(WASM_BASE64)
+    for name in (b"vexp", b"gelu", b"silu", b"softmax"):
+        assert name in wasm
+    text = open(f"{ROOT}/scripts/gemm_simd.wat", encoding="utf-8").read()
+    consts = [numerics._EXP_MIN, numerics._EXP_MAX, numerics._LOG2E, numerics._LN2_HI, numerics._LN2_LO,
+              *numerics._EXP_POLY, layers._INV_SQRT2, *(np.float32(c) for c in layers._ERFC_POLY)]
+    for c in consts:
+        bits = "0x%08x" % int(np.array(c, dtype=np.float32).view(np.uint32))
+        assert "i32x4 %s %s %s %s" % (bits, bits, bits, bits) in text, c
+    for op in ("f32x4.nearest", "i32x4.trunc_sat_f32x4_s", "i32x4.shl", "f32x4.div", "$psum"):
+        assert op in text
+    assert "relaxed" not in text and "fma" not in text
+
+
+def test_shared_build_is_the_same_kernel_on_an_imported_shared_memory():
+    """The two-thread build (pyapp/browser/gemm_threads.py): wat(shared=True) differs from the checked-in text
+    only in its memory line (imported ``env.memory``, shared, with the maximum gemm_threads asks for), and the
+    generated module holds its bytes (``--check`` above covers both builds)."""
+    import importlib.util
+    import re
+
+    from pyapp.browser.gemm_wasm import WASM_BASE64, WASM_SHARED_BASE64
+
+    # gemm_threads imports the browser's ``js`` module: read its constant from the source
+    src = open(f"{ROOT}/pyapp/browser/gemm_threads.py", encoding="utf-8").read()
+    max_pages = int(re.search(r"^MAX_PAGES = (\d+)", src, re.M).group(1))
+
+    spec = importlib.util.spec_from_file_location("build_gemm_wasm", f"{ROOT}/scripts/build_gemm_wasm.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    one, two = build.wat().splitlines(), build.wat(shared=True).splitlines()
+    assert len(one) == len(two)
+    diff = [(a, b) for a, b in zip(one, two) if a != b]
+    assert diff == [('  (memory (export "memory") 1)',
+                     '  (import "env" "memory" (memory 1 %d shared))' % max_pages)]
+    assert build.SHARED_MAX_PAGES == max_pages
+    assert build.wat() == open(f"{ROOT}/scripts/gemm_simd.wat", encoding="utf-8").read()
+    shared = base64.b64decode(WASM_SHARED_BASE64)
+    assert shared[:8] == b"\x00asm\x01\x00\x00\x00" and shared != base64.b64decode(WASM_BASE64)
+    for name in (b"gemm", b"gemm_batch", b"gemm_ld", b"env", b"memory"):
+        assert name in shared

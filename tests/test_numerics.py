@@ -137,3 +137,51 @@ def test_matmul_backend_is_used_and_may_decline():
     finally:
         assert numerics.set_matmul_backend(previous) is backend
     np.testing.assert_array_equal(numerics.matmul_t(x, w), want)
+
+
+def test_elementwise_backend_gets_the_large_arrays_and_may_decline():
+    """``set_elementwise_backend``: softmax, GELU, SiLU and exp go to ``fn(op, x)`` from SMALL elements on (where
+    ``exp`` is the polynomial a kernel can reproduce bit for bit); below that, or when it declines: numpy."""
+    from pyapp.core.attention import probs_at
+    from pyapp.core.layers import silu
+
+    rng = np.random.RandomState(6)
+    big = rng.standard_normal((3, 64, 64)).astype(np.float32)  # 12288 elements
+    small = big[:1, :8]  # 512
+    want = {"softmax": softmax(big), "gelu": gelu(big), "silu": silu(big), "exp": numerics.exp(big)}
+    seen = []
+    decline = set()
+
+    def backend(op, x):
+        seen.append((op, x.dtype, x.shape))
+        return None if op in decline else np.full(x.shape, 7.0, np.float32)
+
+    previous = numerics.set_elementwise_backend(backend)
+    try:
+        assert previous is None and numerics.elementwise_backend() is backend
+        for op, fn in (("softmax", softmax), ("gelu", gelu), ("silu", silu), ("exp", numerics.exp)):
+            assert np.all(fn(big.astype(np.float64)) == 7.0), op  # x reaches the backend as float32
+            assert seen[-1] == (op, np.float32, big.shape)
+            n = len(seen)
+            fn(small)
+            assert len(seen) == n, op  # below SMALL: never asked
+        assert np.all(probs_at(big, 0.5) == 7.0) and seen[-1][0] == "softmax"  # the temperature path too
+        decline.update(("softmax", "gelu", "silu"))  # declined: numpy, whose exp still asks for "exp"
+        np.testing.assert_array_equal(softmax(big), np.full(big.shape, 7.0 / (64 * 7.0), np.float32))
+        assert [s[0] for s in seen[-2:]] == ["softmax", "exp"]
+        decline.add("exp")
+        for op, fn in (("softmax", softmax), ("gelu", gelu), ("silu", silu), ("exp", numerics.exp)):
+            np.testing.assert_array_equal(fn(big), want[op])
+    finally:
+        assert numerics.set_elementwise_backend(previous) is backend
+    assert numerics.elementwise("gelu", big) is None  # no backend
+
+
+def test_silu_matches_float64():
+    from pyapp.core.layers import silu
+
+    x = np.linspace(-90, 90, 50_001).astype(np.float32)  # above SMALL: the polynomial exp
+    ref = x.astype(np.float64) / (1.0 + np.exp(-x.astype(np.float64)))
+    got = silu(x)
+    assert got.dtype == np.float32
+    assert float(np.max(np.abs(got - ref) / np.maximum(np.abs(ref), 1e-30))) < 1e-6

@@ -229,3 +229,39 @@ def test_a_newer_request_does_not_wait_for_a_stalled_download():
             await task
         return asyncio.get_event_loop().time() - t0
     assert run_async(scenario()) < 0.5
+
+
+def test_a_superseded_requests_download_is_shared_not_repeated():
+    """Request 2 needs the file request 1 (superseded) is still downloading: ONE download, which request 2
+    gets (the page's first request supersedes web/coi.js's page-open request mid-download, for example)."""
+    async def scenario():
+        h = Harness()
+        calls = []
+        gate = asyncio.Event()
+
+        async def slow(path, progress):
+            calls.append(path)
+            if path.endswith("layer2.qk.json"):
+                await gate.wait()
+            return await _disk_fetch(path, progress)
+        h.engine.fetch = slow
+        h.newest = 1
+        st = AppState(text="One download, two requests.", tab="heads", layer=2)
+        first = asyncio.ensure_future(h.engine.compute(1, st, 800.0))
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if any(p.endswith("layer2.qk.json") for p in calls):
+                break
+        started = list(calls)
+        h.newest = 2
+        with pytest.raises(Superseded):
+            await first
+        second = asyncio.ensure_future(h.engine.compute(2, st, 800.0))
+        await asyncio.sleep(0.1)
+        assert not second.done()                    # waiting for the shared download
+        gate.set()
+        return started, calls, await second
+    started, calls, frame = run_async(scenario())
+    assert any(p.endswith("layer2.qk.json") for p in started), started     # request 1 had started it
+    assert frame.kind == "view" and frame.state.layer == 2
+    assert sorted(calls) == sorted(set(calls)), calls                     # no file downloaded twice

@@ -91,8 +91,36 @@
     });
   }
 
-  // the switch: the tag's data-compute, or window.mhsaComputeDefault set before this script (tests, benchmark)
-  var compute = opts.compute || window.mhsaComputeDefault || "";
+  // the switch: the tag's data-compute ("auto": the default page), overridden by window.mhsaComputeDefault set
+  // before this script (tests, benchmark): "main" (or "off") keeps every computation on the main thread.
+  var forced = window.mhsaComputeDefault;
+  var compute = (typeof forced === "string" && forced) ? forced : (opts.compute || "");
+  if (compute === "main" || compute === "off") compute = "";
+
+  // The page's canvas handed to the worker (transferControlToOffscreen): the worker draws straight into it and
+  // the main thread presents no pixels (it keeps the CSS size and the hit regions). Only where the browser
+  // has it and an OffscreenCanvas gives a 2d context; data-offscreen="off" or window.mhsaOffscreen = false
+  // keep the bitmap copy (the worker's ImageBitmap drawn here), and so does a page inside a frame: WebKitGTK
+  // 2.50 crashed the page when a framed canvas was handed to a worker (tests/engines, the phone-size frame).
+  function offscreen2d() {
+    try {
+      return typeof OffscreenCanvas === "function" && !!new OffscreenCanvas(1, 1).getContext("2d");
+    } catch (e) { return false; }
+  }
+  function handCanvas(worker, state) {
+    if (opts.offscreen === "off" || window.mhsaOffscreen === false || window.top !== window) return;
+    var cv = document.getElementById(opts.canvas || "view");
+    if (!cv || typeof cv.transferControlToOffscreen !== "function" || !offscreen2d()) return;
+    try {
+      var off = cv.transferControlToOffscreen();
+      worker.postMessage({type: "canvas", canvas: off}, [off]);
+      state.canvas = cv;
+      state.transferred = true;
+    } catch (err) {
+      state.transferError = String(err && err.message || err);
+    }
+  }
+
   if (compute) {
     var start = function () {
       if (window.mhsaCompute) return;
@@ -109,10 +137,37 @@
       }
       var shared = window.crossOriginIsolated && typeof SharedArrayBuffer === "function" ? new SharedArrayBuffer(8) : null;
       var state = window.mhsaCompute = {worker: worker, seen: seen, shared: shared, started: performance.now()};
+      // state.call(name, args): a "call" to the worker from JavaScript (tests, debugging: e.g. "stats", or
+      // "python" {source, expr} to instrument and read the worker's own Python, where the page's computations
+      // run); a Promise of its JSON answer. Negative ids: never the page's Python's (worker_client.py).
+      var calls = {};
+      var lastCall = 0;
+      state.call = function (name, args) {
+        return new Promise(function (ok, bad) {
+          var id = --lastCall;
+          calls[id] = {ok: ok, bad: bad};
+          var msg = {type: "call", id: id, name: name};
+          if (args !== undefined) msg.state = JSON.stringify(args);
+          worker.postMessage(msg);
+        });
+      };
       worker.addEventListener("message", function (e) {
         var t = e.data && e.data.type;
         if (typeof t === "string" && t.indexOf("fetch") === 0) { proxy(worker, e.data); return; }
-        if (state.seen) state.seen.push(e.data);
+        var waiting = e.data && e.data.id < 0 && calls[e.data.id];
+        if (waiting) {
+          delete calls[e.data.id];
+          var answer = JSON.parse(e.data.json || "{}");
+          if (t === "error") waiting.bad(new Error(answer.message || "error")); else waiting.ok(answer);
+          return;
+        }
+        if (state.seen) {                // pyapp has not taken over yet: record (and size the first frames)
+          state.seen.push(e.data);
+          if (e.data && e.data.id === 0 && e.data.size && state.canvas) {
+            state.canvas.style.width = Math.ceil(e.data.size[0]) + "px";
+            state.canvas.style.height = Math.ceil(e.data.size[1]) + "px";
+          }
+        }
       });
       worker.addEventListener("error", function (e) {   // its script failed before pyapp listens: remember it
         state.error = String((e && e.message) || "the compute worker's script failed to load");
@@ -120,6 +175,15 @@
       var hint = window.mhsaWorkerRuntime;
       worker.postMessage({type: "boot", indexURL: (hint && hint.indexURL) || PYODIDE, proxyFetch: true,
                           config: new URL(opts.config || "./pyscript.toml", base).href, interrupt: shared});
+      handCanvas(worker, state);
+      if (state.transferred) {
+        // The first view at once, before the page's Python is up: the worker computes the URL's state at the
+        // stage's width and draws it into the canvas (id 0; pyapp's own requests, from id 1, supersede it).
+        var stage = document.getElementById("stage");
+        worker.postMessage({type: "compute", id: 0, query: location.search || "", bitmap: true, view: "",
+                            width: Math.max((stage ? stage.clientWidth : 0) - 2, 300),
+                            dpr: window.devicePixelRatio || 1});
+      }
     };
     // after the deferred / module scripts ran (the test harness's bootstrap sets window.mhsaWorkerRuntime)
     if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -4,6 +4,7 @@
 //
 // Protocol (all messages are plain objects; see pyapp/browser/worker_client.py for the page side):
 //   page -> worker  {type: "boot", indexURL, config, interrupt?: SharedArrayBuffer}   once, first
+//                   {type: "canvas", canvas: OffscreenCanvas}   the page's canvas, transferred (optional)
 //                   {type: "compute", id, ...}   {type: "call", id, ...}   forwarded to Python (entry.receive)
 //   worker -> page  {type: "boot-progress", stage}  {type: "ready", info}  {type: "boot-error", message}
 //                   {type: "progress" | "partial" | "result" | "superseded" | "error", id, json, buffers, bitmap}
@@ -14,13 +15,15 @@
 var pending = [];          // messages that arrived before Python was ready
 var receive = null;        // Python's entry.receive (a proxy) once booted
 var booted = false;
+// the matrix products' helper thread (pyapp/browser/gemm_threads.py starts it when the page is isolated)
+self.mhsaGemmThread = new URL("./gemm-thread.js", self.location.href).href;
 
 function post(msg, transfer) {
   self.postMessage(msg, transfer || []);
 }
 
 // Called from Python (pyapp/worker/entry.py): one message, its typed arrays transferred, not copied.
-self.mhsaPost = function (type, id, json, buffers, bitmap) {
+self.mhsaPost = function (type, id, json, buffers, bitmap, size) {
   var list = [];
   var bufs = [];
   var n = buffers ? buffers.length : 0;
@@ -30,6 +33,7 @@ self.mhsaPost = function (type, id, json, buffers, bitmap) {
   }
   var msg = {type: type, id: id, json: json, buffers: bufs};
   if (bitmap) { msg.bitmap = bitmap; list.push(bitmap); }
+  if (size) msg.size = [size[0], size[1]];   // the CSS size of a frame drawn into the page's canvas
   post(msg, list);
 };
 
@@ -177,6 +181,10 @@ function onFetchMessage(m) {
 self.onmessage = function (e) {
   var msg = e.data || {};
   if (typeof msg.type === "string" && msg.type.indexOf("fetch-") === 0) { onFetchMessage(msg); return; }
+  if (msg.type === "canvas") {         // the page's canvas (transferControlToOffscreen): the worker draws in it
+    self.mhsaCanvas = msg.canvas;
+    return;
+  }
   if (msg.type === "boot") {
     if (msg.proxyFetch) self.fetch = proxyFetch;
     if (booted || self.pyodide) return;

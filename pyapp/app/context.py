@@ -5,8 +5,10 @@ The shell builds it from the app state; tests build it from numpy arrays (e.g. w
 
 ``attentions`` holds the attention of other layers for the tabs that read every layer (model grid, rollout,
 head statistics: ``Tab.all_layers`` in ``pyapp.app.tabs``): layer -> (heads, n, n) probabilities at T = 1, the
-layers computed so far. ``Session.context`` fills it for the page and the CLI alike; ``layer_attentions()``
-is what the views read.
+layers computed so far. ``Session.context`` fills it for the page and the CLI alike, with a mapping that keeps
+only each layer's ``core.analysis.LayerDigest`` (head average, statistics, thumbnails: what the views draw) and
+recomputes a layer's full attention only if asked for it; the views read ``layer_digests()`` (and
+``layer_attentions()`` gives the full arrays).
 
 The view state a view reads is typed: the head view's ticked heads and pointed token, the statistics
 table's sort. ``VIEW_FIELDS`` are the fields the page keeps outside the URL (set by hover and clicks).
@@ -19,6 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..core.analysis import LayerDigest, digest, rollout_of_means
 from .prediction import Prediction
 from .stepping import step_keys
 
@@ -55,6 +58,7 @@ class ViewContext:
     model_arch: str = ""                       # the model's ModelConfig.arch ("bert", "llama", "gpt2", ...)
     causal_only: bool = False                  # a causal decoder: the mask is part of the model, not a lens
     prediction: Optional[Prediction] = None    # next-token tab: the sampler's candidates (or what is loading)
+    _memo: Dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)  # digests, rollout
 
     # ---- derived from the trace ----------------------------------------------------------------------
     @property
@@ -137,11 +141,50 @@ class ViewContext:
             att[int(self.layer)] = np.asarray(self.trace.probs)
         return att
 
+    def known_layers(self) -> List[int]:
+        """The layers whose attention is known (computed so far, and the shown one), bottom up."""
+        known = {int(k) for k in self.attentions}
+        if self.trace is not None:
+            known.add(int(self.layer))
+        return sorted(known)
+
+    def layer_digests(self) -> Dict[int, LayerDigest]:
+        """The LayerDigest of every known layer (what the every-layer views draw), the shown layer from its
+        trace (seen through its temperature), like ``layer_attentions``. Computed once per context."""
+        memo = self._memo.get("digests")
+        if memo is not None:
+            return memo
+        att = self.attentions
+        of = getattr(att, "digest", None)       # the session's mapping keeps digests, not arrays
+        out = {}
+        for k in att:
+            if self.trace is None or int(k) != int(self.layer):
+                out[int(k)] = of(k) if of is not None else digest(np.asarray(att[k]), self.tokens, self.causal)
+        if self.trace is not None:
+            shown = getattr(att, "shown_digest", None)
+            out[int(self.layer)] = (shown(self.trace, int(self.layer)) if shown is not None
+                                    else digest(self.trace.probs, self.tokens, self.causal))
+        self._memo["digests"] = out
+        return out
+
+    def rollout(self) -> np.ndarray:
+        """(n, n) attention rollout through the layers 0..k-1 known without a gap (``contiguous_layers``)."""
+        k = self.contiguous_layers()
+        memo = self._memo.get("rollout")
+        if memo is None or memo[0] != k:
+            digests = self.layer_digests()
+            cached = getattr(self.attentions, "rollout", None)     # the session keeps products of T = 1 layers
+            t = float(self.trace.temperature) if self.trace is not None else 1.0
+            r = (cached(digests, k, int(self.layer), t) if cached is not None
+                 else rollout_of_means([digests[layer].mean for layer in range(k)]))
+            memo = self._memo["rollout"] = (k, r)
+        return memo[1]
+
     def contiguous_layers(self) -> int:
         """How many layers 0..k-1 are known without a gap (what a rollout can multiply through)."""
-        att = self.layer_attentions()
+        known = set(self.known_layers())
         k = 0
-        while k < self.n_layers and k in att:
+        while k < self.n_layers and k in known:
             k += 1
         return k
 

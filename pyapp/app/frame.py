@@ -239,7 +239,7 @@ def _view_frame(session: Session, wanted: AppState, st: AppState, width: float, 
                   pinned_row=ctx.pinned_row, tokens=ctx.tokens, n=ctx.n, dropped=ctx.dropped, entropy=h,
                   heatmap=_heatmap(scene), actions=_actions(scene), error="",
                   scene={"w": scene.width, "h": scene.height, "ops": len(scene.ops)},
-                  layers_ready=sorted(ctx.layer_attentions()), query=link,
+                  layers_ready=ctx.known_layers(), query=link,
                   view_state={"heads_shown": ctx.heads_shown, "sort_by": ctx.sort_by, "sort_desc": ctx.sort_desc,
                               "hover_token": ctx.hover_token, "hover_side": ctx.hover_side},
                   step_label=c.step_label, next=_next_report(ctx.prediction))

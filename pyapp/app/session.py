@@ -5,7 +5,7 @@ the shell asks ``plan(state)`` which files a state needs (``FilePlan``: before t
 per layer for the tabs that read every layer), fetches them however it can (the page: ``fetch``; the CLI and
 ``pyapp.figure``: the disk), hands them to ``add_file`` and then asks for ``context(state)``.
 
-Caching (what each change costs; every cache is a bounded ``core.lru.LRU``):
+Caching (what each change costs; every cache is a bounded ``core.lru.LRU``, the big ones by bytes):
 
 - text              -> tokenization is cached by (text, max_length); a new text re-tokenizes once.
 - model / causal    -> hidden states and Q K^T live in the Encoder's caches (keyed by ids and causal).
@@ -13,9 +13,14 @@ Caching (what each change costs; every cache is a bounded ``core.lru.LRU``):
 - temperature       -> one softmax of the cached scaled scores (``trace.with_temperature``), cached too.
 - head, tab, step, pinned row -> nothing is recomputed: the same trace, only a new ViewContext.
 - every-layer tabs  -> (``Tab.all_layers``: model grid, rollout, head statistics) also get every layer's
-                     attention in ``ctx.attentions`` (``layer_attentions``, the one entry point), kept per
-                     (ids, causal): ``context(state, new_layers=k)`` computes at most k layers not computed
-                     yet, so the page can add one layer per frame.
+                     attention in ``ctx.attentions`` (``layer_attentions``, the one entry point):
+                     ``context(state, new_layers=k)`` computes at most k layers not computed yet, so the page
+                     can add one layer per frame.  Each layer is computed once and kept as its digest
+                     (``core.analysis.LayerDigest``: head average, statistics, thumbnails; 2.7 MB for
+                     SmolLM2's 9 heads at 512 tokens instead of 9.4 MB of attention plus a 46 MB trace), in
+                     a byte-budgeted cache, streaming: a layer's (heads, n, n) arrays live in the Encoder's
+                     byte-budgeted trace cache only (``LazyModel.TRACE_BYTES``), and ``ctx.attentions[k]``
+                     recomputes layer k's attention from the cached hidden states if they are gone.
 
 When the ids of a model change, that model's encoder cache is cleared so editing text never piles up memory.
 """
@@ -23,12 +28,14 @@ When the ids of a model change, that model's encoder cache is cleared so editing
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from ..core.analysis import LayerDigest, digest, product, residual_attention
+from ..core.attention import AttentionTrace
 from ..core.catalogue import Catalogue, FileEntry, ModelEntry
-from ..core.lru import LRU
+from ..core.lru import LRU, nbytes
 from ..core.sources import SYNTHETIC_KINDS, ModelSource, SyntheticSpec, load_tokenizer, make_source
 from ..core.store import WeightStore
 from ..core.tokenizer import Encoding
@@ -41,6 +48,9 @@ from .tabs import tab
 from .tokens import labels
 
 MAX_TOKENS = 512
+DIGEST_BYTES = 160 * 2**20     # layer digests: every layer of SmolLM2 (30) or GPT-2 (12 x 12 heads) at 512 tokens
+TEMPERED_BYTES = 96 * 2**20    # what a new temperature adds to a trace (logits, probs, head outputs)
+ROLLOUT_BYTES = 32 * 2**20     # rollout products of layers 0..j-1 at T = 1: (n, n) float64, 2 MB at 512 tokens
 TOKENIZER_MODEL = DEFAULT_MODEL        # synthetic sources and models without their own tokenizer use it
 SYNTHETIC = SYNTHETIC_KINDS
 
@@ -93,8 +103,11 @@ class Session:
         self._encodings: LRU[Any] = LRU(64)             # (tokenizer path, text, max_len) -> Encoding
         self._sources: LRU[ModelSource] = LRU(16)       # source id -> ModelSource
         self._last_ids: LRU[Tuple[int, ...]] = LRU(16)  # source id -> ids of its cached work
-        self._tempered: LRU[Any] = LRU(32)              # (source, ids, layer, causal, values, T) -> trace
-        self._attentions: LRU[Dict[int, np.ndarray]] = LRU(8)  # (source, ids, causal) -> layer -> (h, n, n)
+        self._tempered: LRU[Any] = LRU(32, maxbytes=TEMPERED_BYTES, sizeof=_tempered_nbytes)
+        # (source, ids, layer, causal, values, T) -> trace
+        self._digests: LRU[LayerDigest] = LRU(maxbytes=DIGEST_BYTES)
+        # (source, ids, causal, layer) -> LayerDigest at T = 1;  (..., layer, T) -> the shown layer's at T != 1
+        self._rollouts: LRU[np.ndarray] = LRU(maxbytes=ROLLOUT_BYTES)  # (source, ids, causal, j) -> (n, n)
         self._logits: LRU[np.ndarray] = LRU(4)          # (source, ids) -> next-token logits (vocab,)
         self.stats = {"tokenize": 0, "context": 0, "retemper": 0}
 
@@ -164,9 +177,9 @@ class Session:
             later += new(self.store.missing(entry.id, ids, next_token=True))
         layers = []
         if the_tab.all_layers:
-            have = self._attentions.get((entry.id, tuple(int(i) for i in ids), bool(state.causal))) or {}
+            base = (entry.id, tuple(int(i) for i in ids), bool(state.causal) or entry.config.causal_only)
             for k in range(layer + 1, entry.n_layers):      # layers 0..layer: the forward pass computes them
-                if k not in have:
+                if base + (k,) not in self._digests:
                     layers.append((k, new(self.store.missing(entry.id, ids, k, ("qk",)))))
         return FilePlan(required, later, layers)
 
@@ -266,7 +279,8 @@ class Session:
         if self._last_ids.get(src.id) != ids:
             src.encoder.clear()                   # forget the previous text's hidden states
             self._tempered.drop(lambda k: k[0] != src.id)
-            self._attentions.drop(lambda k: k[0] != src.id)
+            self._digests.drop(lambda k: k[0] != src.id)
+            self._rollouts.drop(lambda k: k[0] != src.id)
             self._last_ids[src.id] = ids
         cfg = src.config
         layer = min(state.layer, cfg.n_layers - 1)
@@ -285,7 +299,7 @@ class Session:
         if tab(state.tab).next_token:
             ctx.prediction = self.prediction(state, src, ids)
         if self.all_layers(state):
-            ctx.attentions.update(self.layer_attentions(state, new_layers, computed=layer))
+            ctx.attentions = self.layer_attentions(state, new_layers, computed=layer)
         return ctx
 
     def all_layers(self, state: AppState) -> bool:
@@ -293,25 +307,35 @@ class Session:
         return tab(state.tab).all_layers
 
     def layer_attentions(self, state: AppState, new_layers: Optional[int] = None,
-                         computed: int = -1) -> Dict[int, np.ndarray]:
-        """THE entry point for every layer's attention: (heads, n, n) at T = 1 of every layer computed so far
-        for the state's text, model and mask, after computing (bottom up) at most ``new_layers`` more whose
+                         computed: int = -1) -> "LayerAttentions":
+        """THE entry point for every layer's attention: layer -> (heads, n, n) at T = 1 of every layer computed so
+        far for the state's text, model and mask, after computing (bottom up) at most ``new_layers`` more whose
         files are in the store (None: all of them). Layers 0..``computed`` do not count: the forward pass to
-        a shown layer has computed them (the context passes its layer). The Encoder's caches make asking
-        again a look-up. The layers run as trained (T = 1); the shown layer's temperature lens is the trace."""
+        a shown layer has computed them (the context passes its layer). The layers run as trained (T = 1); the
+        shown layer's temperature lens is the trace.
+
+        A layer computed here is kept as its LayerDigest only (what the views draw); the mapping returned
+        gives each layer's digest (``digest(k)``) and, when indexed, its full attention (from the Encoder's
+        trace cache, or recomputed from the cached hidden state)."""
         src = self.source(state)
-        ids = tuple(int(i) for i in self.encode(state).ids)
-        have = self._attentions.setdefault((src.id, ids, bool(state.causal)), {})
+        enc = self.encode(state)
+        ids = tuple(int(i) for i in enc.ids)
+        causal = bool(state.causal) or src.config.causal_only
+        view = LayerAttentions(self, src, ids, causal, list(enc.tokens))
         budget = new_layers
+        stop = False
         for layer in range(src.config.n_layers):
-            if layer in have:
+            if view.key(layer) in self._digests:
+                view.layers.append(layer)
                 continue
             free = layer <= computed
-            if (budget is not None and budget <= 0 and not free) or not self._layer_ready(state, layer):
-                break
-            have[layer] = src.encoder.attentions(ids, [layer], 1.0, bool(state.causal))[layer]
+            if stop or (budget is not None and budget <= 0 and not free) or not self._layer_ready(state, layer):
+                stop = True
+                continue
+            view.digest(layer)                         # computes the layer's attention and keeps its digest
+            view.layers.append(layer)
             budget = budget if budget is None or free else budget - 1
-        return dict(have)
+        return view
 
     def _layer_ready(self, state: AppState, layer: int) -> bool:
         """Whether every file ``layer``'s attention needs is in the store."""
@@ -378,3 +402,84 @@ class Session:
         """The catalogue's kind of a tokenizer file ("wordpiece" | "bpe")."""
         owner = self.catalogue.get(f.model) if f.model in self.catalogue else None
         return owner.tokenizer_kind if owner is not None else "wordpiece"
+
+
+def _tempered_nbytes(trace: AttentionTrace) -> int:
+    """What ``with_temperature`` adds to the T = 1 trace it shares everything else with."""
+    return nbytes([trace.logits, trace.probs, trace.head_outputs, trace.concat, trace.output])
+
+
+class LayerAttentions(Mapping):
+    """layer -> (heads, n, n) attention at T = 1 of the layers computed so far, for one text, model and mask.
+
+    Holds no attention: each layer's ``LayerDigest`` is in the session's byte-budgeted cache (``digest``), and
+    ``self[k]`` asks the Encoder for layer k's attention (its trace cache, or one attention recomputed from
+    the cached hidden state).  ``shown_digest`` is the digest of the shown layer's trace (cached per
+    temperature)."""
+
+    def __init__(self, session: Session, src: ModelSource, ids: Tuple[int, ...], causal: bool, tokens: List[str]):
+        self.session, self.src, self.ids, self.causal, self.tokens = session, src, ids, causal, tokens
+        self.layers: List[int] = []
+
+    def key(self, layer: int, temperature: float = 1.0) -> Tuple[Any, ...]:
+        base = (self.src.id, self.ids, self.causal, int(layer))
+        return base if temperature == 1.0 else base + (float(temperature),)
+
+    def __getitem__(self, layer: int) -> np.ndarray:
+        if int(layer) not in self.layers:
+            raise KeyError(layer)
+        return self.src.encoder.attentions(self.ids, [int(layer)], 1.0, self.causal)[int(layer)]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self.layers))
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __contains__(self, layer: object) -> bool:
+        return layer in self.layers
+
+    def digest(self, layer: int) -> LayerDigest:
+        """Layer ``layer``'s digest at T = 1 (computed from its attention the first time, then cached)."""
+        cache = self.session._digests
+        key = self.key(layer)
+        d = cache.get(key)
+        if d is None:
+            probs = self.src.encoder.attentions(self.ids, [int(layer)], 1.0, self.causal)[int(layer)]
+            d = digest(probs, self.tokens, self.causal)
+            cache[key] = d
+        return d
+
+    def rollout(self, digests: Mapping[int, LayerDigest], k: int, shown: int, temperature: float) -> np.ndarray:
+        """The rollout of layers 0..k-1 (``analysis.rollout_of_means`` of ``digests``, the same operations in the
+        same order), continuing the longest product of T = 1 layers the session kept: a new layer costs one
+        (n, n) product, and a new temperature of the shown layer only the products from it up."""
+        cache = self.session._rollouts
+        clean = k if temperature == 1.0 or shown >= k else shown   # layers 0..clean-1 are at T = 1
+        j, r = clean, None
+        while j > 0 and r is None:
+            r = cache.get(self._product_key(j))
+            j = j if r is not None else j - 1
+        for layer in range(j, k):
+            step = residual_attention(digests[layer].mean)  # (n, n)
+            r = step if r is None else product(step, r)  # the higher layer on the left
+            if layer < clean:
+                cache[self._product_key(layer + 1)] = r
+        if r is None:
+            raise ValueError("rollout needs at least one layer")
+        return r
+
+    def _product_key(self, j: int) -> Tuple[Any, ...]:
+        return self.src.id, self.ids, self.causal, "rollout", int(j)
+
+    def shown_digest(self, trace: AttentionTrace, layer: int) -> LayerDigest:
+        """The digest of the shown layer's ``trace`` (at its temperature)."""
+        t = float(trace.temperature)
+        if t == 1.0:
+            return self.digest(layer)
+        cache = self.session._digests
+        key = self.key(layer, t)
+        d = cache.get(key)
+        if d is None:
+            d = cache[key] = digest(trace.probs, self.tokens, self.causal)
+        return d

@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-from ..core.analysis import rollout, row_entropy
+from ..core.analysis import row_entropy
 from .context import ViewContext
 from .stepping import MAX_STEPS
 
@@ -58,9 +58,9 @@ def query_row(ctx: ViewContext) -> Tuple[np.ndarray, str]:
 
 
 def rollout_matrix(ctx: ViewContext) -> np.ndarray:
-    """(n, n) attention rollout through the layers 0..k-1 known without a gap (k >= 1: the shown layer)."""
-    att = ctx.layer_attentions()
-    return rollout([att[layer] for layer in range(ctx.contiguous_layers())])[-1]
+    """(n, n) attention rollout through the layers 0..k-1 known without a gap (k >= 1: the shown layer), from
+    their digests' head averages (``ViewContext.rollout``: computed once per context)."""
+    return ctx.rollout()
 
 
 def rollout_of_layers(ctx: ViewContext) -> Tuple[np.ndarray, str]:

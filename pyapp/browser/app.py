@@ -292,6 +292,10 @@ class App:
                 body.dataset.state = "ready"
                 js.mhsaBoot.ready()
 
+    def uses_worker(self) -> bool:
+        """False: this loop computes on the main thread (``remote.RemoteApp`` may use the compute worker)."""
+        return False
+
     @property
     def ctx(self):
         """The ViewContext of the last view drawn (exports, debugging)."""

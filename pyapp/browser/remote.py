@@ -10,8 +10,14 @@ canvas gets the worker's bitmap (``worker_client.present``); the frame's hit reg
 the keyboard cursor on the main thread. The loading bar follows the worker's progress (which file, how far;
 which layer). Exports ask the worker (``call("csv" / "trace_json")``).
 
+When web/coi.js handed the page's canvas to the worker (``transferControlToOffscreen``, where the browser has
+it), the worker draws each frame straight into it: presenting a frame here is then its CSS size and hit regions
+only, no pixels (``Shown.drawn``); frames made here (a WorkerError's error frame) go to the worker to be drawn,
+and the PNG export asks the worker (``convertToBlob``).
+
 If the worker cannot start (no Worker, a failed boot, no answer within ``READY_TIMEOUT_S``) the page falls back
-to the main-thread loop (``App``), silently but for a console line.
+to the main-thread loop (``App``), silently but for a console line; a canvas already handed to the worker is
+replaced by a fresh one (``fresh_canvas``).
 """
 
 from __future__ import annotations
@@ -24,11 +30,11 @@ from typing import Any, Dict, Optional
 from ..app.context import VIEW_FIELDS
 from ..app.frame import Frame
 from .app import App
-from .compat import js
+from .compat import emscripten_module, js, to_js
 from .dom import el, size_label
 from .export import Exporter
 from .loader import timeout_seconds
-from .worker_client import Shown, WorkerClient, WorkerError
+from .worker_client import Shown, WorkerClient, WorkerError, css_size
 from .worker_client import present as present_bitmap
 
 READY_TIMEOUT_S = 120.0       # the worker's boot (Pyodide + numpy + pyapp), alongside the page's own
@@ -42,8 +48,45 @@ def worker_requested() -> bool:
     return booted is not None and getattr(booted, "worker", None) is not None
 
 
+def transferred() -> bool:
+    """web/coi.js handed the page's canvas to the worker (``window.mhsaCompute.transferred``)."""
+    booted = getattr(js, "mhsaCompute", None)
+    return booted is not None and bool(getattr(booted, "transferred", False))
+
+
+def fresh_canvas():
+    """A new <canvas id="view"> (same attributes) in place of the one handed to the worker: the main thread
+    draws again (fallback). Its listeners must be bound again (``Stage.bind_canvas``)."""
+    old = el("view")
+    new = old.cloneNode(False)
+    old.parentNode.replaceChild(new, old)
+    js.mhsaCompute.transferred = False
+    return new
+
+
 class RemoteExporter(Exporter):
-    """CSV and trace JSON computed by the worker (the main thread has no weights); PNG as on the page."""
+    """CSV and trace JSON computed by the worker (the main thread has no weights); PNG as on the page, or from
+    the worker when it draws into the page's canvas."""
+
+    def png(self):
+        app = self.app
+        if app.client is None or not app.direct:
+            return Exporter.png(self)
+        if app.shown is None:
+            return
+        self._png_name = "%s-%s.png" % (self._stem(), app.shown.tab)
+        app.run_soon(self._remote_png(self._png_name))
+
+    async def _remote_png(self, name: str):
+        try:
+            out = await self.app.client.call("png")
+        except WorkerError as e:
+            self.app.show_status("Could not make a PNG of this view: %s" % e, "error")
+            return
+        data = out["png"]
+        start = int(data.__array_interface__["data"][0]) if data.nbytes else 0
+        u8 = emscripten_module().HEAPU8.slice(start, start + data.nbytes)
+        self._download(js.Blob.new(to_js([u8]), js.JSON.parse('{"type": "image/png"}')), name)
 
     def csv(self):
         self.app.run_soon(self._remote("csv", "-attention.csv", "text/csv"))
@@ -141,11 +184,16 @@ class RemoteApp(App):
         self._retry = False
         self._pass_no = 0                      # the newest pass: older passes' frames are never presented
         self._booted = False
+        self.direct = False                    # the worker draws into the page's canvas (handed to it)
         self._bitmap: Optional[Shown] = None   # the worker frame being presented
         self._placeholder = None               # (pass, loading frame) waiting for PLACEHOLDER_AFTER_S
         self.stage.painter = self._paint
         if client is not None:
             client.timeout_ms = timeout_seconds() * 1000.0
+            # the files web/coi.js's page-open request (id 0) fetched before this Python ran: listed in the bar
+            client.on_early_progress = self._early_progress
+            for p in client.early:
+                self._early_progress(p)
 
     # ---- the loop -----------------------------------------------------------------------------------
     def schedule(self):
@@ -169,7 +217,10 @@ class RemoteApp(App):
         try:
             info = await asyncio.wait_for(self.client.ready(), READY_TIMEOUT_S)
             self.remote["worker"] = {k: info.get(k) for k in ("python", "numpy", "simd", "isolated", "shared",
-                                                              "offscreen")}
+                                                              "offscreen", "direct")}
+            self.direct = bool(info.get("direct")) and transferred()
+            if transferred() and not self.direct:      # handed over, but no 2d context there: bitmaps
+                self._fresh_canvas()
         except (WorkerError, asyncio.TimeoutError) as e:
             print("compute worker unavailable, computing on the main thread: %s" % (e or "no answer"))
             self.remote["fallback"] = str(e) or "timeout"
@@ -178,6 +229,8 @@ class RemoteApp(App):
             except Exception:  # noqa: BLE001 - it may never have started
                 pass
             self.client = None
+            if transferred():
+                self._fresh_canvas()
         self._booted = True
         return self.client is not None
 
@@ -214,6 +267,10 @@ class RemoteApp(App):
             return
         self._show(me, started, shown)
 
+    def _early_progress(self, p: Dict[str, Any]):
+        if p.get("stage") == "fetch" and (self._pass_no == 0 or self.progress.shown):
+            self.progress.update(p)
+
     def _current(self, me: int) -> bool:
         return me == self._pass_no and not self._scheduled
 
@@ -228,6 +285,17 @@ class RemoteApp(App):
             if s.bitmap is not None:
                 s.bitmap.close()
             return
+        t0 = time.time()
+        try:
+            self._present_shown(me, started, s)
+        finally:          # the main thread's cost of presenting a frame (decoding its message: decode_max_ms)
+            ms = (time.time() - t0) * 1000.0
+            self.remote["present_ms"] = ms
+            self.remote["present_max_ms"] = max(self.remote.get("present_max_ms", 0.0), ms)
+            if self.client is not None:
+                self.remote["decode_max_ms"] = self.client.stats["decode_max_ms"]
+
+    def _present_shown(self, me: int, started: float, s: Shown):
         frame: Frame = s.frame
         self.remote["stats"] = s.stats or self.remote["stats"]
         self.remote["images"] = s.images
@@ -274,13 +342,26 @@ class RemoteApp(App):
             s.bitmap.close()
             s.bitmap = None
 
+    def _fresh_canvas(self):
+        fresh_canvas()
+        self.stage.bind_canvas(self.listeners)
+
     def _paint(self, scene, canvas):
         s = self._bitmap
-        if s is not None and s.bitmap is not None:
+        if s is not None and (s.bitmap is not None or s.drawn):
             present_bitmap(s, canvas)
+        elif self.direct and self.client is not None:     # made here: the worker draws it into the canvas
+            css_size(canvas, scene.width, scene.height)
+            self.run_soon(self._draw_remote(scene))
         else:
             from . import canvas as canvas_backend
             canvas_backend.draw(scene, canvas, self.stage.dpr())
+
+    async def _draw_remote(self, scene):
+        try:
+            await self.client.call("draw", {"scene": scene, "dpr": self.stage.dpr()})
+        except WorkerError as e:
+            print("the worker could not draw a frame: %s" % e)
 
     def idle(self) -> bool:
         """No pass waiting for the worker (tests, the benchmark)."""
@@ -329,5 +410,7 @@ def make_app(session, state) -> App:
         client = WorkerClient.start()
     except Exception as e:  # noqa: BLE001 - no worker: compute here
         print("compute worker unavailable: %s" % e)
+        if transferred():
+            fresh_canvas()                      # before App binds the canvas' listeners
         return App(session, state)
     return RemoteApp(session, state, client)

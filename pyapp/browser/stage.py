@@ -31,11 +31,15 @@ class Stage:
         self.painter: Optional[Callable[[Any, Any], None]] = None   # paint(scene, canvas) instead of drawing it
 
     def bind(self, listeners: Listeners):
+        self.bind_canvas(listeners)
+        listeners.on(el("hotspots"), "click", self._on_hotspot)
+
+    def bind_canvas(self, listeners: Listeners):
+        """The canvas' own listeners (again when a fresh canvas replaced the one handed to the worker)."""
         cv = el("view")
         listeners.on(cv, "mousemove", self._on_pointer)
         listeners.on(cv, "mouseleave", self._on_leave)
         listeners.on(cv, "click", self._on_click)
-        listeners.on(el("hotspots"), "click", self._on_hotspot)
 
     def width(self) -> int:
         return max(int(el("stage").clientWidth) - 2, 300)

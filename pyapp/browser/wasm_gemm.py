@@ -18,6 +18,11 @@ product and plugs it into ``numerics.set_matmul_backend`` / ``set_batched_matmul
 WebAssembly SIMD (or anything else missing) it leaves numpy in place.  Each output element is one float32 sum
 over the inner index in order, multiply then add: the order of numpy's einsum and non-BLAS matmul loops, so
 the results agree with numpy's to float32 rounding (in practice bit for bit: bench/README.md).
+
+The same kernel module also runs the elementwise hot spots (``WasmElementwise``, plugged into
+``numerics.set_elementwise_backend``): softmax, GELU, SiLU and exp on f32x4 lanes, the numpy code's operations in
+its order, so their results are numpy's bit for bit; ``install()`` checks that on edge values before using them.
+Only arrays of ``numerics.SMALL`` elements or more go there (below that numpy's exp is ``np.exp``).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 
 from ..core import numerics
 from .compat import emscripten_module, js
-from .gemm_wasm import WASM_BASE64
+from .gemm_wasm import WASM_BASE64, WASM_SHARED_BASE64
 
 PANEL = 8  # output columns per packed weight panel (the kernel's tile width)
 MIN_WORK = 1 << 15  # n * in * out below this: numpy (a call costs a few JS round trips, ~0.05 ms)
@@ -52,14 +57,22 @@ def _address(a: np.ndarray) -> int:
 class WasmGemm:
     """The kernel instance, its memory, and which weight matrices it holds (callable as a matmul backend)."""
 
-    def __init__(self, module=None):
+    def __init__(self, module=None, memory=None):
+        """``memory``: a shared ``WebAssembly.Memory`` to run the kernel's shared build on (gemm_threads.py)."""
         self.module = module if module is not None else emscripten_module()
-        wasm = np.frombuffer(base64.b64decode(WASM_BASE64), dtype=np.uint8).copy()
+        wasm = np.frombuffer(base64.b64decode(WASM_BASE64 if memory is None else WASM_SHARED_BASE64),
+                             dtype=np.uint8).copy()
         start = _address(wasm)
         code = self.module.HEAPU8.slice(start, start + wasm.size)  # a JS Uint8Array copy of the bytes
-        instance = js.WebAssembly.Instance.new(js.WebAssembly.Module.new(code), js.Object.new())
+        self.code = js.WebAssembly.Module.new(code)  # the compiled kernel (gemm_threads sends it to its thread)
+        imports = js.Object.new()
+        if memory is not None:
+            imports.env = js.Object.new()
+            imports.env.memory = memory
+        instance = js.WebAssembly.Instance.new(self.code, imports)
         self.exports = _plain_exports(instance)
-        self.memory = self.exports.memory
+        self.memory = self.exports.memory if memory is None else memory
+        self.shared = memory is not None
         self._gemm = self.exports.gemm
         self._gemm_batch = self.exports.gemm_batch
         self._f32 = js.Float32Array.new(self.memory.buffer)
@@ -69,6 +82,7 @@ class WasmGemm:
         self._scratch = (0, 0)  # (offset, bytes) for x and the product
         self.calls = 0
         self.failures = 0
+        self.threads = None  # gemm_threads.GemmThreads once a second thread shares the products
 
     # ---- kernel memory ----------------------------------------------------------------------------------
     def _alloc(self, nbytes: int) -> int:
@@ -193,21 +207,171 @@ class WasmGemm:
             return None
 
 
+# ---- elementwise kernels: softmax, GELU, SiLU, exp (numerics.set_elementwise_backend) ------------------------
+
+MIN_ELEMENTWISE = numerics.SMALL  # fewer elements: numpy (there numerics.exp is np.exp, which no kernel matches)
+SOFTMAX_MAX_ROW = 8192  # longer rows (a vocabulary): numpy (its sum may then go by buffered chunks, another order)
+CHUNK = 1 << 22  # elements per kernel call at most (16 MB in, 16 MB out of the kernel's memory, reused)
+
+
+class WasmElementwise:
+    """The kernel's elementwise functions on the GEMM instance's memory, as a ``numerics`` elementwise backend.
+
+    ``vexp`` / ``gelu`` / ``silu`` (src, dst, n) and ``softmax`` (src, dst, rows, n) repeat the numpy code of
+    ``numerics.exp`` (polynomial path), ``layers.gelu`` / ``layers.silu`` and ``attention.softmax`` step for step
+    on f32x4 lanes (same constants, same order, no FMA; the softmax's row sum in numpy's pairwise order): the same
+    bits.  Per call x is copied in and the result out, like the GEMM's operands.
+    """
+
+    def __init__(self, gemm: WasmGemm):
+        self.gemm = gemm
+        ex = gemm.exports
+        self._maps = {"exp": ex.vexp, "gelu": ex.gelu, "silu": ex.silu}
+        self._softmax = ex.softmax
+        self._scratch = (0, 0)  # (offset, bytes): src, then dst, then 64 spare bytes
+        self.calls = 0
+        self.failures = 0
+
+    def _buffers(self, nbytes: int) -> Tuple[int, int]:
+        """Byte offsets of src and dst (nbytes each).  The kernels go over whole (pairs of) vectors: up to 28 bytes
+        past the end of src (read; they land in dst) and of dst (written; the spare bytes, 128 of them: a softmax
+        split over two threads may put its second half ``gemm_threads.GAP`` = 64 bytes further on)."""
+        half = (nbytes + 63) // 64 * 64
+        need = 2 * half + 128
+        off, size = self._scratch
+        if size < need:
+            if size:
+                self.gemm._release(off, size)
+            size = max(need, 2 * size)
+            off = self.gemm._alloc(size)
+            self._scratch = (off, (size + 63) // 64 * 64)
+        return off, off + half
+
+    def run(self, op: str, x: np.ndarray) -> np.ndarray:
+        """``op`` ("exp", "gelu", "silu" or "softmax" over the last axis) of a float32 array, on the kernel."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = np.empty(x.shape, dtype=np.float32)
+        if x.size == 0:
+            return y
+        n = x.shape[-1] if op == "softmax" else 4
+        step = max(1, CHUNK // n) * n  # whole rows (softmax) or vectors at a time: bounded kernel memory
+        flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+        src, dst = self._buffers(min(x.size, step) * 4)
+        for start in range(0, x.size, step):
+            part_x, part_y = flat_x[start:start + step], flat_y[start:start + step]
+            self.gemm._upload(part_x, src)
+            for first, count, off in self._kernel(op, src, dst, part_x.size, n):
+                self.gemm._download(part_y[first:first + count], off)
+        self.calls += 1
+        return y
+
+    def _kernel(self, op: str, src: int, dst: int, size: int, n: int):
+        """Run ``op`` on ``size`` floats at ``src`` (rows of ``n`` for the softmax) into ``dst``, about half on the
+        GEMM's helper thread when it has one and the array is large (``gemm_threads``); returns where the output
+        is: ((first element, elements, byte offset), ...)."""
+        fn = self._softmax if op == "softmax" else self._maps[op]
+        threads = self.gemm.threads
+        if threads is not None:
+            pieces = threads.elementwise_call(op, fn, src, dst, size, n)
+            if pieces is not None:
+                return pieces
+        if op == "softmax":
+            fn(src, dst, size // n, n)
+        else:
+            fn(src, dst, size)
+        return ((0, size, dst),)
+
+    def __call__(self, op: str, x: np.ndarray) -> Optional[np.ndarray]:
+        """The ``numerics`` elementwise backend: the kernel's result, or None (numpy) for what it does not take."""
+        if x.dtype != np.float32 or x.size < MIN_ELEMENTWISE:
+            return None
+        if op == "softmax":
+            if x.ndim < 1 or not 0 < x.shape[-1] <= SOFTMAX_MAX_ROW:
+                return None
+        elif op not in self._maps:
+            return None
+        try:
+            return self.run(op, x)
+        except Exception:  # noqa: BLE001 - as in WasmGemm.__call__: numpy does this one
+            self.failures += 1
+            return None
+
+
+def _same_bits(got: np.ndarray, want: np.ndarray) -> bool:
+    """Equal shapes and float32 bit patterns (any NaN matches any NaN)."""
+    if got.shape != want.shape or got.dtype != np.float32 or want.dtype != np.float32:
+        return False
+    nan = np.isnan(got)
+    return bool(np.array_equal(nan, np.isnan(want))
+                and np.array_equal(got.view(np.uint32)[~nan], want.view(np.uint32)[~nan]))
+
+
+def elementwise_check(ew: WasmElementwise) -> str:
+    """The kernels against the numpy code (run here with no backend set) on random data with edge values
+    (+-0, +-inf, NaN, |x| large and tiny, fully and partly masked rows); "" if every bit agrees, else what differs."""
+    from ..core import attention, layers
+
+    saved = numerics.set_elementwise_backend(None)
+    small, numerics.SMALL = numerics.SMALL, 1  # numpy's polynomial exp at any size: small arrays suffice here
+    try:
+        x = (np.sin(np.arange(1021) * 0.7) * np.arange(1021) * 0.02).astype(np.float32)  # |x| < 21; 1021 % 4 = 1
+        x[:12] = [0.0, -0.0, np.inf, -np.inf, np.nan, 100.0, -100.0, 1e-30, -1e-30, 88.5, -87.5, 9.5]
+        for op, fn in (("exp", numerics.exp), ("gelu", layers.gelu), ("silu", layers.silu)):
+            if not _same_bits(ew.run(op, x), fn(x)):
+                return "the kernel's %s differs from numpy's" % op
+        s = (np.cos(np.arange(3 * 6 * 139) * 1.3) * 9).astype(np.float32).reshape(3, 6, 139)  # rows of 139: the
+        #                                                                       pairwise sum splits them
+        s[2, np.triu(np.ones((6, 139), dtype=bool), 1)] = -np.inf  # causal-style mask on one head
+        s[0, 0, :] = -np.inf  # a fully masked row: NaN, as numpy
+        s[1, 2, 5] = np.nan
+        if not _same_bits(ew.run("softmax", s), attention.softmax(s)):
+            return "the kernel's softmax differs from numpy's"
+    finally:
+        numerics.SMALL = small
+        numerics.set_elementwise_backend(saved)
+    return ""
+
+
+elementwise: Optional[WasmElementwise] = None
+elementwise_problem = ""  # why the elementwise kernels were left out (numpy does them)
+
+
+def _install_elementwise(gemm: WasmGemm) -> Optional[WasmElementwise]:
+    """Plug the elementwise kernels into ``numerics.set_elementwise_backend`` if they pass ``elementwise_check``."""
+    global elementwise, elementwise_problem
+    try:
+        ew = WasmElementwise(gemm)
+        elementwise_problem = elementwise_check(ew)
+    except Exception as e:  # noqa: BLE001 - e.g. a kernel build without them: numpy does them
+        elementwise_problem = "%s: %s" % (type(e).__name__, e)
+    if elementwise_problem:
+        return None
+    numerics.set_elementwise_backend(ew)
+    elementwise = ew
+    return ew
+
+
 _installed: Optional[WasmGemm] = None
 problem = ""  # why install() left numpy in place (for the benchmark and debugging)
 
 
-def install() -> Optional[WasmGemm]:
+def install(threads: bool = False) -> Optional[WasmGemm]:
     """Plug the kernel into ``numerics.matmul_t`` if this browser runs WebAssembly SIMD; else keep numpy.
 
     Checks the kernel against numpy on a small product first (a wrong answer would be worse than a slow one).
-    Returns the kernel (``None`` when numpy stays).  Safe to call twice.
+    Returns the kernel (``None`` when numpy stays).  Safe to call twice.  ``threads`` (a worker's call): run
+    the large products on two threads when this worker can (``gemm_threads``: why not in its ``problem``).
     """
     global _installed, problem
     if _installed is not None:
         return _installed
     try:
-        gemm = WasmGemm()
+        gemm = None
+        if threads:
+            from . import gemm_threads
+            gemm = gemm_threads.shared_gemm()  # None (one thread, reason in gemm_threads.problem)
+        if gemm is None:
+            gemm = WasmGemm()
         rng = np.random.RandomState(0)
         x = rng.standard_normal((5, 40)).astype(np.float32)
         w = rng.standard_normal((24, 40)).astype(np.float32)
@@ -223,4 +387,8 @@ def install() -> Optional[WasmGemm]:
     numerics.set_matmul_backend(gemm)
     numerics.set_batched_matmul_backend(gemm.batched)
     _installed = gemm
+    _install_elementwise(gemm)  # softmax, GELU, SiLU, exp: numpy's bits on f32x4 lanes (or numpy, silently)
+    if threads and gemm.shared and gemm.threads is None:
+        from . import gemm_threads
+        gemm_threads.start(gemm)  # the helper thread; products stay on one thread until it is ready
     return gemm

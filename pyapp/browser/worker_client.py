@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Union
@@ -54,6 +55,7 @@ class Shown:
     timing: Dict[str, float] = field(default_factory=dict)
     stats: Dict[str, int] = field(default_factory=dict)      # the worker session's counters (tokenize, context...)
     images: int = 0                                          # image ops in the scene the worker drew
+    drawn: bool = False                                      # drawn by the worker into the page's own canvas
 
 
 def runtime_index_url() -> str:
@@ -106,15 +108,27 @@ def shown(msg) -> Shown:
     payload = decode(msg)
     return Shown(payload["frame"], getattr(msg, "bitmap", None), float(payload.get("dpr") or 1.0),
                  bool(payload.get("partial")), int(payload.get("scene_ops") or 0), dict(payload.get("timing") or {}),
-                 dict(payload.get("stats") or {}), int(payload.get("images") or 0))
+                 dict(payload.get("stats") or {}), int(payload.get("images") or 0), bool(payload.get("drawn")))
+
+
+def css_size(canvas, width: float, height: float) -> None:
+    """The CSS size of a canvas the worker draws into (its pixels are the worker's: never touched here)."""
+    w, h = "%dpx" % int(math.ceil(width)), "%dpx" % int(math.ceil(height))
+    style = canvas.style
+    if str(style.width) != w or str(style.height) != h:
+        style.width = w
+        style.height = h
 
 
 def present(result: Shown, canvas, dpr: Optional[float] = None) -> float:
-    """Show a worker frame on the page's ``canvas``: the worker's ImageBitmap (one drawImage), or, without
+    """Show a worker frame on the page's ``canvas``: nothing but its CSS size when the worker drew it into
+    the page's canvas itself (transferred to it), else the worker's ImageBitmap (one drawImage), or, without
     one, its scene drawn here by ``pyapp.browser.canvas``. Returns the milliseconds it took."""
     t0 = time.time()
     scene = result.frame.scene
-    if result.bitmap is not None:
+    if result.drawn:
+        css_size(canvas, scene.width, scene.height)
+    elif result.bitmap is not None:
         canvas_backend.size_canvas(canvas, scene.width, scene.height, result.dpr)
         ctx = canvas.getContext("2d")
         ctx.setTransform(1, 0, 0, 1, 0, 0)
@@ -141,6 +155,8 @@ class WorkerClient:
         self.shared = None
         self.stats = {"messages": 0, "decode_ms": 0.0, "decode_max_ms": 0.0, "dropped": 0}
         self.timeout_ms = 0.0                                # the page's download stall timeout (0: the worker's)
+        self.early: list = []                                # progress of web/coi.js's page-open request (id 0)
+        self.on_early_progress: Optional[Callable[[Dict[str, Any]], None]] = None
         self._proxy = create_proxy(self._on_message)
         self._error_proxy = create_proxy(self._on_error)
         worker.addEventListener("message", self._proxy)
@@ -277,6 +293,14 @@ class WorkerClient:
                 self._ready.set_exception(WorkerError("the compute worker could not start: " + self.error))
             return
         rid = int(msg.id)
+        if rid < 0:                                         # an answer to web/coi.js's mhsaCompute.call (JS)
+            return
+        if rid == 0 and kind == "progress":                 # web/coi.js's page-open request: its downloads
+            p0 = decode(msg)
+            self.early.append(p0)
+            if self.on_early_progress is not None:
+                self.on_early_progress(p0)
+            return
         p = self.pending.get(rid)
         if p is None:
             self.stats["dropped"] += 1                      # superseded here already: drop it unread
@@ -312,7 +336,8 @@ class WorkerClient:
         self.stats["decode_max_ms"] = max(self.stats["decode_max_ms"], ms)
         if kind == "partial":
             if p["partial"] is not None and rid == self.latest:
-                p["partial"](result)
+                # presented in a task of its own: decoding and presenting a large frame never add up to one task
+                asyncio.get_event_loop().call_soon(p["partial"], result)
             elif result.bitmap is not None:
                 result.bitmap.close()
         elif kind == "result":

@@ -23,6 +23,12 @@ Attention rollout (Abnar & Zuidema 2020, "Quantifying Attention Flow in Transfor
     (top layer on the LEFT). Row i of R_L is how much output token i at layer L draws from each input
     token; rows sum to 1.
 
+Layer digests (``LayerDigest``): what the every-layer views read of one layer, without keeping its
+(heads, n, n) attention: the head average in float64 (rollout), every head's statistics, its maximum and a
+block-max thumbnail of at most THUMB_CELLS x THUMB_CELLS per head.  Computed head by head (float64 temporaries
+of one (n, n) head at a time); the numbers are those of ``rollout`` / ``head_stats`` on the whole array, bit
+for bit (tests/test_memory_budget.py).
+
 Head statistics (after Clark et al. 2019, "What Does BERT Look At?")
     For every head, averaged over query rows:
 
@@ -51,9 +57,10 @@ import csv
 import io
 import json
 import math
+import sys
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -137,6 +144,16 @@ def row_normalise(a: np.ndarray) -> np.ndarray:
     return np.divide(a, s, out=np.zeros_like(a), where=s > 0)
 
 
+_EINSUM_PRODUCT = sys.platform == "emscripten"  # Pyodide: numpy without BLAS
+
+
+def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for the rollout's (n, n) float64 matrices.  Without BLAS (Pyodide 0.17.1, numpy 1.17.5) numpy's
+    matmul loop is 3-5x slower than einsum's, which makes the same sums in the same order (equal bits,
+    checked there at 512 tokens); with BLAS (CPython) the matmul."""
+    return np.einsum("ij,jk->ik", a, b) if _EINSUM_PRODUCT else a @ b
+
+
 def residual_attention(attn: np.ndarray, residual: float = RESIDUAL_WEIGHT) -> np.ndarray:
     """One layer's A' = rownorm((1 - w) mean_h A + w I): (heads, n, n) -> (n, n)."""
     a = np.asarray(attn, dtype=np.float64)
@@ -157,7 +174,7 @@ def rollout(attentions: Attentions, residual: float = RESIDUAL_WEIGHT) -> np.nda
     r = None
     for _, a in items:
         step = residual_attention(a, residual)  # (n, n)
-        r = step if r is None else step @ r  # the higher layer on the left
+        r = step if r is None else product(step, r)  # the higher layer on the left
         out.append(r)
     return np.stack(out)
 
@@ -192,7 +209,10 @@ def token_masks(tokens: Sequence[str], causal: bool = False) -> Dict[str, np.nda
 def row_entropy(p: np.ndarray) -> np.ndarray:
     """Shannon entropy in bits of each row of attention weights: (..., n) -> (...); 0 log 0 = 0."""
     p = np.asarray(p, dtype=np.float64)
-    return -(p * np.log2(np.where(p > 0, p, 1.0))).sum(axis=-1)
+    lg = np.zeros_like(p)
+    pos = p > 0
+    lg[pos] = np.log2(p[pos])  # log2 p only where p > 0 (a causal layer's masked half is 0: half the calls)
+    return -(p * lg).sum(axis=-1)
 
 
 def _keys_per_row(n: int, causal: bool) -> np.ndarray:
@@ -205,14 +225,26 @@ def layer_stats(attn: np.ndarray, tokens: Sequence[str], causal: bool = False) -
     p = np.asarray(attn, dtype=np.float64)  # (heads, n, n)
     if p.ndim == 2:
         p = p[None]
-    heads, n, _ = p.shape
-    if len(tokens) != n:
-        raise ValueError(f"{len(tokens)} tokens for an attention of {n} tokens")
+    if len(tokens) != p.shape[-1]:
+        raise ValueError(f"{len(tokens)} tokens for an attention of {p.shape[-1]} tokens")
+    return _layer_stats(p, _StatInputs(tokens, causal))
+
+
+class _StatInputs:
+    """What layer_stats needs besides the weights, made once per text (the digest reuses it for every head)."""
+
+    def __init__(self, tokens: Sequence[str], causal: bool):
+        n = len(tokens)
+        self.max_h = np.log2(_keys_per_row(n, causal))  # (n,)
+        self.idx = np.arange(n)
+        self.dist = np.abs(self.idx[:, None] - self.idx[None, :]).astype(np.float64)  # (n, n)
+        self.masks = token_masks(tokens, causal)
+
+
+def _layer_stats(p: np.ndarray, inputs: _StatInputs) -> Dict[str, np.ndarray]:
+    heads, n, _ = p.shape  # (heads, n, n) float64
     row_h = row_entropy(p)  # (heads, n) bits
-    max_h = np.log2(_keys_per_row(n, causal))  # (n,)
-    idx = np.arange(n)
-    dist = np.abs(idx[:, None] - idx[None, :]).astype(np.float64)  # (n, n)
-    masks = token_masks(tokens, causal)
+    max_h, idx, dist, masks = inputs.max_h, inputs.idx, inputs.dist, inputs.masks
     stats = {
         "entropy": row_h.mean(axis=-1),
         "entropy_norm": row_h.sum(axis=-1) / max_h.sum() if max_h.sum() > 0 else np.zeros(heads),
@@ -268,15 +300,120 @@ class HeadStats:
 
 def head_stats(attentions: Attentions, tokens: Sequence[str], causal: bool = False) -> HeadStats:
     """Statistics and a label for every head of every layer given (layers may be a partial dict)."""
+    return stats_rows(((layer, layer_stats(a, tokens, causal)) for layer, a in layer_list(attentions)),
+                      tokens, causal)
+
+
+def stats_rows(per_layer: Iterable[Tuple[int, Mapping[str, np.ndarray]]], tokens: Sequence[str],
+               causal: bool = False) -> HeadStats:
+    """HeadStats from each layer's ``layer_stats`` (dict of (heads,) arrays), bottom layer first."""
     rows = []
     sink = sink_mode(tokens, causal)
-    for layer, a in layer_list(attentions):
-        st = layer_stats(a, tokens, causal)
-        for h in range(a.shape[0]):
+    for layer, st in per_layer:
+        for h in range(len(st["entropy"])):
             values = {k: float(st[k][h]) for k in STAT_KEYS}
             label = head_label(values)
             rows.append(HeadStatRow(layer, h, values, "sink" if sink and label == "cls" else label))
     return HeadStats(rows)
+
+
+# ---- layer digests: what the every-layer views need of one layer --------------------------------------
+THUMB_CELLS = 128  # a digest's thumbnails: block max down to at most this many cells a side
+
+
+def pool_max(matrix: np.ndarray, cells: int, mask: Optional[np.ndarray] = None):
+    """Block-max the (n, n) matrix down to at most `cells` x `cells` (a long text's thumbnail keeps its
+    strongest weights, and its image stays small); a pooled cell is masked only when all of it is."""
+    n = matrix.shape[0]
+    cells = max(int(cells), 1)
+    if n <= cells:
+        return matrix, mask
+    k = -(-n // cells)  # block side
+    m = -(-n // k)  # pooled side
+    pad = m * k - n
+    vals = np.pad(np.asarray(matrix, dtype=np.float64), ((0, pad), (0, pad)), constant_values=-np.inf)
+    vals = vals.reshape(m, k, m, k).max(axis=(1, 3))
+    if mask is not None:
+        mask = np.pad(mask, ((0, pad), (0, pad)), constant_values=True).reshape(m, k, m, k).all(axis=(1, 3))
+        vals = np.where(mask, 0.0, vals)
+    return vals, mask
+
+
+def causal_mask_of(n: int) -> np.ndarray:
+    """(n, n) bool, True above the diagonal (key j > query i: hidden by a causal mask)."""
+    return np.triu(np.ones((n, n), dtype=bool), k=1)
+
+
+@dataclass
+class LayerDigest:
+    """One layer's attention as the every-layer views read it (model grid, rollout, head statistics).
+
+    At 512 tokens a (heads, n, n) float32 attention is heads x 1 MB; its digest is 2 MB (``mean``) plus
+    heads x 64 KB (``thumbs``), whatever the number of heads."""
+
+    mean: np.ndarray  # (n, n) float64   mean over heads (rollout's Â, and its bars)
+    stats: Dict[str, np.ndarray]  # STAT_KEYS -> (heads,) float64  (layer_stats)
+    peak: np.ndarray  # (heads,) float64  each head's largest weight
+    thumbs: np.ndarray  # (heads, m, m) float32  block max, m = min(n, pooled side for THUMB_CELLS)
+    thumb_mask: Optional[np.ndarray]  # (m, m) bool  causal: the pooled cells wholly masked, else None
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.thumbs.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [self.mean, self.peak, self.thumbs] + list(self.stats.values())
+        if self.thumb_mask is not None:
+            arrays.append(self.thumb_mask)
+        return sum(int(a.nbytes) for a in arrays)
+
+    def thumbnail(self, head: int, cells: int) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """The head's thumbnail block-maxed to at most ``cells`` a side, and its mask (``pool_max``)."""
+        return pool_max(self.thumbs[head], cells, self.thumb_mask)
+
+
+def digest(attn: np.ndarray, tokens: Sequence[str], causal: bool = False) -> LayerDigest:
+    """The LayerDigest of one layer's (heads, n, n) attention, one head at a time (small temporaries)."""
+    a = np.asarray(attn)
+    if a.ndim == 2:
+        a = a[None]
+    heads, n, _ = a.shape
+    total = None
+    per_head = []
+    peaks = np.empty(heads, dtype=np.float64)
+    thumb_mask = causal_mask_of(n) if causal else None
+    thumbs, pooled_mask = [], thumb_mask
+    if len(tokens) != n:
+        raise ValueError(f"{len(tokens)} tokens for an attention of {n} tokens")
+    inputs = _StatInputs(tokens, causal)
+    for h in range(heads):
+        p = a[h]  # (n, n)
+        total = np.asarray(p, dtype=np.float64) if total is None else total + p  # sum over heads, in order
+        per_head.append(_layer_stats(np.asarray(p[None], dtype=np.float64), inputs))
+        peaks[h] = float(np.max(p))
+        t, pooled_mask = pool_max(p, THUMB_CELLS, thumb_mask)
+        thumbs.append(np.asarray(t, dtype=np.float32))  # exact: block maxima of float32 weights (or 0)
+    stats = {k: np.concatenate([st[k] for st in per_head]) for k in STAT_KEYS}
+    mean = np.true_divide(total, heads) if heads > 1 else np.array(total, dtype=np.float64)
+    return LayerDigest(mean, stats, peaks, np.stack(thumbs), pooled_mask)
+
+
+def digest_stats(digests: Mapping[int, LayerDigest], tokens: Sequence[str], causal: bool = False) -> HeadStats:
+    """``head_stats`` of the layers whose digests are given (same numbers as from their attention)."""
+    return stats_rows(((int(k), digests[k].stats) for k in sorted(digests)), tokens, causal)
+
+
+def rollout_of_means(means: Sequence[np.ndarray], residual: float = RESIDUAL_WEIGHT) -> np.ndarray:
+    """The rollout of the whole stack (the last entry of ``rollout``) from each layer's head average (n, n)
+    float64, bottom layer first, without keeping the cumulative products."""
+    r = None
+    for mean in means:
+        step = residual_attention(mean, residual)  # (n, n)
+        r = step if r is None else product(step, r)  # the higher layer on the left
+    if r is None:
+        raise ValueError("rollout needs at least one layer")
+    return r
 
 
 SORT_KEYS = ("layer", "head") + STAT_KEYS + ("label",)

@@ -111,6 +111,25 @@ class AttentionTrace:
                        temperature=float(temperature))
 
 
+TRACE_ARRAYS = ("x", "q", "k", "v", "scores", "scaled", "masked", "logits", "probs", "head_outputs", "concat",
+                "output", "q_unrotated", "k_unrotated")
+
+
+def trace_nbytes(trace: AttentionTrace) -> int:
+    """Bytes a trace holds of its own: each distinct array once (at T = 1 ``logits`` IS ``scaled``/``masked``;
+    the output projection's weights are the model's, not the trace's)."""
+    seen: set = set()
+    total = 0
+    for name in TRACE_ARRAYS:
+        a = getattr(trace, name)
+        while a is not None and isinstance(a.base, np.ndarray):
+            a = a.base  # a view keeps its whole base alive
+        if a is not None and id(a) not in seen:
+            seen.add(id(a))
+            total += int(a.nbytes)
+    return total
+
+
 def linear(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
     """y = x W^T + b in float32 (nn.Linear): (n, in) -> (n, out)."""
     y = numerics.matmul_t(x, weight)  # (n, out)
@@ -167,6 +186,9 @@ def causal_mask(scores: np.ndarray) -> np.ndarray:
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax over the last axis (numerically stable, float32; -inf -> exactly 0)."""
     logits = np.asarray(logits, dtype=np.float32)
+    fast = numerics.elementwise("softmax", logits)  # a backend's kernel (the browser's WebAssembly SIMD), same bits
+    if fast is not None:
+        return fast
     e = numerics.exp(logits - logits.max(axis=-1, keepdims=True))  # (..., n)  e**(l - max) in (0, 1]
     e /= e.sum(axis=-1, keepdims=True)
     return e

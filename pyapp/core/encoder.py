@@ -7,7 +7,10 @@
 An architecture (``encoder.Encoder``, ``gpt2.GPT2``, ``llama.Llama``) supplies ``embed``,
 ``attention_weights``, ``attention_input`` (identity for post-norm encoders, the block's first norm for
 pre-norm decoders), ``block_output`` and ``value_names``; this class caches the hidden states per
-(ids, causal) and the T = 1 traces per (ids, causal, layer), so showing layer k computes layers < k once.
+(ids, causal, layer) and the T = 1 traces per (ids, causal, layer), so showing layer k computes layers < k
+once.  Both caches are bounded in bytes (``TRACE_BYTES``, ``HIDDEN_BYTES``; least recently used first out): a
+trace that was dropped is recomputed from the cached hidden state entering its layer (one attention), a
+hidden state from the highest one still cached below it.
 Decoders (``config.causal_only``) always apply the causal mask: their ``causal`` argument is ignored.
 
 One encoder block (both families, post-LayerNorm):
@@ -23,7 +26,7 @@ listed in ``weights.py``; no model does I/O.
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,12 +36,14 @@ from .attention import (
     check_temperature,
     linear,
     multi_head_attention,
+    trace_nbytes,
     trace_softmax,
     with_values,
 )
 from .config import ModelConfig
 from .embeddings import hash_embeddings, random_embeddings, sinusoidal_positions
 from .layers import erf, erfc_abs, gelu, layer_norm
+from .lru import LRU
 from .params import DictParams, WeightsMissing
 from .weights import layer_prefix
 
@@ -54,13 +59,18 @@ class LazyModel:
     Showing layer k needs the full blocks of layers < k and only the attention of layer k.
     """
 
-    CACHE_SENTENCES = 8
+    # Byte budgets of the caches (float32 arrays).  A trace of SmolLM2 (9 heads) at 512 tokens is ~46 MB (four
+    # (heads, n, n) arrays: scores, scaled, masked, probs), so 160 MB keeps the last three; at 128 tokens every
+    # layer's trace fits.  Hidden states are (n, d_model) per layer: 31 x 1.2 MB for SmolLM2 at 512 tokens.
+    TRACE_BYTES = 160 * 2**20
+    HIDDEN_BYTES = 96 * 2**20
 
     def __init__(self, config: ModelConfig, params):
         self.config = config
         self.params = params
-        self._hidden: Dict[Key, List[np.ndarray]] = {}
-        self._traces: Dict[Tuple[Tuple[int, ...], bool, int, bool], AttentionTrace] = {}
+        self._hidden: LRU[np.ndarray] = LRU(maxbytes=self.HIDDEN_BYTES)  # (key, layer) -> (n, d_model)
+        self._traces: LRU[AttentionTrace] = LRU(maxbytes=self.TRACE_BYTES, sizeof=trace_nbytes)
+        # (ids, causal, layer, values) -> the T = 1 trace
 
     # -- what an architecture supplies ----------------------------------------------------------------
     def embed(self, ids: Sequence[int]) -> np.ndarray:
@@ -89,17 +99,21 @@ class LazyModel:
         return self._state(self._key(ids, causal), self._check_layer(layer))
 
     def _state(self, key: Key, layer: int) -> np.ndarray:
-        """Hidden state entering ``layer``; ``layer == n_layers``: the last block's output."""
-        states = self._hidden.get(key)
-        if states is None:
-            if len(self._hidden) >= self.CACHE_SENTENCES:  # bounded memory: forget older sentences
-                self.clear()
-            states = self._hidden[key] = [self.embed(key[0])]
-        while len(states) <= layer:
-            below = len(states) - 1
+        """Hidden state entering ``layer``; ``layer == n_layers``: the last block's output.  Starts from the
+        highest cached state at or below ``layer`` (the embeddings when none is)."""
+        below = layer
+        x = self._hidden.get((key, below))
+        while x is None and below > 0:
+            below -= 1
+            x = self._hidden.get((key, below))
+        if x is None:
+            x = self._hidden[(key, 0)] = self.embed(key[0])  # (n, d_model)
+        while below < layer:
             trace = self._trace_t1(key, below, values=True)
-            states.append(self.block_output(states[below], trace.output, below))
-        return states[layer]
+            x = self.block_output(x, trace.output, below)  # (n, d_model)
+            below += 1
+            self._hidden[(key, below)] = x
+        return x
 
     def _trace_t1(self, key: Key, layer: int, values: bool) -> AttentionTrace:
         ids, causal = key
@@ -110,6 +124,7 @@ class LazyModel:
             qk_only = self._traces.get((ids, causal, layer, False)) if values else None
             if qk_only is not None:  # the layer was computed Q/K only: complete it with V and W_O, not redo it
                 trace = with_values(qk_only, self.attention_weights(layer, True))
+                self._traces.pop((ids, causal, layer, False))  # the completed trace holds all of it
             else:
                 x = self.attention_input(self._state(key, layer), layer)  # (n, d_model)
                 trace = multi_head_attention(x, self.attention_weights(layer, values), 1.0, causal)

@@ -11,6 +11,8 @@ Measured there (``bench/pyodide_micro.py``, ``bench/README.md``), two things dom
   keeps one contiguous ``W^T`` per weight matrix, made on first use.  A runtime with something faster plugs it
   in with ``set_matmul_backend`` / ``set_batched_matmul_backend`` (the browser shell installs a WebAssembly
   SIMD kernel there: ``pyapp/browser/wasm_gemm.py``); the core itself never imports anything of the browser.
+* The same goes for the elementwise hot spots (softmax, GELU, SiLU, exp): ``set_elementwise_backend``; the
+  browser's kernel computes exactly what the numpy code here computes, in the same order (same bits).
 
 Weights are treated as read-only once they are used (the store decodes them once and never writes them).
 """
@@ -43,6 +45,10 @@ def exp(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     if x.size < SMALL:  # (the callers' arguments are <= 0: softmax shifted logits, erfc's exponent)
         return np.exp(x)
+    if _elementwise is not None:
+        y = _elementwise("exp", x)
+        if y is not None:
+            return y
     x = np.maximum(x, _EXP_MIN)  # new array; -inf -> -103
     np.minimum(x, _EXP_MAX, out=x)
     k = x * _LOG2E
@@ -65,6 +71,39 @@ def exp(x: np.ndarray) -> np.ndarray:
     e <<= 23
     p *= e.view(np.float32)
     return p
+
+
+# ------------------------------------------------------------------------- elementwise backends
+
+ElementwiseBackend = Callable[[str, np.ndarray], Optional[np.ndarray]]
+_elementwise: Optional[ElementwiseBackend] = None
+ELEMENTWISE_OPS = ("exp", "softmax", "gelu", "silu")
+
+
+def set_elementwise_backend(fn: Optional[ElementwiseBackend]) -> Optional[ElementwiseBackend]:
+    """Route the elementwise hot spots through ``fn(op, x)``; ``None`` restores numpy.  Returns the previous one.
+
+    ``op`` is one of ``ELEMENTWISE_OPS``: ``"exp"`` (this module's ``exp``), ``"softmax"`` (``attention.softmax``
+    over the last axis), ``"gelu"`` / ``"silu"`` (``layers.gelu`` / ``layers.silu``); ``x`` is a float32 array of
+    at least ``SMALL`` elements.  ``fn`` returns a new float32 array of x's shape holding exactly what the numpy
+    code computes (there ``exp`` is the polynomial path above, so the same operations in the same order give the
+    same bits), or ``None`` to leave that call to numpy.
+    """
+    global _elementwise
+    previous, _elementwise = _elementwise, fn
+    return previous
+
+
+def elementwise_backend() -> Optional[ElementwiseBackend]:
+    return _elementwise
+
+
+def elementwise(op: str, x: np.ndarray) -> Optional[np.ndarray]:
+    """The backend's ``op`` of the float32 array ``x``, or ``None``: no backend, fewer than SMALL elements (where
+    ``exp`` is ``np.exp``, which a backend cannot match bit for bit), or the backend declined."""
+    if _elementwise is None or x.size < SMALL:
+        return None
+    return _elementwise(op, x)
 
 
 # ------------------------------------------------------------------------------------- x @ W^T

@@ -5,10 +5,11 @@ queries, columns = keys) scaled to its own maximum, so its strongest cell has th
 Layers arrive progressively: the shell computes one missing layer at a time (``missing_layers``) and
 re-renders; a layer not computed yet is drawn as a grey "computing…" row, so the page stays responsive.
 
-Data: all layers' attention is read from ``ctx.attentions`` (dict layer -> (heads, n, n) probabilities
-at T = 1, the layers computed so far); the shown layer comes from ``ctx.trace`` (with its temperature), see
-``ViewContext.layer_attentions``. The tab registry (``all_layers``) tells the session to fill
-``ctx.attentions``.
+Data: every layer's digest (``ViewContext.layer_digests``: core.analysis.LayerDigest, the layers computed so
+far at T = 1; the shown layer from ``ctx.trace`` with its temperature): each head's block-max thumbnail (at
+most THUMB_CELLS a side, pooled again here to the thumbnail's pixels), its maximum and its statistics, so a
+long text's grid never holds every layer's (heads, n, n) attention. The tab registry (``all_layers``) tells
+the session to fill ``ctx.attentions``.
 
 Hit regions: one "model_thumb" region per thumbnail, data tooltip ("layer 2 · head 5 · previous token ·
 click to open") and action {"layer": l, "head": h, "tab": OPEN_TAB} (opens that layer and head).
@@ -21,7 +22,8 @@ from typing import Dict, List
 import numpy as np
 
 from ..app.context import ViewContext
-from ..core.analysis import LABEL_NAMES, head_stats
+from ..core.analysis import LABEL_NAMES, LayerDigest, digest_stats
+from ..core.analysis import pool_max as pool_max  # the block max of the thumbnails (re-exported)
 from ..draw.colormap import VIRIDIS, legend_image
 from ..draw.heatmap import draw_heatmap
 from ..draw.scene import Scene, header, text_width
@@ -45,26 +47,8 @@ def layer_attentions(ctx: ViewContext) -> Dict[int, np.ndarray]:
 
 def missing_layers(ctx: ViewContext) -> List[int]:
     """Layers 0..n_layers-1 whose attention is not in the context yet (compute them in this order)."""
-    have = layer_attentions(ctx)
+    have = set(ctx.known_layers())
     return [layer for layer in range(int(ctx.n_layers)) if layer not in have]
-
-
-def pool_max(matrix: np.ndarray, cells: int, mask=None):
-    """Block-max the (n, n) matrix down to at most `cells` x `cells` (a long text's thumbnail keeps its
-    strongest weights, and its image stays small); a pooled cell is masked only when all of it is."""
-    n = matrix.shape[0]
-    cells = max(int(cells), 1)
-    if n <= cells:
-        return matrix, mask
-    k = -(-n // cells)  # block side
-    m = -(-n // k)  # pooled side
-    pad = m * k - n
-    vals = np.pad(np.asarray(matrix, dtype=np.float64), ((0, pad), (0, pad)), constant_values=-np.inf)
-    vals = vals.reshape(m, k, m, k).max(axis=(1, 3))
-    if mask is not None:
-        mask = np.pad(mask, ((0, pad), (0, pad)), constant_values=True).reshape(m, k, m, k).all(axis=(1, 3))
-        vals = np.where(mask, 0.0, vals)
-    return vals, mask
 
 
 def thumb_size(width: float, n_heads: int, n: int) -> float:
@@ -79,7 +63,7 @@ def thumb_size(width: float, n_heads: int, n: int) -> float:
 def render(ctx: ViewContext, width: float) -> Scene:
     width = max(float(width), 320.0)
     n_layers, n_heads, n = int(ctx.n_layers), ctx.n_heads, ctx.n
-    att = layer_attentions(ctx)
+    att = ctx.layer_digests()
     scene = Scene(width, 100, label="Model view: attention of %d layers x %d heads" % (n_layers, n_heads))
     inner = width - 2 * MARGIN
     done = sum(1 for layer in range(n_layers) if layer in att)
@@ -103,30 +87,30 @@ def render(ctx: ViewContext, width: float) -> Scene:
     mask = ctx.causal_mask()
     tags = size >= 40  # room for a short pattern label under each thumbnail
     row_h = size + GAP + (14.0 if tags else 0.0)
-    stats = head_stats({k: v for k, v in att.items() if k < n_layers}, ctx.tokens, ctx.causal) if att else None
+    stats = digest_stats({k: v for k, v in att.items() if k < n_layers}, ctx.tokens, ctx.causal) if att else None
     for layer in range(n_layers):
         ty = y + layer * row_h
         current = layer == ctx.layer
         scene.text(MARGIN + label_w - 8, ty + size / 2, "layer %d" % layer, size=11, align="right",
                    baseline="middle", bold=current, color=SELECTED if current else "#444444")
-        probs = att.get(layer)
+        dig = att.get(layer)
         for h in range(n_heads):
             tx = x0 + h * (size + GAP)
-            if probs is None:
+            if dig is None:
                 scene.rect(tx, ty, size, size, fill=PENDING_FILL, stroke="#d5d9df")
                 continue
-            shown, shown_mask = pool_max(probs[h], size, mask)  # (<= size, <= size)
+            shown, shown_mask = dig.thumbnail(h, size)  # (<= size, <= size)
             draw_heatmap(scene, tx, ty, size, shown, [], [], mask=shown_mask, layer=layer, head=h,
                          labels=False, legend=False)
             label = LABEL_NAMES[stats.get(layer, h).label] if stats is not None else ""
             tip = "layer %d · head %d%s · max weight %.2f · click to open" % (
-                layer, h, (" · " + label) if label else "", float(np.max(probs[h])))
+                layer, h, (" · " + label) if label else "", float(dig.peak[h]))
             scene.region(tx, ty, size, size, "model_thumb", tooltip=tip,
                          action={"layer": layer, "head": h, "tab": OPEN_TAB})
             if tags and stats is not None:
                 scene.text(tx + size / 2, ty + size + 13, SHORT_LABELS[stats.get(layer, h).label], size=9,
                            align="center", color="#666666", max_width=size)
-        if probs is None:
+        if dig is None:
             msg = "computing layer %d…" % layer
             scene.rect(x0 + 2, ty + size / 2 - 9, text_width(msg, 11) + 12, 18, fill="#ffffff", radius=4)
             scene.text(x0 + 8, ty + size / 2, msg, size=11, italic=True, baseline="middle", color="#555555")
@@ -151,7 +135,7 @@ def render(ctx: ViewContext, width: float) -> Scene:
     return scene
 
 
-def _alt(att: Dict[int, np.ndarray], stats, n_layers: int) -> str:
+def _alt(att: Dict[int, LayerDigest], stats, n_layers: int) -> str:
     lines = ["Attention of every layer and head; each head's most common pattern:"]
     for layer in range(n_layers):
         if layer not in att or stats is None:

@@ -6,9 +6,9 @@ Per layer: average the heads, add the identity for the residual connection and r
 each input token. The bars show the [CLS] row (the token classifiers read) next to the raw
 head-averaged attention of [CLS] in the last layer, to show what rollout adds.
 
-Data: ``ctx.attentions`` (dict layer -> (heads, n, n)), as for the
-model view; while layers are
-still being computed the view shows the rollout of the contiguous layers 0..k it has and says so.
+Data: each layer's digest (``ViewContext.layer_digests``: its head average in float64), as for the model view;
+the product is ``ViewContext.rollout`` (computed once per context, the entropy readout reuses it). While
+layers are still being computed the view shows the rollout of the contiguous layers 0..k it has and says so.
 Hit regions: the heatmap's "attn_cell" / "attn_row" grids (layer None, head None, what "rollout"), and
 one "rollout_bar" per token with a tooltip.
 """
@@ -22,7 +22,6 @@ from ..app.tabs import rollout_matrix
 from ..core.analysis import CLS_TOKENS
 from ..draw.heatmap import alt_text, draw_heatmap, short_label
 from ..draw.scene import Scene, header, notice, text_width
-from .model import layer_attentions
 
 TITLE = "Rollout"
 MARGIN = 12.0
@@ -61,7 +60,7 @@ def render(ctx: ViewContext, width: float) -> Scene:
         notice(scene, MARGIN, y, inner, 80, "computing layer 0…")
         scene.height = y + 80 + MARGIN
         return scene
-    att = layer_attentions(ctx)
+    att = ctx.layer_digests()
     r = rollout_matrix(ctx)  # (n, n)
     toks = ctx.tokens
     n = len(toks)
@@ -75,7 +74,7 @@ def render(ctx: ViewContext, width: float) -> Scene:
     else:
         bx, by, bw = MARGIN, y + lay.height + 24, inner
     c = len(toks) - 1 if ctx.causal else cls_index(toks)   # a decoder: the token that predicts the next one
-    raw = np.asarray(att[k - 1], dtype=np.float64).mean(axis=0)[c]  # (n,)  last layer, heads averaged
+    raw = att[k - 1].mean[c]  # (n,)  last layer, heads averaged (float64)
     bottom = _bars(scene, bx, by, bw, toks, r[c], raw, c, k)
     scene.height = max(y + lay.height, bottom) + MARGIN
     scene.alt_text = alt_text(r, toks, toks, 3, "Attention rollout through layers 0-%d. Each output token's "

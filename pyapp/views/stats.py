@@ -7,8 +7,7 @@ entropy in bits and normalised (÷ log2 of the keys a row can see), mean attenti
 and the attention mass on [CLS], [SEP], punctuation, the previous token, the next token and itself.
 
 State read from the context: ``sort_by`` (a SORT_KEYS column, default "layer") and ``sort_desc`` (bool).
-Data: ``ctx.attentions`` (dict layer -> (heads, n, n)), as for the
-model view.
+Data: each layer's digest (``ViewContext.layer_digests``: its heads' statistics), as for the model view.
 Hit regions:
 * "stats_sort"  (column headers): action {"sort_by": key, "sort_desc": bool} (a click on the sorted
   column flips the direction; a new statistic column sorts largest first, layer/head/label A→Z first)
@@ -27,12 +26,11 @@ from ..core.analysis import (
     SORT_KEYS,
     STAT_COLUMNS,
     HeadStatRow,
-    head_stats,
+    digest_stats,
     sink_mode,
     sort_rows,
 )
 from ..draw.scene import Scene, header, text_width
-from .model import layer_attentions
 
 TITLE = "Head statistics"
 MARGIN = 12.0
@@ -63,8 +61,8 @@ def sort_action(column: str, current: str, descending: bool) -> dict:
 
 def table_rows(ctx: ViewContext) -> List[HeadStatRow]:
     """The table's rows in display order (computed layers only)."""
-    att = layer_attentions(ctx)
-    stats = head_stats({k: v for k, v in att.items() if k < ctx.n_layers}, ctx.tokens, ctx.causal)
+    att = ctx.layer_digests()
+    stats = digest_stats({k: v for k, v in att.items() if k < ctx.n_layers}, ctx.tokens, ctx.causal)
     key, desc = sort_state(ctx)
     return sort_rows(stats.rows, key, desc)
 
@@ -81,9 +79,9 @@ def _columns(width: float):
 def render(ctx: ViewContext, width: float) -> Scene:
     shown_w = max(float(width), 320.0)     # what the user sees: the text and the label grid fit it
     width = max(shown_w, 480.0)            # the table needs at least this (it scrolls sideways on a phone)
-    att = layer_attentions(ctx)
+    known = set(ctx.known_layers())
     n_layers, n_heads = int(ctx.n_layers), ctx.n_heads
-    done = [layer for layer in range(n_layers) if layer in att]
+    done = [layer for layer in range(n_layers) if layer in known]
     scene = Scene(width, 100, label="Head statistics of %d layers x %d heads" % (len(done), n_heads))
     inner = width - 2 * MARGIN
     text_w = shown_w - 2 * MARGIN

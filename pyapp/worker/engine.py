@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, Union
 
 from ..app.frame import Frame, build_frame
 from ..app.session import Session
@@ -62,6 +62,12 @@ class Engine:
         self.clock = clock
         self.timing: Dict[str, float] = {}
         self.failures: Dict[str, Exception] = {}     # path -> why it failed, until ``retry``
+        self.inflight: Dict[str, "asyncio.Future[bytes]"] = {}   # path -> its download, shared by requests
+        self.listeners: Dict[str, Callable[[int, int], None]] = {}  # path -> the newest request's progress
+        self.joined: Dict[str, int] = {}                           # path -> the newest request awaiting it
+        self.previous = -1                # the compute request before the running one (ids grow)
+        self.received: Dict[str, Tuple[int, int]] = {}             # path -> (bytes, total) so far
+        self.running = -1
 
     # ---- superseding ------------------------------------------------------------------------------------
     async def check(self, req_id: int) -> None:
@@ -95,11 +101,12 @@ class Engine:
             async with slots:
                 if failed or self.latest() > req_id or self.session.store.has(f.path):
                     return                                     # stop starting files once it failed / is old
-                progress(0, int(f.size))                       # on its way (a held request shows at 0%)
                 try:
-                    data = await self.fetch(f.path, progress)
+                    data = await self._download(req_id, f.path, progress)
                 except Exception as e:  # noqa: BLE001 - the frame says which file failed and why
                     failed.append(self.session.fetch_error(f.path, "could not be downloaded (%s)" % e))
+                    return
+                if self.session.store.has(f.path):               # a request sharing the download added it
                     return
                 try:
                     self.session.add_file(f.path, data)
@@ -121,9 +128,42 @@ class Engine:
         if failed:
             raise FileFailed(failed[0])
 
+    def _download(self, req_id: int, path: str, progress: Callable[[int, int], None]) -> "asyncio.Future[bytes]":
+        """The download of ``path``: the one in flight if the request just before this one (which this one
+        superseded) started or joined it -- a file is not downloaded twice at once when the page's next request
+        wants it too (web/coi.js's page-open request, typing); its progress goes to the newest request --
+        else a new one (as the page's own loader, which drops what the shown state no longer needs)."""
+        self.listeners[path] = progress
+        fut = self.inflight.get(path)
+        if fut is None or fut.done() or self.joined.get(path, -1) < self.previous:
+            progress(0, 0)                                      # on its way (a held request shows at 0%)
+            self.received[path] = (0, 0)
+
+            def relay(n: int, t: int, path=path) -> None:
+                self.received[path] = (n, t)
+                self.listeners[path](n, t)
+            fut = asyncio.ensure_future(self.fetch(path, relay))
+            self.inflight[path] = fut
+        else:
+            progress(*self.received.get(path, (0, 0)))          # joined: how far it got already
+
+            def done(f, path=path):
+                if self.inflight.get(path) is f:
+                    del self.inflight[path]
+                    self.listeners.pop(path, None)
+                    self.joined.pop(path, None)
+                    self.received.pop(path, None)
+                if not f.cancelled():
+                    f.exception()                # retrieved: a failure nobody awaits any more is not logged
+            fut.add_done_callback(done)
+        self.joined[path] = max(self.joined.get(path, req_id), req_id)
+        return asyncio.shield(fut)
+
     def retry(self) -> None:
-        """Forget every failed file: the next request downloads them again (the page's Retry)."""
+        """Forget every failed file: the next request downloads them again (the page's Retry), afresh."""
         self.failures.clear()
+        self.inflight.clear()
+        self.joined.clear()
 
     # ---- the request ------------------------------------------------------------------------------------
     async def compute(self, req_id: int, state: Union[AppState, str], width: float,
@@ -132,6 +172,8 @@ class Engine:
         progress go through ``post`` on the way. ``view``: page-only view state (hover_token, hover_side).
         Raises ``Superseded``; a failed file gives an error frame (as on the page)."""
         view = {k: v for k, v in (view or {}).items() if k in ("hover_token", "hover_side")}
+        if req_id != self.running:
+            self.previous, self.running = self.running, req_id
         wanted = wanted_state(state)
         session = self.session
         t0 = self.clock()

@@ -14,8 +14,14 @@ The shell of the worker, as ``pyapp.browser.app`` is the page's: JavaScript is r
   the arrays as transferred typed arrays. With ``bitmap`` (and an ``OffscreenCanvas`` in this worker) the
   scene is drawn HERE by ``pyapp.browser.canvas`` on an OffscreenCanvas at ``dpr`` and sent as an
   ``ImageBitmap`` (transferred); the frame's scene then keeps its hit regions but no ops. The page then only
-  copies the bitmap to its canvas (``worker_client.present``).
-* ``{type: "call", id, name, state?}``: "ping", "stats", "models", "csv", "trace_json" (see ``_call``).
+  copies the bitmap to its canvas (``worker_client.present``). When web/coi.js handed the page's own canvas
+  to this worker (``transferControlToOffscreen``; ``self.mhsaCanvas``) the scene is drawn straight into it
+  instead (``drawn``: the page presents no pixels, it sets the canvas' CSS size and keeps the hit regions); a
+  loading frame waits ``PLACEHOLDER_AFTER_S`` as on the page, and a superseded request draws nothing.
+* ``{type: "call", id, name, state?}``: "ping", "stats", "models", "csv", "trace_json", "draw" (a frame the
+  page made, into its canvas), "png" (the canvas as PNG bytes), "python" (tests and debugging: run Python
+  here, e.g. count the encoder's work where it happens; see ``_call``). Negative ids come from JavaScript
+  (web/coi.js's ``mhsaCompute.call``).
 """
 
 from __future__ import annotations
@@ -32,8 +38,8 @@ import numpy as np
 
 from ..app.session import Session
 from ..browser import canvas as canvas_backend
-from ..browser import wasm_gemm
-from ..browser.compat import emscripten_module, js
+from ..browser import gemm_threads, wasm_gemm
+from ..browser.compat import emscripten_module, js, to_js
 from ..browser.fetch import FetchError, fetch_bytes
 from ..browser.loader import TIMEOUT_S, _Watchdog
 from ..core.catalogue import CatalogueError, load_catalogue
@@ -43,6 +49,7 @@ from .engine import Engine, Superseded
 
 CATALOGUE_PATH = "models/index.json"   # written into the worker's file system from pyscript.toml's [files]
 MODELS_URL = "../models/"              # relative to web/compute-worker.js, i.e. to the page
+PLACEHOLDER_AFTER_S = 0.25             # as the page's loop: a loading frame takes the canvas after this long
 
 
 def _get(msg, name: str):
@@ -62,11 +69,14 @@ class _Style:
 
 
 class OffscreenTarget:
-    """An OffscreenCanvas dressed as the <canvas> ``pyapp.browser.canvas.draw`` expects."""
+    """An OffscreenCanvas dressed as the <canvas> ``pyapp.browser.canvas.draw`` expects: a new one (frames sent
+    as ImageBitmaps), or ``canvas``, the page's canvas transferred to this worker (``transferControlToOffscreen``:
+    what is drawn on it is shown by the page, no pixels cross the main thread)."""
 
-    def __init__(self):
-        self.canvas = js.OffscreenCanvas.new(1, 1)
+    def __init__(self, canvas=None):
+        self.canvas = canvas if canvas is not None else js.OffscreenCanvas.new(1, 1)
         self.style = _Style()
+        self._ctx = None
 
     @property
     def width(self):
@@ -85,15 +95,36 @@ class OffscreenTarget:
         self.canvas.height = int(value)
 
     def getContext(self, kind):  # noqa: N802 - the DOM's name
-        return self.canvas.getContext(kind)
+        # asked once, then kept: Firefox refuses a second getContext on a canvas transferred to this worker
+        # ("Cannot update created context to different thread"); resizing keeps the same context anyway
+        if self._ctx is None:
+            self._ctx = self.canvas.getContext(kind)
+        return self._ctx
 
     def bitmap(self):
         return self.canvas.transferToImageBitmap()
 
 
+def page_canvas() -> Optional[OffscreenTarget]:
+    """The page's canvas if web/coi.js transferred it here (``self.mhsaCanvas``) and it gives a 2d context."""
+    canvas = getattr(js, "mhsaCanvas", None)
+    if canvas is None:
+        return None
+    target = OffscreenTarget(canvas)
+    try:
+        if target.getContext("2d") is None:
+            return None
+    except Exception:  # noqa: BLE001 - no 2d context on a transferred canvas in this engine
+        return None
+    return target
+
+
 class WorkerHost:
-    def __init__(self, session: Session, interrupt=None):
+    def __init__(self, session: Session, interrupt=None, direct: Optional[OffscreenTarget] = None):
         self.session = session
+        self.direct = direct            # the page's own canvas (transferred): frames are drawn straight into it
+        self.drawn = 0                  # frames drawn into it (a late loading frame checks nothing came since)
+        self.started = 0.0              # when the running request arrived (the loading placeholder's delay)
         self.latest_seen = 0
         self.shared = js.Int32Array.new(interrupt) if interrupt is not None else None
         self.queue: List[Dict[str, Any]] = []
@@ -102,7 +133,7 @@ class WorkerHost:
         self.module = emscripten_module()
         self.engine = Engine(session, self._fetch, self.post, self.latest,
                              pause=None if self.shared is not None else self._pause)
-        self.posted = {"messages": 0, "bytes": 0, "pack_ms": 0.0, "draw_ms": 0.0}
+        self.posted = {"messages": 0, "bytes": 0, "pack_ms": 0.0, "draw_ms": 0.0, "drawn": 0, "late_loading": 0}
         self.timeout_s = TIMEOUT_S        # the stall timeout of a download (the page sends its own)
 
     # ---- newest request ---------------------------------------------------------------------------------
@@ -139,28 +170,57 @@ class WorkerHost:
         start = int(a.__array_interface__["data"][0]) if a.nbytes else 0
         return self.module.HEAPU8.slice(start, start + a.nbytes)
 
+    def draw_on_page(self, req_id: Optional[int], scene: Scene, dpr: float, loading: bool = False) -> None:
+        """Draw ``scene`` straight into the page's canvas, unless a newer request is known (no stale picture).
+        A loading frame waits ``PLACEHOLDER_AFTER_S`` from the request's arrival, as the page's own loop does
+        (the previous picture stays a moment), and is dropped if anything was drawn meanwhile."""
+        self.drawn += 1
+        if loading:
+            wait = PLACEHOLDER_AFTER_S - (time.time() - self.started)
+            if wait > 0:
+                asyncio.get_event_loop().call_later(wait, self._late_loading, req_id, self.drawn, scene, dpr)
+                return
+        if req_id is not None and req_id < self.latest():
+            return
+        canvas_backend.draw(scene, self.direct, dpr)
+        self.posted["drawn"] += 1
+
+    def _late_loading(self, req_id: Optional[int], seq: int, scene: Scene, dpr: float) -> None:
+        if self.drawn == seq and (req_id is None or req_id >= self.latest()) and self.running:
+            canvas_backend.draw(scene, self.direct, dpr)
+            self.posted["drawn"] += 1
+            self.posted["late_loading"] += 1
+
     def post(self, kind: str, req_id: int, payload: Dict[str, Any], bitmap_dpr: float = 0.0) -> None:
         t0 = time.time()
         bitmap = None
+        size = None
         frame = payload.get("frame") if isinstance(payload, dict) else None
         if frame is not None and bitmap_dpr > 0:
             scene = frame.scene
-            if self.target is None:
-                self.target = OffscreenTarget()
-            canvas_backend.draw(scene, self.target, bitmap_dpr)
-            bitmap = self.target.bitmap()
+            if self.direct is not None:
+                self.draw_on_page(req_id, scene, bitmap_dpr, loading=frame.kind == "loading")
+                size = [float(scene.width), float(scene.height)]
+            else:
+                if self.target is None:
+                    self.target = OffscreenTarget()
+                canvas_backend.draw(scene, self.target, bitmap_dpr)
+                bitmap = self.target.bitmap()
             bare = Scene(scene.width, scene.height, scene.background, scene.label)
             bare.alt_text, bare.regions = scene.alt_text, scene.regions
             payload = dict(payload, frame=dataclasses.replace(frame, scene=bare), scene_ops=len(scene.ops),
-                           dpr=bitmap_dpr)
+                           dpr=bitmap_dpr, drawn=self.direct is not None,
+                           images=sum(1 for op in scene.ops if op["op"] == "image"))
         if frame is not None:       # the page's report: the session's counters, the images drawn
-            payload = dict(payload, stats=dict(self.session.stats), images=sum(1 for op in frame.scene.ops if op["op"] == "image"))
+            payload = dict(payload, stats=dict(self.session.stats))
+            if "images" not in payload:
+                payload["images"] = sum(1 for op in frame.scene.ops if op["op"] == "image")
         t1 = time.time()
         text, arrays = wire.pack(payload)
         buffers = js.Array.new()
         for a in arrays:
             buffers.push(self._js_bytes(a))
-        js.mhsaPost(kind, int(req_id), text, buffers, bitmap)
+        js.mhsaPost(kind, int(req_id), text, buffers, bitmap, to_js(size) if size is not None else None)
         self.posted["messages"] += 1
         self.posted["bytes"] += len(text) + sum(int(a.nbytes) for a in arrays)
         self.posted["draw_ms"] += (t1 - t0) * 1000.0
@@ -182,7 +242,7 @@ class WorkerHost:
                 self.queue.append({"id": req_id, "width": float(_get(msg, "width") or 600),
                                    "state": wire.unpack(str(state)) if state else str(_get(msg, "query") or ""),
                                    "dpr": float(_get(msg, "dpr") or 1), "bitmap": bool(_get(msg, "bitmap")),
-                                   "view": wire.unpack(str(view)) if view else None})
+                                   "view": wire.unpack(str(view)) if view else None, "t": time.time()})
                 if not self.running:
                     self.running = True
                     asyncio.ensure_future(self._run())
@@ -204,9 +264,24 @@ class WorkerHost:
         try:
             if name == "ping":
                 out: Dict[str, Any] = {"pong": True}
+            elif name == "draw" and isinstance(state, dict) and self.direct is not None:
+                # a frame the page made itself (an error frame, the catalogue's): into the page's canvas
+                self.draw_on_page(None, state["scene"], float(state.get("dpr") or 1.0))
+                out = {"drawn": True}
+            elif name == "png" and self.direct is not None:   # the PNG export of what the page's canvas shows
+                blob = await self.direct.canvas.convertToBlob(js.JSON.parse('{"type": "image/png"}'))
+                u8 = js.Uint8Array.new(await blob.arrayBuffer())
+                out = {"png": _to_numpy(u8, self.module)}
+            elif name == "python" and isinstance(state, dict):
+                # tests and debugging: run Python in THIS worker (where the page's computations happen), e.g.
+                # instrument the encoder and read its counters; ``expr``'s value is returned (plain data)
+                space = _debug_namespace
+                exec(str(state.get("source") or ""), space)
+                out = {"value": eval(str(state["expr"]), space) if state.get("expr") else None}
             elif name == "stats":
                 out = {"session": dict(self.session.stats), "timing": dict(self.engine.timing),
-                       "posted": dict(self.posted), "gemm_calls": getattr(wasm_gemm._installed, "calls", 0)}
+                       "posted": dict(self.posted), "gemm_calls": getattr(wasm_gemm._installed, "calls", 0),
+                       "gemm_threads": gemm_threads.status()}
             elif name == "reload_catalogue":          # the page's Retry after a missing / corrupt catalogue
                 catalogue = load_catalogue(await self._fetch("index.json", None))
                 self.session = self.engine.session = Session(catalogue)
@@ -262,6 +337,7 @@ class WorkerHost:
 
     async def _compute(self, req: Dict[str, Any]) -> None:
         rid = req["id"]
+        self.started = req.get("t", time.time())
         dpr = req["dpr"] if req["bitmap"] and self.can_draw() else 0.0
         engine = self.engine
         engine.post = lambda kind, i, payload: self.post(kind, i, payload, dpr if kind == "partial" else 0.0)
@@ -282,25 +358,36 @@ class WorkerHost:
 
 
 _host: Optional[WorkerHost] = None
+_debug_namespace: Dict[str, Any] = {"__name__": "pyapp_worker_debug"}
+
+
+def _to_numpy(u8, module) -> np.ndarray:
+    """A JS Uint8Array -> a uint8 numpy array (one memcpy into Python's heap)."""
+    n = int(u8.length)
+    out = np.empty(n, dtype=np.uint8)
+    if n:
+        module.HEAPU8.set(u8, int(out.__array_interface__["data"][0]))
+    return out
 
 
 def start(interrupt=None, options=None) -> str:
     """Install the wasm kernel, read the catalogue, make the Session; returns what this worker can do (JSON)."""
     global _host
     t0 = time.time()
-    gemm = wasm_gemm.install()
+    gemm = wasm_gemm.install(threads=True)   # + a second thread for the large products when isolated
     problem = ""
     try:
         with open(CATALOGUE_PATH, "rb") as fh:
             catalogue = load_catalogue(fh.read())
     except (OSError, CatalogueError) as e:
         catalogue, problem = None, str(e)
-    _host = WorkerHost(Session(catalogue), interrupt)
+    direct = page_canvas()
+    _host = WorkerHost(Session(catalogue), interrupt, direct)
     return json.dumps({
         "python": sys.version.split()[0], "numpy": np.__version__, "simd": gemm is not None,
-        "simd_problem": wasm_gemm.problem, "catalogue_problem": problem,
+        "simd_problem": wasm_gemm.problem, "catalogue_problem": problem, "gemm_threads_problem": gemm_threads.problem,
         "isolated": bool(getattr(js, "crossOriginIsolated", False)), "shared": interrupt is not None,
-        "offscreen": WorkerHost.can_draw(), "start_ms": (time.time() - t0) * 1000.0,
+        "offscreen": WorkerHost.can_draw(), "direct": direct is not None, "start_ms": (time.time() - t0) * 1000.0,
     })
 
 

@@ -13,6 +13,9 @@ Fixtures
   ``runPythonAsync`` (top-level ``await`` allowed) and returns the JSON-decoded value of the last expression.
 - ``app_page`` (session) ``web/index.html`` booted in Pyodide 0.17.1 through the bootstrap, waited on until
   ``document.body.dataset.state == "ready"``; ``open_app(...)`` opens a fresh one (other sizes / isolation).
+  The page as shipped computes in the compute worker (web/coi.js, ``data-compute="auto"``), which draws into
+  the page's canvas; ``new_page(compute="main")`` / ``open_app(compute="main")`` (or ``MHSA_COMPUTE=main``
+  for every page) runs the main-thread loop instead.
 """
 
 from __future__ import annotations
@@ -171,8 +174,10 @@ def new_page(browser, server):
     opened = []
 
     def make(mode: str = "pyodide", width: int = 1280, height: int = 800, scale: float = 1,
-             service_workers: str = "allow"):
-        """``service_workers="block"``: no service worker (requests a service worker serves bypass routes)."""
+             service_workers: str = "allow", compute: Optional[str] = None):
+        """``service_workers="block"``: no service worker (requests a service worker serves bypass routes).
+        ``compute``: "main" runs the page's computations on the main thread (the fallback loop), "auto" the
+        compute worker; None: the page's default (its coi.js tag: the worker), or ``MHSA_COMPUTE`` if set."""
         guard = Guard()
         # Pyodide 0.17's JS bridge evaluates strings (needs 'unsafe-eval', dropped by Pyodide >= 0.22); the page's
         # CSP is written for the modern runtime, so the 0.17 harness bypasses it. The PyScript smoke test keeps it.
@@ -180,8 +185,9 @@ def new_page(browser, server):
                                       bypass_csp=(mode == "pyodide"), service_workers=service_workers)
         if mode == "pyodide":
             context.add_init_script(_STRIP_SRI)
-        if os.environ.get("MHSA_COMPUTE"):     # run the page tests with the compute worker ("auto", web/coi.js)
-            context.add_init_script("window.mhsaComputeDefault = %s;" % json.dumps(os.environ["MHSA_COMPUTE"]))
+        compute = compute or os.environ.get("MHSA_COMPUTE")   # MHSA_COMPUTE=main: every page on the main thread
+        if compute:
+            context.add_init_script("window.mhsaComputeDefault = %s;" % json.dumps(compute))
         context.route("**/*", _router(server, mode, guard))
         page = context.new_page()
         page.on("console", lambda m: guard.console.append("%s: %s" % (m.type, m.text)))
@@ -286,8 +292,10 @@ def wait_ready(page, guard: Optional[Guard] = None, timeout: int = BOOT_TIMEOUT_
 
 @pytest.fixture(scope="session")
 def open_app(new_page, server):
-    def make(width: int = 1280, height: int = 800, scale: float = 1, query: str = ""):
-        page, guard = new_page("pyodide", width=width, height=height, scale=scale)
+    def make(width: int = 1280, height: int = 800, scale: float = 1, query: str = "", compute: Optional[str] = None,
+             service_workers: str = "allow"):
+        page, guard = new_page("pyodide", width=width, height=height, scale=scale, compute=compute,
+                               service_workers=service_workers)
         page.goto(server.url("/web/index.html" + query))
         wait_ready(page, guard)
         return page, guard

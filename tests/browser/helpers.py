@@ -43,17 +43,38 @@ def wait_draw(page, before: int, timeout: int = 60_000) -> Dict:
     return report(page)
 
 
+def wait_idle(page, timeout: int = 60_000):
+    """Until the page's loop has nothing in flight (its report and hit regions are its last frame's, not a
+    partial one's): the compute worker has answered the newest pass, or the main-thread loop has stopped."""
+    wait_js(page, """() => { const a = window.mhsaApp;
+        return !!a && (a.uses_worker() ? a.idle() : !a.running); }""", timeout=timeout)
+
+
 def status(page) -> str:
     return page.evaluate("document.getElementById('status-text').textContent")
+
+
+# What the page's canvas shows, as a 2d context to read pixels from: a copy (drawImage) on a scratch canvas,
+# after two animation frames. The page's canvas is usually handed to the compute worker
+# (transferControlToOffscreen): it then has no context of its own here and the worker's drawing reaches it
+# with the next frame; drawImage of it gives what it shows.
+SHOWN = """async (c) => {
+    await new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok)));
+    const t = document.createElement('canvas');
+    t.width = c.width; t.height = c.height;
+    const g = t.getContext('2d');
+    g.drawImage(c, 0, 0);
+    return g;
+}"""
 
 
 def canvas_pixels(page, x: float, y: float, w: float = 1, h: float = 1) -> List[List[int]]:
     """RGBA of the canvas at CSS-pixel box (x, y, w, h), read at device resolution."""
     return page.evaluate(
-        """([x, y, w, h]) => {
+        """async ([x, y, w, h]) => {
             const c = document.getElementById('view');
             const r = c.width / c.getBoundingClientRect().width;
-            const d = c.getContext('2d').getImageData(Math.floor(x * r), Math.floor(y * r),
+            const d = (await (""" + SHOWN + """)(c)).getImageData(Math.floor(x * r), Math.floor(y * r),
                                                        Math.max(1, Math.floor(w * r)), Math.max(1, Math.floor(h * r))).data;
             const out = [];
             for (let i = 0; i < d.length; i += 4) out.push([d[i], d[i + 1], d[i + 2], d[i + 3]]);
@@ -66,9 +87,9 @@ def canvas_pixels(page, x: float, y: float, w: float = 1, h: float = 1) -> List[
 def canvas_colour_count(page) -> int:
     """Number of distinct colours on a 64x64 sample grid of the canvas (1 = blank)."""
     return page.evaluate(
-        """() => {
+        """async () => {
             const c = document.getElementById('view');
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const d = (await (""" + SHOWN + """)(c)).getImageData(0, 0, c.width, c.height).data;
             const seen = new Set();
             for (let gy = 0; gy < 64; gy++) for (let gx = 0; gx < 64; gx++) {
                 const x = Math.floor(gx * c.width / 64), y = Math.floor(gy * c.height / 64);

@@ -7,6 +7,7 @@ viewport, routing or a broken network open a fresh one (``open_app`` / ``new_pag
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import numpy as np
@@ -395,7 +396,7 @@ def test_progress_reports_every_weight_file(new_page, server):
     assert any(i.startswith("Python runtime") for i in items) and any(i.startswith("numpy") for i in items)
     files = [i for i in items if i.startswith("minilm-l6/")]
     assert any("layer0.qk.json" in f for f in files) and any("tokenizer.json" in f for f in files)
-    assert all(f.endswith("100%") for f in files)
+    assert all(f.endswith("100%") for f in files), items
     guard.check()
     page.context.close()
 
@@ -477,7 +478,9 @@ def test_temperature_slider_is_log_scale_with_t1_marked(app_page):
 
 
 # Counts the encoder's real work (embedding, the layers' blocks, attention) by wrapping the functions the
-# Encoder calls, in the page's own Python. Layer changes must show up here, head and temperature must not.
+# Encoder calls, in the Python that computes the page: the compute worker's (the default page; reached through
+# web/coi.js's mhsaCompute.call("python")), or the main thread's on the fallback loop. Layer changes must show
+# up here, head and temperature must not.
 _COUNT_WORK = """
 import pyapp.core.encoder as _enc
 if not hasattr(_enc, "_test_work"):
@@ -500,14 +503,24 @@ if hasattr(_enc, "_test_work"):
 """
 
 
+def _in_compute_python(page, source: str, expr: str = ""):
+    """Run ``source`` in the Python that computes the page, return ``expr``'s value (JSON round-tripped)."""
+    if page.evaluate("() => window.mhsaApp.uses_worker()"):
+        return page.evaluate("""([source, expr]) => window.mhsaCompute.call("python", {source, expr})
+                                .then((r) => r.value)""", [source, expr])
+    return page.evaluate("""([source, expr]) => { pyodide.runPython(source);
+                            return expr ? JSON.parse(pyodide.runPython("import json as _j; _j.dumps(" + expr + ")"))
+                                        : null; }""", [source, expr])
+
+
 def _work(page):
-    return page.evaluate("() => JSON.parse(pyodide.runPython("
-                         "'import json, pyapp.core.encoder as e; json.dumps(e._test_work)'))")
+    return _in_compute_python(page, "import pyapp.core.encoder as _enc", "dict(_enc._test_work)")
 
 
 def test_temperature_and_head_do_not_recompute_the_encoder(app_page):
     page = app_page
-    page.evaluate("(src) => pyodide.runPython(src)", _COUNT_WORK)
+    assert page.evaluate("() => window.mhsaApp.uses_worker()") == (os.environ.get("MHSA_COMPUTE") != "main")
+    _in_compute_python(page, _COUNT_WORK)
     try:
         type_text(page, "A fresh sentence nobody has computed yet.")
         start, base = _work(page), report(page)
@@ -529,7 +542,7 @@ def test_temperature_and_head_do_not_recompute_the_encoder(app_page):
         select(page, "#layer", "0")
         assert _work(page) == moved, "layer 0 is cached"
     finally:
-        page.evaluate("(src) => pyodide.runPython(src)", _UNCOUNT_WORK)
+        _in_compute_python(page, _UNCOUNT_WORK)
         type_text(page, DEFAULT_TEXT)
 
 

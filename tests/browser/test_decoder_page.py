@@ -67,7 +67,7 @@ def _tooltips(rep, kind_key, value=None):
 def test_gqa_and_rope_steps_show_the_real_numbers(page, local):
     open_tab(page, "steps")
     rep = click_action(page, {"step": 3})
-    assert rep["step"] == 3
+    assert rep["step"] == 3, {k: rep.get(k) for k in ("frame", "step", "tab", "error", "draws", "frames", "compute")}
     heads = [r for r in rep["actions"] if set(r["action"]) == {"head"} and "reads K/V head" in r["tooltip"]]
     assert [r["action"]["head"] for r in heads] == list(range(9))
     assert all("reads K/V head %d" % (h // 3) in r["tooltip"] for h, r in enumerate(heads))

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 import pytest
-from helpers import canvas_colour_count, draws, report, status, wait_draw, wait_js
+from helpers import SHOWN, canvas_colour_count, draws, report, status, wait_draw, wait_idle, wait_js
 
 from pyapp.app.state import DEFAULT_TEXT, AppState
 from pyapp.core.analysis import rollout
@@ -59,10 +59,10 @@ def wait_layers(page, n: int = 6):
 def canvas_at(page, points):
     """RGB of the canvas at each CSS point (x, y)."""
     return page.evaluate(
-        """(pts) => {
+        """async (pts) => {
             const c = document.getElementById('view');
             const r = c.width / c.getBoundingClientRect().width;
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const d = (await (""" + SHOWN + """)(c)).getImageData(0, 0, c.width, c.height).data;
             return pts.map(([x, y]) => {
                 const i = 4 * (Math.floor(y * r) * c.width + Math.floor(x * r));
                 return [d[i], d[i + 1], d[i + 2]];
@@ -72,6 +72,7 @@ def canvas_at(page, points):
 
 def click_action(page, match, nth: int = 0):
     """Click the centre of the nth canvas region whose action contains `match`; return the new report."""
+    wait_idle(page)                 # the regions of the last frame, not of a partial one about to be replaced
     rep = report(page)
     regions = [r for r in rep["actions"] if all(r["action"].get(k) == v for k, v in match.items())]
     assert regions, (match, [r["action"] for r in rep["actions"]][:20])

@@ -119,8 +119,10 @@ def _cpython_attentions(text: str):
 
 
 def test_app_uses_kernel_and_matches_cpython(open_app):
-    """The real page installs the kernel at start-up; its attentions on all layers are CPython's to 1e-5."""
-    page, guard = open_app(query="?tab=stats")  # a view of every layer: the app computes all six
+    """The real page installs the kernel (GEMM and elementwise) at start-up; its attentions on all layers are
+    CPython's to 1e-5."""
+    # a view of every layer: the app computes all six; on the main thread, whose Python this test reads
+    page, guard = open_app(query="?tab=stats", compute="main")
     wait_js(page, "() => JSON.parse(document.body.dataset.report || '{}').layers_ready?.length === 6",
             timeout=120_000)
     got = json.loads(page.evaluate("""() => pyodide.runPython(`
@@ -128,19 +130,204 @@ import json
 import numpy as np
 from js import window
 from pyapp.core import numerics
-from pyapp.browser.wasm_gemm import WasmGemm
+from pyapp.browser.wasm_gemm import WasmElementwise, WasmGemm
 app = window.mhsaApp
 backend = numerics.matmul_backend()
+ew = numerics.elementwise_backend()
 att = {int(l): np.asarray(a, dtype=np.float64).tolist() for l, a in app.ctx.layer_attentions().items()}
 json.dumps({"wasm": isinstance(backend, WasmGemm), "calls": backend.calls if backend else 0,
+            "elementwise": isinstance(ew, WasmElementwise), "ew_calls": ew.calls if ew else 0,
             "text": app.state.text, "att": att})
 `)"""))
     guard.check()
     page.context.close()
     assert got["wasm"] and got["calls"] > 0
+    assert got["elementwise"] and got["ew_calls"] > 0  # GELU of 13 tokens (19968 elements) ran on the kernel
     ids, want = _cpython_attentions(got["text"])
     assert sorted(int(k) for k in got["att"]) == list(range(6))
     for layer in range(6):
         a = np.asarray(got["att"][str(layer)])
         assert a.shape == want[layer].shape == (12, len(ids), len(ids))
         assert np.max(np.abs(a - want[layer])) < 1e-5, layer
+
+
+# ---- the elementwise kernels (softmax, GELU, SiLU, exp): numpy's bits --------------------------------------
+
+_ELEMENTWISE_VS_NUMPY = """
+import json
+import numpy as np
+from pyapp.browser import wasm_gemm
+from pyapp.core import attention, layers, numerics
+
+gemm = wasm_gemm.install()
+ew = wasm_gemm.elementwise
+out = {"installed": ew is not None and numerics.elementwise_backend() is ew, "problem": wasm_gemm.elementwise_problem,
+       "maps": [], "softmax": []}
+rng = np.random.RandomState(11)
+SMALL = numerics.SMALL
+EDGE = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 88.0, 88.5, 1e4, -87.3, -103.0, -104.0, -1e4, 1e-38, -1e-38,
+                 1e-45, 5.5, -5.5, 9.0, -9.0, 17.0, -17.0, 0.5, -0.5], dtype=np.float32)
+
+
+def bits(got, want):
+    # (mismatched elements, max ulp distance among non-NaN, NaN where numpy has NaN)
+    nan_g, nan_w = np.isnan(got), np.isnan(want)
+    ok = ~(nan_g | nan_w)
+    g = got.view(np.int32)[ok].astype(np.int64)
+    w = want.view(np.int32)[ok].astype(np.int64)
+    g = np.where(g < 0, -(g & 0x7FFFFFFF), g)  # sign-magnitude -> a line of ulps
+    w = np.where(w < 0, -(w & 0x7FFFFFFF), w)
+    ulp = int(np.max(np.abs(g - w))) if g.size else 0
+    differ = got.view(np.uint32)[ok] != want.view(np.uint32)[ok]  # every bit, the sign of zero too
+    return int(np.count_nonzero(differ)), ulp, bool(np.array_equal(nan_g, nan_w))
+
+
+def numpy_path(fn, x):
+    saved = numerics.set_elementwise_backend(None)
+    try:
+        return fn(x)
+    finally:
+        numerics.set_elementwise_backend(saved)
+
+
+FNS = {"exp": numerics.exp, "gelu": layers.gelu, "silu": layers.silu}
+for size, scale in json.loads(%r):
+    x = (rng.standard_normal(size) * scale).astype(np.float32)
+    x[rng.randint(0, size, 40)] = EDGE[rng.randint(0, EDGE.size, 40)]
+    x[:EDGE.size] = EDGE
+    if scale < 1:                                         # tiny and subnormal magnitudes too
+        x[EDGE.size:EDGE.size + 100] *= np.float32(1e-40)
+    for op, fn in sorted(FNS.items()):
+        calls = ew.calls
+        via_hook = fn(x)                                  # the core function, backend installed
+        used = ew.calls > calls
+        want = numpy_path(fn, x)
+        row = {"op": op, "size": size, "scale": scale, "used": used, "dtype": str(via_hook.dtype),
+               "shape_ok": via_hook.shape == x.shape}
+        row["mismatch"], row["ulp"], row["nan_ok"] = bits(via_hook, want)
+        out["maps"].append(row)
+small = np.linspace(-5, 5, SMALL - 1).astype(np.float32)
+out["small_declined"] = [numerics.elementwise(op, small) is None for op in ("exp", "gelu", "silu", "softmax")]
+out["declined"] = [ew("softmax", np.zeros((1, wasm_gemm.SOFTMAX_MAX_ROW + 1), np.float32)) is None,
+                   ew("tanh", np.zeros(SMALL, np.float32)) is None,
+                   ew("gelu", np.zeros(SMALL, np.float64)) is None]
+
+for shape, scale, mask in json.loads(%r):
+    s = (rng.standard_normal(shape) * scale).astype(np.float32)
+    h, n, m = shape
+    if mask == "causal":                                  # the decoder's mask: -inf above the diagonal
+        s = attention.causal_mask(s)
+    elif mask == "edges":                                 # NaN, fully masked rows, huge and tiny logits
+        s[0, 0, :] = -np.inf
+        s[0, 1, rng.randint(0, m)] = np.nan
+        s[-1, -1, :] = rng.choice([-1e30, 1e30, 0.0, -0.0, 1e-30], m).astype(np.float32)
+        s[h // 2, :, ::3] = -np.inf
+    for t in (1.0, 0.37):                                 # the temperature path divides first, then softmax
+        calls = ew.calls
+        got = attention.probs_at(s, t)
+        used = ew.calls > calls
+        want = numpy_path(lambda a: attention.probs_at(a, t), s)
+        row = {"shape": shape, "mask": mask, "t": t, "used": used, "dtype": str(got.dtype),
+               "shape_ok": got.shape == s.shape}
+        row["mismatch"], row["ulp"], row["nan_ok"] = bits(got, want)
+        out["softmax"].append(row)
+chunk, wasm_gemm.CHUNK = wasm_gemm.CHUNK, 1000                    # in pieces: whole rows / vectors per kernel call
+try:
+    x = (rng.standard_normal(8195) * 5).astype(np.float32)
+    s = (rng.standard_normal((3, 31, 129)) * 5).astype(np.float32)
+    out["chunked"] = [bits(ew.run("gelu", x), numpy_path(layers.gelu, x))[:2],
+                      bits(ew.run("softmax", s), numpy_path(attention.softmax, s))[:2]]
+finally:
+    wasm_gemm.CHUNK = chunk
+out["failures"] = ew.failures
+
+
+def layer_norm_with_mean(x, weight, bias, eps):                  # layers.layer_norm as it was, with ndarray.mean
+    centred = x - x.mean(axis=-1, keepdims=True)
+    var = np.einsum("...i,...i->...", centred, centred)[..., None] / np.float32(x.shape[-1])
+    centred *= 1.0 / np.sqrt(var + np.float32(eps))
+    centred *= weight
+    centred += bias
+    return centred
+
+
+out["layer_norm"] = []
+for shape in ((12, 384), (128, 384), (5, 7), (3, 4, 129)):
+    x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+    w, b = rng.standard_normal(shape[-1]).astype(np.float32), rng.standard_normal(shape[-1]).astype(np.float32)
+    out["layer_norm"].append(bits(layers.layer_norm(x, w, b, 1e-12), layer_norm_with_mean(x, w, b, 1e-12))[:2])
+json.dumps(out)
+"""
+# (elements, scale): SMALL itself, lengths that are no multiple of 4, MiniLM's GELU at 6/12/128 tokens
+MAPS = [(8192, 3.0), (8193, 6.0), (8195, 40.0), (6 * 1536, 0.01), (12 * 1536, 2.0), (128 * 1536, 3.0)]
+# (heads, n, n): MiniLM at 128 tokens, SmolLM2 (9 heads) at 64, rows of 1..7, of 129 and 640 (pairwise sum's split),
+# no multiple of 4 anywhere; scale 30: many exps underflow to 0
+SOFTMAX = [((12, 128, 128), 3.0, ""), ((9, 64, 64), 4.0, "causal"), ((3000, 3, 3), 5.0, ""),
+           ((1200, 7, 7), 2.0, "edges"), ((1, 100, 129), 30.0, "edges"), ((2, 7, 640), 3.0, "edges"),
+           ((1, 3, 8192), 3.0, ""), ((12, 61, 61), 3.0, "causal")]
+
+
+def test_elementwise_kernels_are_numpy_bit_for_bit(pyodide):
+    """softmax (all temperatures, masks, NaN), GELU, SiLU and exp on the kernel give the numpy code's bits."""
+    got = json.loads(pyodide.run(_ELEMENTWISE_VS_NUMPY % (json.dumps(MAPS), json.dumps(SOFTMAX))))
+    assert got["installed"] and got["problem"] == "", got["problem"]
+    assert len(got["maps"]) == 3 * len(MAPS) and len(got["softmax"]) == 2 * len(SOFTMAX)
+    for row in got["maps"] + got["softmax"]:
+        assert row["used"] and row["dtype"] == "float32" and row["shape_ok"], row
+        assert row["mismatch"] == 0 and row["ulp"] == 0 and row["nan_ok"], row
+    assert got["small_declined"] == [True] * 4  # below SMALL numerics.exp is np.exp: numpy keeps those
+    assert got["declined"] == [True] * 3
+    assert got["failures"] == 0
+    assert got["chunked"] == [[0, 0]] * 2
+    assert got["layer_norm"] == [[0, 0]] * 4  # np.add.reduce / d is ndarray.mean's float32 result, bit for bit
+
+
+_SMOLLM2_WITH_AND_WITHOUT = """
+import json
+import js
+import numpy as np
+from js import fetch
+from pyapp.browser import wasm_gemm
+from pyapp.core import numerics
+from pyapp.core.catalogue import load_catalogue
+from pyapp.core.sources import make_source
+from pyapp.core.store import WeightStore
+
+
+async def _get(path):
+    resp = await fetch("/models/" + path)
+    return bytes(js.Uint8Array.new(await resp.arrayBuffer()).to_py())
+
+
+wasm_gemm.install()
+ew = wasm_gemm.elementwise
+cat = load_catalogue(await _get("index.json"))
+store = WeightStore(cat)
+entry = cat.get("smollm2-135m")
+ids = %r
+for f in store.missing(entry.id, ids, layer=3, parts=("qk", "vo", "ffn")):
+    store.add(f.path, await _get(f.path))
+model = make_source(entry, None, store).encoder
+calls = ew.calls
+with_kernel = model.attentions(ids, [3])[3]
+used = ew.calls - calls
+model.clear()
+saved = numerics.set_elementwise_backend(None)
+try:
+    numpy_only = model.attentions(ids, [3])[3]
+finally:
+    numerics.set_elementwise_backend(saved)
+json.dumps({"used": used, "shape": list(with_kernel.shape), "dtype": str(with_kernel.dtype),
+            "same": bool(np.array_equal(with_kernel.view(np.uint32), numpy_only.view(np.uint32))),
+            "upper": float(np.abs(np.triu(with_kernel, 1)).max())})
+"""
+
+
+def test_smollm2_causal_attention_same_bits_with_the_elementwise_kernels(pyodide):
+    """SmolLM2 (SiLU MLP, causal softmax over 9 heads) at 45 tokens: layer 3's attention with the elementwise
+    kernels is the numpy code's, bit for bit, and the masked cells are exactly 0."""
+    ids = [504, 2644, 2643, 335, 260, 1171, 975, 357, 436] * 5  # "The cat sat on the mat because it was" x 5
+    got = json.loads(pyodide.run(_SMOLLM2_WITH_AND_WITHOUT % (ids,)))
+    assert got["shape"] == [9, 45, 45] and got["dtype"] == "float32"
+    assert got["used"] >= 3 + 4  # a SiLU per block below layer 3, a softmax per layer up to it (9*45*45 >= SMALL)
+    assert got["same"] and got["upper"] == 0.0

@@ -1,12 +1,13 @@
-"""The page with the compute worker (issue 12, phase 2): web/index.html in the Pyodide 0.17.1 harness with the
-worker switched on (``window.mhsaComputeDefault = "auto"`` before web/coi.js runs, as ``data-compute="auto"``
-on its tag would). The worker fetches, computes and draws; the page only presents its frames.
+"""The page with the compute worker (issue 12): web/index.html in the Pyodide 0.17.1 harness as shipped
+(``data-compute="auto"`` on web/coi.js's tag: the worker is the default). The worker fetches, computes and draws
+straight into the page's canvas (handed to it with ``transferControlToOffscreen``); the page presents no pixels.
 
 Checked: the page boots through the worker and shows the same heatmap as the main-thread page; across a
 512-token scenario (every tab, every control) the main thread has no task over the long-task bound
 (PerformanceObserver "longtask"); typing during a long every-layer computation supersedes it (the final view
 equals a fresh page at the final URL, nothing older is drawn after the last change); a failing worker falls
-back to the main-thread loop; a failed file gives the error frame with Retry.
+back to the main-thread loop (its script missing, or no ``Worker`` at all) and the page still works (heatmap
+pixels, an edit); the page works with service workers blocked; a failed file gives the error frame with Retry.
 """
 
 from __future__ import annotations
@@ -15,20 +16,20 @@ import json
 import time
 
 import pytest
-from helpers import wait_js
+from helpers import SHOWN, canvas_colour_count, wait_js
 
 pytestmark = pytest.mark.browser
 
-WORKER_ON = "window.mhsaComputeDefault = 'auto';"
-# The goal is 50 ms. What is left on the main thread is presenting a frame: decoding its message (hit regions),
-# the chips, the hotspots, and one drawImage of the worker's bitmap (the Lines view at 512 tokens is 910 x 7,326
-# px). bench/run_benchmark.py measured 51-59 ms at worst on a quiet machine (every tab and control, MiniLM and
-# SmolLM2, 128 and 512 tokens; the main-thread loop: 3,043 ms); here, with other tests sharing the 2 cores,
-# up to 188 ms was seen on the Lines tab, and 373 ms in a fresh-clone CI run (presenting its very tall bitmap).
-# The steps whose computation blocked the main-thread loop for 0.8-3 s at 512 tokens (typing, layer, causal,
-# the all-layer tabs) must stay under LONG_TASK_BOUND_MS; presenting any frame under PRESENT_BOUND_MS.
-LONG_TASK_BOUND_MS = 250
-PRESENT_BOUND_MS = 800
+WORKER_ON = ""                                            # the default page: web/coi.js starts the worker
+# The goal is 50 ms. What is left on the main thread is presenting a frame: decoding its message (hit regions,
+# chips, report) and then, in a task of its own, the controls, the chips, the hotspots and the canvas' CSS size:
+# no pixels, the worker draws into the page's canvas (handed to it with transferControlToOffscreen). Before
+# that, drawing the worker's bitmap of the Lines view at 512 tokens (910 x 7,326 px) took 188-373 ms here; now
+# the longest task of this scenario measured 51-70 ms with other tests sharing the 2 cores (0 on most steps),
+# and presenting the Lines view at 512 tokens 30 ms plus 50 ms of decoding in another task. The bounds keep
+# about twice that as margin for the shared machines (the benchmark reports the real figures).
+LONG_TASK_BOUND_MS = 150      # the steps whose computation blocked the main-thread loop for 0.8-3 s at 512 tokens
+PRESENT_BOUND_MS = 150        # any step
 COMPUTE_STEPS = ("typing", "layer", "causal", "tab:model", "tab:rollout", "tab:stats")
 LONG_TASKS = """() => {
     window.__long = [];
@@ -54,8 +55,9 @@ def report(page):
 
 def open_worker_app(new_page, server, query: str = "", init: str = WORKER_ON, width: int = 1280,
                     service_workers: str = "allow"):
-    page, guard = new_page("pyodide", width=width, service_workers=service_workers)
-    page.add_init_script(init)
+    page, guard = new_page("pyodide", width=width, service_workers=service_workers, compute="auto")
+    if init:
+        page.add_init_script(init)
     page.goto(server.url("/web/index.html" + query))
     wait_ready(page, guard)
     return page, guard
@@ -84,15 +86,19 @@ def test_page_boots_through_the_worker(wpage, open_app):
     assert r["compute"]["fallback"] == "" and r["compute"]["worker"]["numpy"].startswith("1.17"), r["compute"]
     assert r["frame"] == "view" and r["model"] == "minilm-l6" and r["n"] == 13
     assert r["stats"]["context"] >= 1 and r["images"] >= 1          # the worker session's counters
-    ref_page, _ = open_app()
+    ref_page, _ = open_app(compute="main")                       # the main-thread loop, for reference
+    assert ref_page.evaluate("() => window.mhsaApp.uses_worker()") is False
     ref = report(ref_page)
     ref_page.close()
     assert r["tokens"] == ref["tokens"] and r["query"] == ref["query"]
     a, b = r["heatmap"]["matrix"], ref["heatmap"]["matrix"]
     assert max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)) < 1e-5
-    # the canvas got the worker's drawing (not blank)
-    ink = page.evaluate("""() => { const c = document.getElementById('view');
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+    # the worker drew into the page's own canvas (handed to it: no context here), not blank
+    assert r["compute"]["worker"]["direct"] is True and page.evaluate("() => window.mhsaCompute.transferred")
+    assert "InvalidStateError" in page.evaluate("""() => { try { document.getElementById('view').getContext('2d');
+        return 'context'; } catch (e) { return e.name; } }""")
+    ink = page.evaluate("""async () => { const c = document.getElementById('view');
+        const d = (await (""" + SHOWN + """)(c)).getImageData(0, 0, c.width, c.height).data; let n = 0;
         for (let i = 0; i < d.length; i += 4) if (d[i] < 200) n++; return n / (d.length / 4); }""")
     assert ink > 0.02, ink
 
@@ -171,7 +177,7 @@ def test_typing_supersedes_a_long_all_layer_computation(wpage, open_app):
     late = [d for d in drawn if d[0] > t_change + 260 and d[2] == 512]
     assert not late, late
     assert r["compute"]["superseded"] >= 1, r["compute"]
-    ref_page, _ = open_app(query="?" + r["query"])
+    ref_page, _ = open_app(query="?" + r["query"], compute="main")
     wait_js(ref_page, "() => (JSON.parse(document.body.dataset.report).layers_ready || []).length === 6",
             timeout=60_000)
     ref = report(ref_page)
@@ -183,9 +189,21 @@ def test_typing_supersedes_a_long_all_layer_computation(wpage, open_app):
         assert max(abs(x - y) for ra, rb in zip(a["matrix"], b["matrix"]) for x, y in zip(ra, rb)) < 1e-5
 
 
+def _still_works(page):
+    """The page shows the heatmap (pixels on the canvas) and recomputes after an edit (main-thread loop)."""
+    r = report(page)
+    assert r["frame"] == "view" and r["n"] == 13, r
+    assert canvas_colour_count(page) > 20                    # a real heatmap, not a blank canvas
+    draws = r["draws"]
+    page.fill("#text", "The dog ran.")
+    wait_js(page, "(n) => JSON.parse(document.body.dataset.report).draws > n", draws, timeout=60_000)
+    r = report(page)
+    assert r["tokens"] == ["[CLS]", "the", "dog", "ran", ".", "[SEP]"] and r["frame"] == "view", r
+    assert canvas_colour_count(page) > 20
+
+
 def test_worker_that_cannot_start_falls_back_to_the_main_thread(new_page, server):
     page, guard = new_page("pyodide")
-    page.add_init_script(WORKER_ON)
     page.context.route("**/web/compute-worker.js", lambda r: r.fulfill(status=404, body="missing"))
     t0 = time.time()
     page.goto(server.url("/web/index.html"))
@@ -196,7 +214,56 @@ def test_worker_that_cannot_start_falls_back_to_the_main_thread(new_page, server
     assert page.evaluate("() => window.mhsaApp.uses_worker()") is False
     why = page.evaluate("() => String(window.mhsaApp.remote.get('fallback'))")
     assert "could not start" in why, why           # the failed script, not the boot timeout
+    # the canvas had been handed to the worker at page open: a fresh one took its place, drawn here
+    assert page.evaluate("() => window.mhsaCompute.transferred") is False
+    assert page.evaluate("() => !!document.getElementById('view').getContext('2d')")
+    assert page.evaluate("() => document.querySelectorAll('canvas#view').length") == 1
+    # the fresh canvas has the pointer: hovering the heatmap shows a cell's tooltip
+    box = page.locator("#view").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.4)
+    tip = wait_js(page, "() => !document.getElementById('tooltip').hidden && "
+                        "document.getElementById('tooltip').textContent", timeout=10_000)
+    assert "→" in tip, tip
+    _still_works(page)
     print("\nfallback page ready in %.1f s (%s)" % (time.time() - t0, why))
+
+
+def test_page_without_web_workers_runs_on_the_main_thread(new_page, server):
+    """No ``Worker`` at all (removed before the page's scripts run): the main-thread loop, same page."""
+    page, guard = new_page("pyodide")
+    page.add_init_script("delete window.Worker;")
+    page.goto(server.url("/web/index.html"))
+    wait_ready(page, guard)
+    assert page.evaluate("() => typeof Worker") == "undefined"
+    assert page.evaluate("() => window.mhsaCompute.worker === null && !window.mhsaCompute.transferred")
+    assert page.evaluate("() => window.mhsaApp.uses_worker()") is False
+    assert "compute" not in report(page)                # the main-thread App's report
+    _still_works(page)
+
+
+def test_page_works_with_service_workers_blocked(new_page, server):
+    """No service worker (blocked): not cross-origin isolated, and the compute worker still draws the page."""
+    page, guard = open_worker_app(new_page, server, service_workers="block")
+    settle(page)
+    r = report(page)
+    # Playwright's "block": the service worker registers but never controls the page (not isolated)
+    assert page.evaluate("() => [window.crossOriginIsolated, !!navigator.serviceWorker.controller]") == [False, False]
+    assert r["compute"]["fallback"] == "" and r["compute"]["worker"]["isolated"] is False, r["compute"]
+    assert r["compute"]["worker"]["direct"] is True
+    assert page.evaluate("() => window.mhsaApp.uses_worker()") is True
+    assert canvas_colour_count(page) > 20
+    page.fill("#text", "The dog ran.")
+    settle(page)
+    r = report(page)
+    assert r["tokens"] == ["[CLS]", "the", "dog", "ran", ".", "[SEP]"] and r["frame"] == "view", r
+    assert canvas_colour_count(page) > 20
+    page.goto(server.url("/web/index.html?" + r["query"]))    # the next load: not isolated, still the worker
+    wait_ready(page, guard)
+    settle(page)
+    assert page.evaluate("() => [window.crossOriginIsolated, window.mhsaApp.uses_worker()]") == [False, True], (
+        report(page).get("compute"), guard.console[-12:])
+    assert report(page)["tokens"] == ["[CLS]", "the", "dog", "ran", ".", "[SEP]"]
+    assert canvas_colour_count(page) > 20
 
 
 def test_a_failed_file_in_the_worker_is_an_error_frame_with_retry(new_page, server):

@@ -99,8 +99,9 @@ def test_boots_to_ready_with_no_error_and_no_offhost_request(app):
     assert page.errors() == [], page.errors()
     page.assert_local()
     assert page.boot_seconds < 120, page.boot_seconds
-    print("%s booted in %.1f s (attempt %d, %d lost polls)" % (page.engine, page.boot_seconds, page.boot_attempts,
-                                                               page.lost_polls))
+    mode = page.evaluate("() => [window.mhsaApp.uses_worker(), !!(window.mhsaCompute && window.mhsaCompute.transferred)]")
+    print("%s booted in %.1f s (attempt %d, %d lost polls); compute worker %s, canvas handed to it %s"
+          % (page.engine, page.boot_seconds, page.boot_attempts, page.lost_polls, mode[0], mode[1]))
 
 
 @engines
@@ -185,17 +186,27 @@ from pyapp.core import numerics
 backend = numerics.matmul_backend()
 shell = [m for name, m in sorted(sys.modules.items())
          if name.startswith("pyapp.browser.") and m is not None and hasattr(m, "install") and hasattr(m, "problem")]
-json.dumps({"kernel": type(backend).__name__ if backend is not None else None,
-            "calls": int(getattr(backend, "calls", 0)), "failures": int(getattr(backend, "failures", 0)),
-            "problem": [str(m.problem) for m in shell]})
+_kernel = {"kernel": type(backend).__name__ if backend is not None else None,
+           "calls": int(getattr(backend, "calls", 0)), "failures": int(getattr(backend, "failures", 0)),
+           "problem": [str(m.problem) for m in shell]}
 """
+
+
+def _kernel_state(page):
+    """The kernel where the page computes: in the compute worker (the default page; web/coi.js's
+    mhsaCompute.call runs Python there), or on the main thread when the page fell back to it."""
+    if page.evaluate("() => window.mhsaApp.uses_worker()"):
+        return page.evaluate("(src) => window.mhsaCompute.call('python', {source: src, expr: '_kernel'})"
+                             ".then((r) => r.value)", _KERNEL_PY)
+    return json.loads(page.evaluate("(src) => pyodide.runPython(src + '\\nimport json\\njson.dumps(_kernel)')",
+                                    _KERNEL_PY))
 
 
 @engines
 def test_simd_kernel_runs_or_the_fallback_is_reported(app):
     page = app
     simd = page.evaluate(_SIMD_JS)
-    got = json.loads(page.evaluate("(src) => pyodide.runPython(src)", _KERNEL_PY))
+    got = _kernel_state(page)
     if simd:
         assert got["kernel"] == "WasmGemm", "%s runs WebAssembly SIMD but the app kept numpy: %s" % (
             page.engine, got["problem"])
