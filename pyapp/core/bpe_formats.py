@@ -20,7 +20,7 @@ from array import array
 from itertools import accumulate
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .tokenizer import AddedToken, TokenizerError, _template_from_json
+from .tokenizer import AddedToken, TokenizerError, _template_from_json, json_object
 
 COMPACT_MAGIC = b"MHSABPE1"
 COMPACT_FORMAT = "mhsa-bpe/1"
@@ -60,7 +60,7 @@ UNSPELL = {ord(c): b for c, b in CHAR_TO_BYTE.items()}
 
 def read_json(data: Any) -> Args:
     """An HF ``tokenizer.json`` (BPE model, ByteLevel pre-tokenizer): str, bytes or dict."""
-    data = _json_object(data, "tokenizer.json")
+    data = json_object(data, "tokenizer.json")
     model = data.get("model") or {}
     if model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
         raise TokenizerError("tokenizer.json: only a BPE model with a vocab is supported, got %r"
@@ -100,7 +100,7 @@ def read_gpt2(encoder_json: Any, vocab_bpe: Any, special_tokens: Sequence[str] =
     """GPT-2's ``encoder.json`` (token -> id) and ``vocab.bpe`` (one merge a line), with the
     pre-tokenizer and decoder of GPT-2's tokenizer.json; ``special_tokens`` found in the vocabulary
     become special added tokens (GPT-2 declares ``<|endoftext|>``)."""
-    vocab_dict = _json_object(encoder_json, "encoder.json")
+    vocab_dict = json_object(encoder_json, "encoder.json")
     if isinstance(vocab_bpe, (bytes, bytearray)):
         vocab_bpe = bytes(vocab_bpe).decode("utf-8")
     tokens = _tokens_by_id(vocab_dict)
@@ -212,19 +212,6 @@ def _from_le(typecode: str, data: bytes, pos: int, count: int) -> array:
     if sys.byteorder != "little":
         values.byteswap()
     return values
-
-
-def _json_object(data: Any, what: str) -> Dict[str, Any]:
-    if isinstance(data, (bytes, bytearray)):
-        data = bytes(data).decode("utf-8")
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except ValueError as e:
-            raise TokenizerError("%s is not valid JSON: %s" % (what, e)) from None
-    if not isinstance(data, dict):
-        raise TokenizerError("%s must hold a JSON object" % what)
-    return data
 
 
 def _kind(spec: Any) -> Any:

@@ -173,15 +173,7 @@ class WordPieceTokenizer(TemplateTokenizer):
     @classmethod
     def from_json(cls, data: Any) -> "WordPieceTokenizer":
         """From an HF ``tokenizer.json``: its text (str or bytes) or the parsed dict."""
-        if isinstance(data, (bytes, bytearray)):
-            data = bytes(data).decode("utf-8")
-        if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except ValueError as e:
-                raise TokenizerError("tokenizer.json is not valid JSON: %s" % e) from None
-        if not isinstance(data, dict):
-            raise TokenizerError("tokenizer.json must hold a JSON object")
+        data = json_object(data, "tokenizer.json")
         model = data.get("model") or {}
         if model.get("type", "WordPiece") != "WordPiece" or not isinstance(model.get("vocab"), dict):
             raise TokenizerError("tokenizer.json: only a WordPiece model with a vocab is supported, got %r"
@@ -369,3 +361,17 @@ def _template_from_json(spec: Any) -> Tuple[List[Any], List[Any]]:
             raise TokenizerError("tokenizer.json: the single template has no sequence")
         return prefix, suffix
     raise TokenizerError("tokenizer.json: unsupported post_processor %r" % kind)
+
+
+def json_object(data: Any, what: str) -> Dict[str, Any]:
+    """A JSON object given as text (str or bytes) or already parsed; TokenizerError if it is not one."""
+    if isinstance(data, (bytes, bytearray)):
+        data = bytes(data).decode("utf-8")
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError as e:
+            raise TokenizerError("%s is not valid JSON: %s" % (what, e)) from None
+    if not isinstance(data, dict):
+        raise TokenizerError("%s must hold a JSON object" % what)
+    return data
