@@ -5,7 +5,7 @@
 //    file://) nothing happens: the app runs single-threaded. window.mhsaCoi says what happened.
 // 2. with data-compute="auto" (web/compute-worker.js) or ="<worker script>", starts the compute worker at once (Pyodide + numpy + pyapp boot in
 //    it while PyScript boots the page), as window.mhsaCompute = {worker, seen, shared}; pyapp's
-//    browser/worker_client.py adopts it. The worker loads the Pyodide of window.mhsaWorkerRuntime.indexURL
+//    browser/worker_client.py adopts it. Not on JavaScriptCore (WebKit), unless forced: see javascriptCore(). The worker loads the Pyodide of window.mhsaWorkerRuntime.indexURL
 //    (set by the test harness) or PyScript's pinned one from jsDelivr.
 (function () {
   "use strict";
@@ -93,9 +93,15 @@
 
   // the switch: the tag's data-compute ("auto": the default page), overridden by window.mhsaComputeDefault set
   // before this script (tests, benchmark): "main" (or "off") keeps every computation on the main thread.
+  // On JavaScriptCore (Safari, every iOS browser, WebKitGTK) the default is the main thread: with a second Pyodide
+  // runtime in a worker, WebKitGTK 2.50.6 killed the page (SIGSEGV in its WebAssembly interpreter, IPInt) or
+  // trapped a runtime ("Unreachable code should not be executed") in 2 of 7 boots; starting the worker only once
+  // the page's Python was up still crashed 2 of 5 sessions (boot, every tab in a frame, a shared link). Never
+  // with one runtime (12 of 12 boots), nor with that interpreter off (JSC_useWasmIPInt=false, 12 of 12). window.mhsaComputeDefault = "auto" still asks for it.
   var forced = window.mhsaComputeDefault;
-  var compute = (typeof forced === "string" && forced) ? forced : (opts.compute || "");
+  var compute = (typeof forced === "string" && forced) ? forced : (javascriptCore() ? "" : (opts.compute || ""));
   if (compute === "main" || compute === "off") compute = "";
+  status.compute = compute ? "worker" : "main";
 
   // The page's canvas handed to the worker (transferControlToOffscreen): the worker draws straight into it and
   // the main thread presents no pixels (it keeps the CSS size and the hit regions). Only where the browser
@@ -139,7 +145,8 @@
       var state = window.mhsaCompute = {worker: worker, seen: seen, shared: shared, started: performance.now()};
       // state.call(name, args): a "call" to the worker from JavaScript (tests, debugging: e.g. "stats", or
       // "python" {source, expr} to instrument and read the worker's own Python, where the page's computations
-      // run); a Promise of its JSON answer. Negative ids: never the page's Python's (worker_client.py).
+      // run; only when the page set window.mhsaDebug = true); a Promise of its JSON answer. Negative ids: never
+      // the page's Python's (worker_client.py).
       var calls = {};
       var lastCall = 0;
       state.call = function (name, args) {
@@ -173,8 +180,10 @@
         state.error = String((e && e.message) || "the compute worker's script failed to load");
       });
       var hint = window.mhsaWorkerRuntime;
+      // options.debug: the worker runs state.call("python", ...) only for a page that set window.mhsaDebug
       worker.postMessage({type: "boot", indexURL: (hint && hint.indexURL) || PYODIDE, proxyFetch: true,
-                          config: new URL(opts.config || "./pyscript.toml", base).href, interrupt: shared});
+                          config: new URL(opts.config || "./pyscript.toml", base).href, interrupt: shared,
+                          options: {debug: window.mhsaDebug === true}});
       handCanvas(worker, state);
       if (state.transferred) {
         // The first view at once, before the page's Python is up: the worker computes the URL's state at the
@@ -188,6 +197,13 @@
     // after the deferred / module scripts ran (the test harness's bootstrap sets window.mhsaWorkerRuntime)
     if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
     else start();
+  }
+
+  // WebKit's engine, by its user agent (no feature tells an engine's crash): "AppleWebKit/" without Chromium's
+  // "Chrome/" (Chrome on iOS says "CriOS/" and runs JavaScriptCore too).
+  function javascriptCore() {
+    var ua = navigator.userAgent || "";
+    return /AppleWebKit\//.test(ua) && !/(Chrome|Chromium|HeadlessChrome)\//.test(ua);
   }
 
   // 3. the canvas' keyboard hotspots in one call from Python (pyapp/browser/stage.py): one transparent <button>

@@ -217,7 +217,7 @@ class RemoteApp(App):
         try:
             info = await asyncio.wait_for(self.client.ready(), READY_TIMEOUT_S)
             self.remote["worker"] = {k: info.get(k) for k in ("python", "numpy", "simd", "isolated", "shared",
-                                                              "offscreen", "direct")}
+                                                              "offscreen", "direct", "debug")}
             self.direct = bool(info.get("direct")) and transferred()
             if transferred() and not self.direct:      # handed over, but no 2d context there: bitmaps
                 self._fresh_canvas()

@@ -180,6 +180,8 @@ class WorkerClient:
             msg.indexURL = index_url or runtime_index_url()
             msg.config = str(js.URL.new(config, js.location.href).href)
             msg.interrupt = self.shared
+            msg.options = js.Object.new()
+            msg.options.debug = getattr(js, "mhsaDebug", None) is True    # the worker's "python" call
             worker.postMessage(msg)
         self._latest_view = js.Int32Array.new(self.shared) if self.shared is not None else None
 

@@ -20,7 +20,8 @@ The shell of the worker, as ``pyapp.browser.app`` is the page's: JavaScript is r
   loading frame waits ``PLACEHOLDER_AFTER_S`` as on the page, and a superseded request draws nothing.
 * ``{type: "call", id, name, state?}``: "ping", "stats", "models", "csv", "trace_json", "draw" (a frame the
   page made, into its canvas), "png" (the canvas as PNG bytes), "python" (tests and debugging: run Python
-  here, e.g. count the encoder's work where it happens; see ``_call``). Negative ids come from JavaScript
+  here, e.g. count the encoder's work where it happens; see ``_call``; refused unless the page set
+  ``window.mhsaDebug = true`` before web/coi.js, as the test harness does). Negative ids come from JavaScript
   (web/coi.js's ``mhsaCompute.call``).
 """
 
@@ -120,8 +121,10 @@ def page_canvas() -> Optional[OffscreenTarget]:
 
 
 class WorkerHost:
-    def __init__(self, session: Session, interrupt=None, direct: Optional[OffscreenTarget] = None):
+    def __init__(self, session: Session, interrupt=None, direct: Optional[OffscreenTarget] = None,
+                 debug: bool = False):
         self.session = session
+        self.debug = debug              # the "python" call is allowed (the page's window.mhsaDebug)
         self.direct = direct            # the page's own canvas (transferred): frames are drawn straight into it
         self.drawn = 0                  # frames drawn into it (a late loading frame checks nothing came since)
         self.started = 0.0              # when the running request arrived (the loading placeholder's delay)
@@ -273,6 +276,8 @@ class WorkerHost:
                 u8 = js.Uint8Array.new(await blob.arrayBuffer())
                 out = {"png": _to_numpy(u8, self.module)}
             elif name == "python" and isinstance(state, dict):
+                if not self.debug:
+                    raise PermissionError("the python call is off (set window.mhsaDebug = true before web/coi.js)")
                 # tests and debugging: run Python in THIS worker (where the page's computations happen), e.g.
                 # instrument the encoder and read its counters; ``expr``'s value is returned (plain data)
                 space = _debug_namespace
@@ -382,12 +387,13 @@ def start(interrupt=None, options=None) -> str:
     except (OSError, CatalogueError) as e:
         catalogue, problem = None, str(e)
     direct = page_canvas()
-    _host = WorkerHost(Session(catalogue), interrupt, direct)
+    debug = options is not None and getattr(options, "debug", None) is True
+    _host = WorkerHost(Session(catalogue), interrupt, direct, debug=debug)
     return json.dumps({
         "python": sys.version.split()[0], "numpy": np.__version__, "simd": gemm is not None,
         "simd_problem": wasm_gemm.problem, "catalogue_problem": problem, "gemm_threads_problem": gemm_threads.problem,
         "isolated": bool(getattr(js, "crossOriginIsolated", False)), "shared": interrupt is not None,
-        "offscreen": WorkerHost.can_draw(), "direct": direct is not None, "start_ms": (time.time() - t0) * 1000.0,
+        "offscreen": WorkerHost.can_draw(), "direct": direct is not None, "debug": debug, "start_ms": (time.time() - t0) * 1000.0,
     })
 
 

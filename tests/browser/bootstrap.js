@@ -8,6 +8,9 @@ const INDEX_URL = new URL("/node_modules/@pyodide/pyodide/dist/", location.href)
 // The compute worker (web/compute-worker.js, started by web/coi.js or pyapp/browser/worker_client.py) boots
 // the same Pyodide 0.17.1 as this page instead of PyScript's CDN one.
 globalThis.mhsaWorkerRuntime = {indexURL: INDEX_URL, version: "0.17.1", type: "classic"};
+// Tests read the worker's own Python (web/coi.js's mhsaCompute.call("python")), which the worker runs only for a
+// page that says mhsaDebug; a test that sets it false first sees the production refusal.
+if (globalThis.mhsaDebug === undefined) globalThis.mhsaDebug = true;
 
 function progress(detail) {
   dispatchEvent(new CustomEvent("py:progress", {detail}));

@@ -2,7 +2,7 @@
 
 Served on its own (not the repository) under a sub-path like a GitHub Pages project site, opened at its
 root ``index.html`` like a visitor would, it must
-redirect to the page, boot ``pyapp`` in Pyodide 0.17.1 (the harness's bootstrap stands in for the PyScript
+redirect to the page, boot ``pyapp`` in Pyodide 0.17.1 (its compute worker too, which draws the heatmap) (the harness's bootstrap stands in for the PyScript
 CDN; Pyodide itself comes from node_modules, which the site does not contain) and reach the ready state,
 with no request answered 4xx/5xx and none leaving 127.0.0.1.
 """
@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import report
+from helpers import canvas_colour_count, report
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,6 +71,10 @@ def test_assembled_site_boots_the_app_from_its_root(browser, tmp_path):
         state = report(page)
         assert (state["tab"], state["layer"], state["tokens"]) == (
             "heads", 2, ["[CLS]", "shared", "link", "text", "[SEP]"])
+        # the site's compute worker (web/compute-worker.js under the sub-path) computed and drew it
+        assert page.evaluate("() => window.mhsaApp.uses_worker()") is True, state.get("compute")
+        assert state["compute"]["fallback"] == "", state["compute"]
+        assert canvas_colour_count(page) > 20
 
         guard.check()
         assert not failed, failed

@@ -228,6 +228,21 @@ def test_worker_that_cannot_start_falls_back_to_the_main_thread(new_page, server
     print("\nfallback page ready in %.1f s (%s)" % (time.time() - t0, why))
 
 
+def test_python_call_needs_the_debug_flag(new_page, server):
+    """The worker runs Python sent from JavaScript (mhsaCompute.call("python"): the tests' instrument) only for a
+    page that set window.mhsaDebug = true; the deployed page does not, and every other call still answers."""
+    page, guard = open_worker_app(new_page, server, init="window.mhsaDebug = false;")
+    call = """(name) => window.mhsaCompute.call(name, {source: "x = 6 * 7", expr: "x"})
+        .then((r) => ["ok", r], (e) => ["refused", String(e.message)])"""
+    got = page.evaluate(call, "python")
+    assert got[0] == "refused" and "mhsaDebug" in got[1], got
+    assert page.evaluate(call, "ping") == ["ok", {"pong": True}]
+    assert report(page)["compute"]["worker"]["debug"] is False
+    page, guard = open_worker_app(new_page, server)             # the test harness's pages: on
+    assert page.evaluate(call, "python") == ["ok", {"value": 42}]
+    assert report(page)["compute"]["worker"]["debug"] is True
+
+
 def test_page_without_web_workers_runs_on_the_main_thread(new_page, server):
     """No ``Worker`` at all (removed before the page's scripts run): the main-thread loop, same page."""
     page, guard = new_page("pyodide")

@@ -73,6 +73,11 @@ MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 BOOT_TIMEOUT_MS = 240_000                            # slower than Chromium, and 2 shared cores
 BOOT_ATTEMPTS = 2                                    # a WebKit session sometimes dies while booting: one retry
+# WebKitGTK 2.50.6's JavaScriptCore sometimes kills the page while Pyodide 0.17.1 boots: "session deleted because
+# of page crash or hang", a SIGSEGV in its WebAssembly interpreter (IPInt; core dump), also at the commit before
+# the compute worker (1 of 6 sessions) and with our SIMD kernel off, never with JSC_useWasmIPInt=false or
+# JSC_useWasmSIMD=false (12 of 12 boots each). A navigation that hits it is made once more in a new session.
+PAGE_CRASHES: Dict[str, List[str]] = {}
 BOOT_TIMES: Dict[str, List[float]] = {}              # engine -> seconds from the test page to "ready", each boot
 
 
@@ -306,10 +311,13 @@ def _start_driver(engine: str, display: Optional[str]):
 class EnginePage:
     """A Selenium session with the small part of Playwright's Page that tests/browser/helpers.py uses."""
 
-    def __init__(self, engine: str, driver, server: EngineServer):
+    def __init__(self, engine: str, driver, server: EngineServer, display: Optional[str] = None,
+                 size: Tuple[int, int] = (1280, 800)):
         self.engine = engine
         self.driver = driver
         self.server = server
+        self.display = display
+        self.size = size
         self.guard = Guard()
         self.boot_seconds = 0.0
         self.boot_attempts = 1
@@ -413,10 +421,12 @@ class EnginePage:
         (media queries, innerWidth, the scrolling element are the frame's). ``unframe()`` switches back."""
         from selenium.webdriver.common.by import By
 
-        self.goto(self.server.url(FRAME_PAGE + "?" + urlencode({"w": width, "h": height, "q": query})))
-        self.driver.switch_to.frame(self.driver.find_element(By.ID, "frame"))
-        self._wait_ready(time.monotonic())
-        return self
+        def framed():
+            self.goto(self.server.url(FRAME_PAGE + "?" + urlencode({"w": width, "h": height, "q": query})))
+            self.driver.switch_to.frame(self.driver.find_element(By.ID, "frame"))
+            self._wait_ready(time.monotonic())
+            return self
+        return self._recovering("the phone frame", framed)
 
     def unframe(self):
         self.driver.switch_to.default_content()
@@ -489,8 +499,27 @@ class EnginePage:
                 self.wait_for_timeout(200)
 
     def reopen(self, query: str = ""):
-        """The test page again in this session (e.g. a shared link); not retried."""
-        return self.boot(query)
+        """The test page again in this session (e.g. a shared link)."""
+        return self._recovering("the page " + (query[:40] or "(no query)"), lambda: self.boot(query))
+
+    def _recovering(self, what: str, navigate):
+        """navigate(); if WebKit's engine crashed the page meanwhile (PAGE_CRASHES), once more in a new session
+        of the same viewport size. Anything else, or a second crash, fails the test."""
+        from selenium.common.exceptions import InvalidSessionIdException
+
+        try:
+            return navigate()
+        except InvalidSessionIdException as e:
+            if self.engine != "webkit" or "page crash" not in str(e):
+                raise
+            PAGE_CRASHES.setdefault(self.engine, []).append(what)
+            print("%s: the page crashed opening %s (JavaScriptCore); a new session" % (self.engine, what))
+        self.close()
+        self.driver = _start_driver(self.engine, self.display)
+        self.guard = Guard()
+        self.goto("about:blank")
+        self.set_viewport(*self.size)
+        return navigate()
 
     def close(self):
         try:
@@ -507,7 +536,7 @@ def open_engine_app(engine: str, server: EngineServer, display: Optional[str], q
     for attempt in range(BOOT_ATTEMPTS):
         page = None
         try:
-            page = EnginePage(engine, _start_driver(engine, display), server)
+            page = EnginePage(engine, _start_driver(engine, display), server, display, (width, height))
             page.goto("about:blank")
             page.set_viewport(width, height)
             page.boot(query)
@@ -548,6 +577,9 @@ def app(engine_app):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if PAGE_CRASHES:
+        terminalreporter.write_line("page crashes recovered in a new session: " + "; ".join(
+            "%s %d (%s)" % (engine, len(what), ", ".join(what)) for engine, what in sorted(PAGE_CRASHES.items())))
     if BOOT_TIMES:
         terminalreporter.write_line("engine boot times, test page to ready: " + "; ".join(
             "%s %s" % (engine, ", ".join("%.1f s" % t for t in times)) for engine, times in sorted(BOOT_TIMES.items())))
