@@ -7,6 +7,8 @@
 //                   {type: "canvas", canvas: OffscreenCanvas}   the page's canvas, transferred (optional)
 //                   {type: "compute", id, ...}   {type: "call", id, ...}   forwarded to Python (entry.receive)
 //   worker -> page  {type: "boot-progress", stage}  {type: "ready", info}  {type: "boot-error", message}
+//                   {type: "lost", message}   Python can no longer take messages (see deliver): the page stops
+//                   using this worker and computes on its main thread
 //                   {type: "progress" | "partial" | "result" | "superseded" | "error", id, json, buffers, bitmap}
 // Python files: the [files] table of the page's pyscript.toml (the same files PyScript writes on the main
 // thread), fetched relative to that file and written into the worker's own file system.
@@ -127,7 +129,21 @@ async function boot(msg) {
   post({type: "ready", info: parsed});
   var queued = pending;
   pending = [];
-  for (var k = 0; k < queued.length; k++) receive(queued[k]);
+  for (var k = 0; k < queued.length; k++) deliver(queued[k]);
+}
+
+// One message to Python. entry.receive only queues it (a failing request becomes an error frame in Python), so
+// a throw here means the runtime itself is gone (a Pyodide fatal error makes every later call throw): say so,
+// once, and the page falls back to its main-thread loop instead of waiting for answers that never come.
+var lost = false;
+function deliver(msg) {
+  if (lost) return;
+  try {
+    receive(msg);
+  } catch (err) {
+    lost = true;
+    post({type: "lost", message: String(err && err.message || err)});
+  }
 }
 
 // Model files through the page (web/coi.js's proxy, when the boot message says proxyFetch): a Response whose
@@ -194,5 +210,5 @@ self.onmessage = function (e) {
     return;
   }
   if (!receive) { pending.push(msg); return; }
-  receive(msg);
+  deliver(msg);
 };

@@ -34,7 +34,7 @@ from .compat import emscripten_module, js, to_js
 from .dom import el, size_label
 from .export import Exporter
 from .loader import timeout_seconds
-from .worker_client import Shown, WorkerClient, WorkerError, css_size
+from .worker_client import Shown, WorkerClient, WorkerError, WorkerLost, css_size
 from .worker_client import present as present_bitmap
 
 READY_TIMEOUT_S = 120.0       # the worker's boot (Pyodide + numpy + pyapp), alongside the page's own
@@ -222,17 +222,24 @@ class RemoteApp(App):
             if transferred() and not self.direct:      # handed over, but no 2d context there: bitmaps
                 self._fresh_canvas()
         except (WorkerError, asyncio.TimeoutError) as e:
-            print("compute worker unavailable, computing on the main thread: %s" % (e or "no answer"))
-            self.remote["fallback"] = str(e) or "timeout"
-            try:
-                self.client.close()
-            except Exception:  # noqa: BLE001 - it may never have started
-                pass
-            self.client = None
-            if transferred():
-                self._fresh_canvas()
+            self._fall_back(str(e) or "timeout")
         self._booted = True
         return self.client is not None
+
+    def _fall_back(self, why: str):
+        """No worker from now on (it could not start, or it was lost): the main-thread loop, on a fresh canvas
+        if the worker had the page's."""
+        print("compute worker unavailable, computing on the main thread: %s" % why)
+        self.remote["fallback"] = why
+        try:
+            self.client.close()
+        except Exception:  # noqa: BLE001 - it may never have started
+            pass
+        self.client = None
+        self.direct = False
+        self.progress.finish()                 # the worker's bar, if it showed one; the loop below has its own
+        if transferred():
+            self._fresh_canvas()
 
     async def _remote_pass(self):
         self._scheduled = False
@@ -257,6 +264,10 @@ class RemoteApp(App):
                 self.state, self.stage.width(), self.stage.dpr(), view=view, retry=retry,
                 on_progress=lambda p: self._on_worker_progress(me, started, p),
                 on_partial=lambda s: self._show(me, started, s))
+        except WorkerLost as e:               # it stopped answering after start-up: compute here from now on
+            self._fall_back("lost: %s" % e)
+            self.stage.painter = None
+            return App.schedule(self)
         except WorkerError as e:              # a bug in the worker: show it for this state, keep the page
             traceback.print_exc()
             if me == self._pass_no:

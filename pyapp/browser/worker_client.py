@@ -37,10 +37,16 @@ from .compat import create_proxy, emscripten_module, js
 WORKER_SCRIPT = "./compute-worker.js"        # relative to web/index.html
 CONFIG = "./pyscript.toml"                   # the page's PyScript config: the worker reads the same [files]
 PYODIDE_CDN = "https://cdn.jsdelivr.net/pyodide/v%s/full/"
+PROBE_TIMEOUT_S = 20.0                       # a worker that threw must answer a ping within this, or it is lost
 
 
 class WorkerError(Exception):
     """The worker could not start, or a request failed inside it (a bug: user errors are error frames)."""
+
+
+class WorkerLost(WorkerError):
+    """The worker had started, then stopped taking requests (its runtime failed, an uncaught error): every
+    pending and later request raises this."""
 
 
 @dataclass
@@ -150,6 +156,7 @@ class WorkerClient:
         self.info: Optional[Dict[str, Any]] = None
         self.boot_stages: Dict[str, float] = {}
         self.error = ""
+        self.lost: Optional[str] = None                      # why the worker stopped after start-up (WorkerLost)
         self.on_boot_progress: Optional[Callable[[str], None]] = None
         self._ready = asyncio.get_event_loop().create_future()
         self.shared = None
@@ -223,6 +230,8 @@ class WorkerClient:
         superseded this one. ``view``: page-only view state (hover_token, hover_side). ``on_progress(p)``:
         {"stage": "fetch" | "forward" | "layers", "done", "of", ...}; ``on_partial(shown)``: a loading frame,
         or the view before the last layers / files are in."""
+        if self.lost is not None:
+            raise WorkerLost(self.lost)
         rid = self._new_id()
         self.latest = rid
         for old, p in list(self.pending.items()):           # every earlier compute is superseded now
@@ -255,6 +264,8 @@ class WorkerClient:
         """A small request to the worker, answered at the running compute's next check: "ping", "stats",
         "models" ({"models": [ModelOption]}), "csv" / "trace_json" of an AppState ({"text": ...}: the page's
         CSV and trace-JSON exports). Raises WorkerError if it failed."""
+        if self.lost is not None:
+            raise WorkerLost(self.lost)
         rid = self._new_id()
         fut = asyncio.get_event_loop().create_future()
         self.pending[rid] = {"kind": "call", "future": fut, "progress": None, "partial": None}
@@ -273,6 +284,24 @@ class WorkerClient:
         self.error = str(getattr(event, "message", "") or "the worker script failed to load")
         if not self._ready.done():
             self._ready.set_exception(WorkerError("the compute worker could not start: " + self.error))
+        elif self.lost is None:
+            asyncio.ensure_future(self._probe(self.error))
+
+    async def _probe(self, why: str) -> None:
+        """An uncaught error in the worker after start-up (a Pyodide fatal error surfaces so, from a task of its
+        event loop): still there if it answers a ping (taken at its running request's next check), else lost."""
+        try:
+            await asyncio.wait_for(self.call("ping"), PROBE_TIMEOUT_S)
+        except (WorkerError, asyncio.TimeoutError):
+            self._lose(why)
+
+    def _lose(self, why: str) -> None:
+        """After start-up: the worker will not answer any more; fail what waits, and every later request."""
+        self.lost = why or "the compute worker stopped"
+        for p in self.pending.values():
+            if not p["future"].done():
+                p["future"].set_exception(WorkerLost(self.lost))
+        self.pending.clear()
 
     def _on_message(self, event) -> None:
         msg = getattr(event, "data", None) or event
@@ -288,6 +317,9 @@ class WorkerClient:
             self.info = json.loads(js.JSON.stringify(msg.info))
             if not self._ready.done():
                 self._ready.set_result(self.info)
+            return
+        if kind == "lost":
+            self._lose(str(msg.message))
             return
         if kind == "boot-error":
             self.error = str(msg.message)

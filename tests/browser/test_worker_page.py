@@ -243,6 +243,43 @@ def test_python_call_needs_the_debug_flag(new_page, server):
     assert report(page)["compute"]["worker"]["debug"] is True
 
 
+def test_worker_lost_after_start_up_falls_back_to_the_main_thread(new_page, server):
+    """The worker's Python stops taking messages after the page is up (as after a Pyodide fatal error, every
+    call into it throws): the next change is computed on the main thread, on a fresh canvas, instead of waiting
+    for an answer that never comes; later changes too."""
+    page, guard = open_worker_app(new_page, server)
+    settle(page)
+    assert page.evaluate("() => window.mhsaApp.uses_worker()") is True
+    # an uncaught error in the worker that leaves its Python working: the page asks (ping) and keeps the worker
+    page.evaluate("""() => window.mhsaCompute.call("python", {source:
+        "import js\\njs.setTimeout(js.Function.new('throw new Error(\\"a stray error\\")'), 0)"})""")
+    page.fill("#text", "A stray error.")
+    settle(page)
+    assert page.evaluate("() => window.mhsaApp.uses_worker()") is True
+    assert report(page)["tokens"] == ["[CLS]", "a", "stray", "error", ".", "[SEP]"]
+    assert "a stray error" in page.evaluate("() => String(window.mhsaApp.client.error)")   # seen, then pinged
+    broken = page.evaluate("""() => window.mhsaCompute.call("python", {source:
+        "import pyapp.worker.entry as e\\ne._host.receive = None", expr: "1"})""")
+    assert broken == {"value": 1}
+    page.fill("#text", "The dog ran.")
+    wait_js(page, "() => !window.mhsaApp.uses_worker()", timeout=30_000)
+    wait_js(page, "() => { const r = JSON.parse(document.body.dataset.report || '{}');"
+                  " return r.frame === 'view' && (r.tokens || []).includes('dog'); }", timeout=120_000)
+    r = report(page)
+    assert r["tokens"] == ["[CLS]", "the", "dog", "ran", ".", "[SEP]"], r
+    why = page.evaluate("() => String(window.mhsaApp.remote.get('fallback'))")
+    assert why.startswith("lost:") and "NoneType" in why, why
+    assert page.evaluate("() => window.mhsaCompute.transferred") is False      # a fresh canvas, drawn here
+    assert page.evaluate("() => document.querySelectorAll('canvas#view').length") == 1
+    assert canvas_colour_count(page) > 20
+    assert page.evaluate("document.getElementById('loading').hidden") is True
+    draws = report(page)["draws"]
+    page.fill("#text", "Cats sleep.")                         # the main-thread loop keeps going
+    wait_js(page, "(n) => JSON.parse(document.body.dataset.report).draws > n", draws, timeout=60_000)
+    assert report(page)["tokens"] == ["[CLS]", "cats", "sleep", ".", "[SEP]"]
+    assert canvas_colour_count(page) > 20
+
+
 def test_page_without_web_workers_runs_on_the_main_thread(new_page, server):
     """No ``Worker`` at all (removed before the page's scripts run): the main-thread loop, same page."""
     page, guard = new_page("pyodide")
