@@ -195,6 +195,16 @@ new MutationObserver(() => {
   const s = document.body && document.body.dataset.state;
   if (s && !window.__bench[s]) window.__bench[s] = performance.now();
 }).observe(document, {attributes: true, subtree: true, attributeFilter: ["data-state"]});
+// the compute worker's first view frame drawn into the page's canvas (its message has the canvas' CSS size):
+// the heatmap is on screen from then on, while the page's own Python may still be booting
+{ const W = window.Worker;
+  window.Worker = class extends W { constructor(url, opts) { super(url, opts);
+    if (String(url).indexOf("compute-worker") < 0) return;
+    this.addEventListener("message", (e) => {
+      const m = e.data || {};
+      if (window.__bench.drawn || !m.size || (m.type !== "result" && m.type !== "partial")) return;
+      if (String(m.json || "").indexOf('"kind":"view"') >= 0) window.__bench.drawn = performance.now();
+    }); } }; }
 """
 
 
@@ -319,7 +329,7 @@ def run_app(browser, srv, log, texts=None, warmup=3, reps=20):
     timeline = page.evaluate("window.__timeline")
     report = page.evaluate("JSON.parse(document.body.dataset.report || '{}')")
     state = page.evaluate("document.body.dataset.state")
-    out = {"state": state, "first_ms": marks.get("ready"), "bytes": sum(n for _, n in fetched),
+    out = {"state": state, "first_ms": marks.get("ready"), "drawn_ms": marks.get("drawn"), "bytes": sum(n for _, n in fetched),
            "model_bytes": sum(n for p, n in fetched if p.startswith("/models/") and not p.endswith("index.json")),
            "catalogue_bytes": sum(n for p, n in fetched if p.endswith("/models/index.json")),
            "model_files": [p for p, _ in fetched if p.startswith("/models/")],
@@ -603,8 +613,11 @@ def main(argv=None) -> int:
     if app and app.get("edits_error"):
         t.note("real-app edits not measured: " + app["edits_error"])
     if app and "error" not in app:
-        t.add("(c) page open -> first heatmap (real app)", app.get("n"), app["first_ms"], peer1["first_ms"],
-              peer2["first_ms"] if peer2 else None)
+        t.add("(c) page open -> first heatmap (real app, `ready`: controls live)", app.get("n"), app["first_ms"],
+              peer1["first_ms"], peer2["first_ms"] if peer2 else None)
+        if app.get("drawn_ms"):
+            t.add("(c) page open -> first heatmap drawn by the worker", app.get("n"), app["drawn_ms"],
+                  peer1["first_ms"], peer2["first_ms"] if peer2 else None)
         t.add("(d) bytes before the first heatmap, all", None, app["bytes"], peer1["bytes"],
               peer2["bytes"] if peer2 else None, f=fmt_mb)
         t.add("(d) model data before the first heatmap", None, app["model_bytes"], peer1["model_bytes"],
