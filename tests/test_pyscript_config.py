@@ -81,7 +81,10 @@ def test_page_entry_and_security_policy():
                          "https://cdn.jsdelivr.net"), (name, s)
     assert "innerHTML" not in (ROOT / "web" / "boot.js").read_text()
     main = (ROOT / "web" / "main.py").read_text()
-    assert "from pyapp.browser.app import main" in main
+    # the entry starts pyapp's app.main, after importing the shell's modules a few at a time (startup.py)
+    assert "from pyapp.browser.startup import start" in main and "asyncio.ensure_future(start())" in main
+    startup = (ROOT / "pyapp" / "browser" / "startup.py").read_text()
+    assert "from .app import main" in startup and "await main()" in startup
     root = (ROOT / "index.html").read_text()
     assert 'url=web/' in root
 

@@ -31,7 +31,6 @@ from ..app.session import FilePlan, Session, SessionError
 from ..app.state import LINK_TEXT_LEFT_OUT, AppState, fitted_problems, parse_query, query_notice
 from ..core.catalogue import CatalogueError, load_catalogue
 from . import canvas as canvas_backend
-from . import wasm_gemm
 from .chips import TokenChips
 from .compat import create_proxy, js
 from .controls import ControlPanel
@@ -366,7 +365,6 @@ async def main():
     boot = js.mhsaBoot
     boot.progress("runtime", "Python runtime", 1)
     boot.progress("numpy", "numpy", 1)
-    wasm_gemm.install()  # x @ W^T on a WebAssembly SIMD kernel when the browser has it; numpy otherwise
     try:
         catalogue, problem = _load_catalogue()
         session = Session(catalogue, problem=problem)

@@ -29,6 +29,7 @@ from typing import Any, Dict, Optional
 
 from ..app.context import VIEW_FIELDS
 from ..app.frame import Frame
+from . import wasm_gemm
 from .app import App
 from .compat import emscripten_module, js, to_js
 from .dom import el, size_label
@@ -237,6 +238,7 @@ class RemoteApp(App):
             pass
         self.client = None
         self.direct = False
+        wasm_gemm.install()                    # the main thread computes from now on
         self.progress.finish()                 # the worker's bar, if it showed one; the loop below has its own
         if transferred():
             self._fresh_canvas()
@@ -414,8 +416,10 @@ class RemoteApp(App):
 
 
 def make_app(session, state) -> App:
-    """The page's App: the worker's when web/coi.js started one, else the main-thread loop."""
+    """The page's App: the worker's when web/coi.js started one, else the main-thread loop (and its kernel:
+    x @ W^T on WebAssembly SIMD when the browser has it, numpy otherwise; the worker installs its own)."""
     if not worker_requested():
+        wasm_gemm.install()
         return App(session, state)
     try:
         client = WorkerClient.start()
@@ -423,5 +427,6 @@ def make_app(session, state) -> App:
         print("compute worker unavailable: %s" % e)
         if transferred():
             fresh_canvas()                      # before App binds the canvas' listeners
+        wasm_gemm.install()
         return App(session, state)
     return RemoteApp(session, state, client)

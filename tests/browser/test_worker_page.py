@@ -38,6 +38,10 @@ LONG_TASKS = """() => {
 }"""
 
 
+# the kernel the page's own Python computes with (NoneType: none installed, numpy would be used)
+PAGE_KERNEL = """() => pyodide.runPython('from pyapp.core import numerics\\ntype(numerics.matmul_backend()).__name__')"""
+
+
 def wait_ready(page, guard, timeout: int = 180_000):
     wait_js(page, "() => ['ready', 'error'].includes(document.body.dataset.state)", timeout=timeout)
     assert page.evaluate("document.body.dataset.state") == "ready", (guard.console + guard.page_errors)[-20:]
@@ -86,8 +90,11 @@ def test_page_boots_through_the_worker(wpage, open_app):
     assert r["compute"]["fallback"] == "" and r["compute"]["worker"]["numpy"].startswith("1.17"), r["compute"]
     assert r["frame"] == "view" and r["model"] == "minilm-l6" and r["n"] == 13
     assert r["stats"]["context"] >= 1 and r["images"] >= 1          # the worker session's counters
+    # the page's own Python computes nothing: no kernel compiled there (the worker has its own)
+    assert page.evaluate(PAGE_KERNEL) == "NoneType"
     ref_page, _ = open_app(compute="main")                       # the main-thread loop, for reference
     assert ref_page.evaluate("() => window.mhsaApp.uses_worker()") is False
+    assert ref_page.evaluate(PAGE_KERNEL) == "WasmGemm"
     ref = report(ref_page)
     ref_page.close()
     assert r["tokens"] == ref["tokens"] and r["query"] == ref["query"]
@@ -273,6 +280,7 @@ def test_worker_lost_after_start_up_falls_back_to_the_main_thread(new_page, serv
     assert page.evaluate("() => document.querySelectorAll('canvas#view').length") == 1
     assert canvas_colour_count(page) > 20
     assert page.evaluate("document.getElementById('loading').hidden") is True
+    assert page.evaluate(PAGE_KERNEL) == "WasmGemm"        # the main thread's kernel, installed at the fallback
     draws = report(page)["draws"]
     page.fill("#text", "Cats sleep.")                         # the main-thread loop keeps going
     wait_js(page, "(n) => JSON.parse(document.body.dataset.report).draws > n", draws, timeout=60_000)
