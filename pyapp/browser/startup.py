@@ -1,8 +1,9 @@
 """The page's start (web/main.py): the shell's modules imported one at a time, the browser's turn in between.
 
-Compiling them from source takes Pyodide 0.17 about 0.65 s of the main thread. In one piece that is one long
-task: the page cannot paint, and the compute worker, whose model files this thread fetches for it (web/coi.js),
-waits for them; the worker's first heatmap then came after the page's instead of before it.
+Importing them takes Pyodide 0.17 about 0.65 s of the main thread, 0.48 s of it numpy's own import (the first
+module that needs it: one piece that cannot be split), the rest a few ms a module. In one piece that was one long
+task: the page could not paint, and the compute worker, whose model files this thread fetches for it
+(web/coi.js), waited for them; the worker's first heatmap then came after the page's instead of before it.
 """
 
 from __future__ import annotations
