@@ -73,13 +73,8 @@ def _session(models_dir):
 
 
 def _load(session, state, models_dir):
-    from pyapp.core.files import read_file
-    while True:
-        files = session.plan(state).files()
-        if not files:
-            return
-        for f in files:
-            session.add_file(f.path, read_file(session.store, f, models_dir))
+    from pyapp.figures import load_plan
+    load_plan(session, state, models_dir)
 
 
 def _cache_bytes(session):

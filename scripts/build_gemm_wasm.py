@@ -215,6 +215,23 @@ def _second(line: str) -> str:
     return re.sub(r"\$(%s)\b" % "|".join(_MAP_LOCALS), lambda m: "$" + m.group(1) + "2", line)
 
 
+def _pair_loop(pad: str, labels: tuple, src: str, dst: str, loads: tuple, body: list) -> list:
+    """``(block (loop ...))`` over src up to $end, two vectors an iteration: ``loads`` set $v / $v2 from ``src``,
+    ``body`` (for $v, repeated for $v2) leaves $y / $y2, stored at ``dst``; both pointers then move 32 bytes."""
+    done, again = labels
+    L = [pad + '(block %s (loop %s' % (done, again),  # noqa: N806
+         pad + '  (br_if %s (i32.ge_u (local.get %s) (local.get $end)))' % (done, src),
+         pad + '  (local.set $v %s)' % loads[0],
+         pad + '  (local.set $v2 %s)' % loads[1]]
+    for line in body:
+        L += [pad + "  " + line, pad + "  " + _second(line)]
+    return L + [pad + '  (v128.store (local.get %s) (local.get $y))' % dst,
+                pad + '  (v128.store offset=16 (local.get %s) (local.get $y2))' % dst,
+                pad + '  (local.set %s (i32.add (local.get %s) (i32.const 32)))' % (src, src),
+                pad + '  (local.set %s (i32.add (local.get %s) (i32.const 32)))' % (dst, dst),
+                pad + '  (br %s)))' % again]
+
+
 def _map_func(name: str, body: list) -> list:
     """(func name (src dst n)): for every 4 floats v of src, body (v -> local $y), stored at dst; two independent
     vectors per iteration (their dependency chains overlap: GELU ~20% faster in V8 than one at a time).  Runs over
@@ -222,20 +239,10 @@ def _map_func(name: str, body: list) -> list:
     decl = " ".join("(local $%s v128) (local $%s2 v128)" % (v, v) for v in _MAP_LOCALS)
     L = ['  (func (export "%s") (param $src i32) (param $dst i32) (param $n i32)' % name,  # noqa: N806
          '    (local $end i32) ' + decl,
-         '    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 2))))',
-         '    (block $done (loop $L',
-         '      (br_if $done (i32.ge_u (local.get $src) (local.get $end)))',
-         '      (local.set $v (v128.load (local.get $src)))',
-         '      (local.set $v2 (v128.load offset=16 (local.get $src)))']
-    for line in body:
-        L += ["      " + line, "      " + _second(line)]
-    L += ['      (v128.store (local.get $dst) (local.get $y))',
-          '      (v128.store offset=16 (local.get $dst) (local.get $y2))',
-          '      (local.set $src (i32.add (local.get $src) (i32.const 32)))',
-          '      (local.set $dst (i32.add (local.get $dst) (i32.const 32)))',
-          '      (br $L)))',
-          '  )']
-    return L
+         '    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 2))))']
+    L += _pair_loop("    ", ("$done", "$L"), "$src", "$dst",
+                    ("(v128.load (local.get $src))", "(v128.load offset=16 (local.get $src))"), body)
+    return L + ['  )']
 
 
 def _gelu_body(c) -> list:
@@ -344,19 +351,11 @@ def _softmax_func(c) -> list:
          '      (local.set $mv (f32x4.splat (local.get $m)))',
          # e = exp(l - m) into dst
          '      (local.set $s (local.get $src))',
-         '      (local.set $d (local.get $dst))',
-         '      (block $ed (loop $el',
-         '        (br_if $ed (i32.ge_u (local.get $s) (local.get $end)))',
-         '        (local.set $v (f32x4.sub (v128.load (local.get $s)) (local.get $mv)))',
-         '        (local.set $v2 (f32x4.sub (v128.load offset=16 (local.get $s)) (local.get $mv)))']
-    for line in _exp4("v", "y", c):  # two vectors per iteration, as in _map_func
-        L += ['        ' + line, '        ' + _second(line)]
-    L += ['        (v128.store (local.get $d) (local.get $y))',
-          '        (v128.store offset=16 (local.get $d) (local.get $y2))',
-          '        (local.set $s (i32.add (local.get $s) (i32.const 32)))',
-          '        (local.set $d (i32.add (local.get $d) (i32.const 32)))',
-          '        (br $el)))',
-          # e /= (0 + pairwise sum)
+         '      (local.set $d (local.get $dst))']
+    L += _pair_loop("      ", ("$ed", "$el"), "$s", "$d", (  # two vectors per iteration, as in _map_func
+        "(f32x4.sub (v128.load (local.get $s)) (local.get $mv))",
+        "(f32x4.sub (v128.load offset=16 (local.get $s)) (local.get $mv))"), _exp4("v", "y", c))
+    L += [  # e /= (0 + pairwise sum)
           '      (local.set $mv (f32x4.splat (f32.add (f32.const 0) (call $psum (local.get $dst) (local.get $n)))))',
           '      (local.set $d (local.get $dst))',
           '      (local.set $end (i32.add (local.get $dst) (local.get $nb)))',

@@ -9,7 +9,8 @@ import pytest
 from pyapp.app.frame import build_frame, truncation_notice
 from pyapp.app.session import Session
 from pyapp.app.state import MAX_TEXT_CHARS, AppState
-from pyapp.core.files import default_models_dir, load_local_catalogue, read_file
+from pyapp.core.files import default_models_dir, load_local_catalogue
+from pyapp.figures import load_plan
 
 MODELS = default_models_dir()
 
@@ -19,18 +20,9 @@ def session():
     return Session(load_local_catalogue(MODELS))
 
 
-def load(session, state):
-    while True:
-        files = session.plan(state).files()
-        if not files:
-            return
-        for f in files:
-            session.add_file(f.path, read_file(session.store, f, MODELS))
-
-
 def test_view_frame_is_plain_data(session):
     st = AppState(tab="heads", head=3)
-    load(session, st)
+    load_plan(session, st, MODELS)
     f = build_frame(session, st, 900)
     assert f.kind == "view" and f.status == "" and not f.retry
     c = f.controls
@@ -41,7 +33,7 @@ def test_view_frame_is_plain_data(session):
 
 
 def test_loading_and_error_frames_show_the_new_models_controls(session):
-    load(session, AppState(model="demo-tiny", layer=1))
+    load_plan(session, AppState(model="demo-tiny", layer=1), MODELS)
     st = AppState(model="minilm-l6", layer=1)
     loading = build_frame(session, st, 900, waiting=session.plan(st).required)
     assert loading.kind == "loading" and loading.status.startswith("Loading minilm-l6/")
@@ -73,7 +65,7 @@ def test_truncation_notice_counts_tokens_and_says_when_characters_were_cut():
 
 def test_a_failing_view_is_an_error_frame(session, monkeypatch):
     st = AppState(tab="overview")
-    load(session, st)
+    load_plan(session, st, MODELS)
     from pyapp.views import overview
 
     monkeypatch.setattr(overview, "render", lambda ctx, width: 1 / 0)

@@ -18,20 +18,12 @@ from pyapp.core.encoder import LazyModel
 from pyapp.core.files import default_models_dir, load_local_catalogue, read_file
 from pyapp.core.lru import LRU
 from pyapp.core.store import WeightStore
+from pyapp.figures import load_plan
 
 MODELS = default_models_dir()
 TEXT = "The quick brown fox jumps over the lazy dog, and then it sleeps: a long, calm day."
 TABS = ("model", "rollout", "stats")
 HUGE = 2**40
-
-
-def load(session: Session, state: AppState) -> None:
-    while True:
-        files = session.plan(state).files()
-        if not files:
-            return
-        for f in files:
-            session.add_file(f.path, read_file(session.store, f, MODELS))
 
 
 def scene_signature(scene):
@@ -52,7 +44,7 @@ def frames(session: Session, model: str, text: str, layer: int, temperature: flo
     out = []
     for tab in TABS:
         st = AppState(model=model, text=text, layer=layer, tab=tab, temperature=temperature)
-        load(session, st)
+        load_plan(session, st, MODELS)
         f = build_frame(session, st, 900, new_layers=None)
         out.append((f.kind, f.entropy, f.report["layers_ready"], scene_signature(f.scene)))
     return out
@@ -101,7 +93,7 @@ def test_small_budgets_draw_the_same_every_layer_tabs(monkeypatch, model, layer)
     for temperature in (1.0, 2.5):
         for tab in TABS:
             st = AppState(model=model, text=TEXT, layer=layer, tab=tab, temperature=temperature)
-            load(tight, st)
+            load_plan(tight, st, MODELS)
             f = build_frame(tight, st, 900, new_layers=None)
             assert_within_budgets(tight)
             got.append((f.kind, f.entropy, f.report["layers_ready"], scene_signature(f.scene)))
@@ -115,11 +107,11 @@ def test_small_budgets_draw_the_same_every_layer_tabs(monkeypatch, model, layer)
 def test_layer_attentions_recomputes_an_evicted_layer_bit_for_bit(monkeypatch):
     s = budgeted_session(monkeypatch, 1, HUGE, HUGE, HUGE)      # no trace is ever kept
     st = AppState(text=TEXT, tab="model")
-    load(s, st)
+    load_plan(s, st, MODELS)
     att = s.layer_attentions(st)
     assert list(att) == list(range(6)) and len(s.source(st).encoder._traces) == 0
     ref = Session(load_local_catalogue(MODELS))
-    load(ref, st)
+    load_plan(ref, st, MODELS)
     full = ref.source(st).encoder.attentions(s.encode(st).ids, range(6))
     for layer in range(6):
         np.testing.assert_array_equal(att[layer], full[layer])
@@ -131,7 +123,7 @@ def test_digest_equals_the_whole_array_analysis(causal):
     s = Session(load_local_catalogue(MODELS))
     st = AppState(text=TEXT, causal=causal)
     for layer in range(6):
-        load(s, st.with_(layer=layer))
+        load_plan(s, st.with_(layer=layer), MODELS)
     enc = s.encode(st)
     att = s.source(st).encoder.attentions(enc.ids, range(6), causal=causal)
     digests = {k: an.digest(att[k], enc.tokens, causal) for k in range(6)}
@@ -202,7 +194,7 @@ def test_minilm_every_layer_tabs_at_512_tokens_stay_small():
     s = Session(load_local_catalogue(MODELS))
     text = " ".join("word%d, more words here." % i for i in range(300))
     for tab in TABS:
-        load(s, AppState(text=text, tab=tab))
+        load_plan(s, AppState(text=text, tab=tab), MODELS)
     tracemalloc.start()
     try:
         for tab in TABS:
@@ -221,7 +213,7 @@ def test_session_rollout_reuses_its_products_bit_for_bit(temperature):
     the result is ``analysis.rollout`` of the layers' attention (the shown one through its temperature)."""
     s = Session(load_local_catalogue(MODELS))
     st = AppState(text=TEXT, tab="rollout", layer=2, temperature=temperature)
-    load(s, st.with_(tab="model"))
+    load_plan(s, st.with_(tab="model"), MODELS)
     for _ in range(2):
         r_model = s.context(st.with_(tab="model"), new_layers=None)       # computes every layer's digest
     ids = s.encode(st).ids

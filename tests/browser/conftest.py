@@ -32,7 +32,7 @@ from typing import Dict, List, Optional
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import PYSCRIPT_CDN, wait_js
+from helpers import PYSCRIPT_CDN, WRITE_FILES, wait_js
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -263,19 +263,7 @@ def pyodide(new_page, server):
     )
     session = PyodideSession(page, guard)
     files = [[server.url("/" + f), f] for f in _browser_files()]
-    session.run("""
-import json, os, sys
-from js import fetch
-for url, dest in json.loads(%r):
-    resp = await fetch(url)
-    text = await resp.text()
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    with open(dest, "w", encoding="utf-8") as f:
-        f.write(text)
-if os.getcwd() not in sys.path:
-    sys.path.insert(0, os.getcwd())
-len(os.listdir("pyapp"))
-""" % json.dumps(files))
+    session.run(WRITE_FILES % json.dumps(files) + 'len(os.listdir("pyapp"))\n')
     yield session
     guard.check()
 

@@ -9,6 +9,20 @@ from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 PYSCRIPT_CDN = "https://cdn.jsdelivr.net/npm/@pyscript/core@0.7.31/dist/"   # the page's pinned release
+# Python for Pyodide (top-level await): fetch each [url, dest] of a JSON list (the %r) into its file system, and
+# put the working folder on sys.path (so `pyapp` imports): the harness's page and the gemm-threads worker
+WRITE_FILES = """
+import json, os, sys
+from js import fetch
+for url, dest in json.loads(%r):
+    resp = await fetch(url)
+    text = await resp.text()
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    with open(dest, "w", encoding="utf-8") as fh:
+        fh.write(text)
+if os.getcwd() not in sys.path:
+    sys.path.insert(0, os.getcwd())
+"""
 
 
 def wait_js(page, expr: str, arg=None, timeout: int = 60_000, interval: int = 40):

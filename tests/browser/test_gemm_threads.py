@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import wait_js
+from helpers import WRITE_FILES, wait_js
 
 pytestmark = pytest.mark.browser
 
@@ -51,17 +51,7 @@ BOOT_WORKER = """async (indexURL) => {
   return [window.crossOriginIsolated === true, await window.pyw("1 + 1")];
 }"""
 
-INSTALL = """
-import json, os, sys
-from js import fetch
-for url, dest in json.loads(%r):
-    resp = await fetch(url)
-    text = await resp.text()
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    with open(dest, "w", encoding="utf-8") as fh:
-        fh.write(text)
-if os.getcwd() not in sys.path:
-    sys.path.insert(0, os.getcwd())
+INSTALL = WRITE_FILES + """
 import numpy as np
 from pyapp.browser import gemm_threads, wasm_gemm
 gemm_threads.SCRIPT = %r          # a Blob worker has no script URL of its own to resolve it against

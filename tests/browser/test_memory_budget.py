@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from pyapp.app.session import Session
-from pyapp.core.files import default_models_dir, load_local_catalogue, read_file
+from pyapp.core.files import default_models_dir, load_local_catalogue
+from pyapp.figures import load_plan
 
 pytestmark = pytest.mark.browser
 
@@ -99,12 +100,7 @@ def _cpython_figures(out: dict) -> None:
         exec(compile(FIGURES, "figures", "exec"), ns)
         s = Session(load_local_catalogue(MODELS))
         st = AppState(model="smollm2-135m", text=TEXT)
-        while True:
-            files = s.plan(st.with_(tab="model")).files()
-            if not files:
-                break
-            for f in files:
-                s.add_file(f.path, read_file(s.store, f, MODELS))
+        load_plan(s, st.with_(tab="model"), MODELS)
         s.context(st.with_(tab="model"), new_layers=None)  # every layer, as build_frame(new_layers=None) does
         out["figures"] = ns["_figures"](s, st)
     except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread
