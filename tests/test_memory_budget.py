@@ -147,6 +147,10 @@ def test_thumbnails_of_long_texts_are_block_maxima():
     np.testing.assert_array_equal(d.thumbs[1], np.tril(a)[1].reshape(100, 3, 100, 3).max(axis=(1, 3)))
     pooled, mask = d.thumbnail(1, 40)                                             # then to the pixels
     assert pooled.shape == (34, 34) and mask.shape == (34, 34) and mask[0, 5] and not mask[5, 0]
+    want = np.pad(d.thumbs[1].astype(np.float64), ((0, 2), (0, 2)), constant_values=-np.inf)
+    want = np.where(mask, 0.0, want.reshape(34, 3, 34, 3).max(axis=(1, 3)))
+    assert pooled.dtype == np.float32 and np.array_equal(pooled, want)            # exact block maxima
+    assert d.thumbnail(2, 40)[1] is mask and d.thumbnail(0, 50)[1] is not mask    # one mask per size
     assert d.nbytes == 300 * 300 * 8 + 3 * 100 * 100 * 4 + 100 * 100 + 3 * 8 * (1 + len(an.STAT_KEYS))
 
 

@@ -92,6 +92,30 @@ def test_wire_rebuilds_a_frame_equal_to_the_original():
             assert np.array_equal(a["rgba"], b["rgba"])
 
 
+def test_wire_sends_an_array_referenced_twice_once():
+    shared = np.triu(np.ones((5, 5), dtype=bool), 1)
+    other = np.arange(6, dtype=np.float32).reshape(2, 3)
+    text, arrays = wire.pack({"a": shared, "b": [shared, other[:, ::2]], "c": shared})
+    assert len(arrays) == 2 and arrays[0] is shared                      # the strided view: made contiguous
+    back = wire.unpack(text, wire.split(wire.join(arrays)))
+    for m in (back["a"], back["b"][0], back["c"]):
+        assert m.dtype == bool and np.array_equal(m, shared)
+    assert np.array_equal(back["b"][1], other[:, ::2]) and back["b"][1].dtype == np.float32
+
+
+def test_wire_join_puts_every_array_in_one_aligned_buffer_and_split_takes_them_back():
+    arrays = [np.arange(3, dtype=np.float64), np.ones((2, 2), dtype=bool), np.zeros(0, dtype=np.float32),
+              np.arange(5, dtype=np.int32)]
+    blob = wire.join(arrays)
+    assert blob.dtype == np.uint8 and blob.ndim == 1
+    parts = wire.split(blob.tobytes())                                  # as the page gets it: one buffer
+    assert [p.nbytes for p in parts] == [a.nbytes for a in arrays]
+    assert all(p.ctypes.data % wire.ALIGN == 0 for p in wire.split(blob))
+    for p, a in zip(parts, arrays):
+        assert np.array_equal(np.frombuffer(p.tobytes(), dtype=a.dtype).reshape(a.shape), a)
+    assert wire.split(wire.join([])) == []
+
+
 def test_wire_refuses_to_rebuild_classes_outside_pyapp():
     with pytest.raises(ValueError):
         wire.unpack('{"__dc__": ["os", "system", {}]}')

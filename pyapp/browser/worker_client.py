@@ -104,9 +104,10 @@ def _to_numpy(u8) -> np.ndarray:
 
 
 def decode(msg) -> Any:
-    """A worker message's payload (JSON text + transferred buffers) -> plain data with numpy arrays."""
+    """A worker message's payload (JSON text + its arrays ``wire.join``-ed in one transferred buffer) -> plain
+    data with numpy arrays (views of one copy)."""
     buffers = msg.buffers
-    arrays = [_to_numpy(buffers[i]) for i in range(int(buffers.length))] if buffers else []
+    arrays = wire.split(_to_numpy(buffers[0])) if buffers and int(buffers.length) else []
     return wire.unpack(str(msg.json) if msg.json else "{}", arrays)
 
 

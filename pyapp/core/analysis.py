@@ -369,8 +369,13 @@ class LayerDigest:
         return sum(int(a.nbytes) for a in arrays)
 
     def thumbnail(self, head: int, cells: int) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        """The head's thumbnail block-maxed to at most ``cells`` a side, and its mask (``pool_max``)."""
-        return pool_max(self.thumbs[head], cells, self.thumb_mask)
+        """The head's thumbnail block-maxed to at most ``cells`` a side, and its mask (``pool_max``): float32
+        (block maxima of float32 weights, exact), and one mask object per size for every head of the layer
+        (the model view's hit regions carry it: it crosses to the page once, not once a head)."""
+        shown, mask = pool_max(self.thumbs[head], cells, self.thumb_mask)
+        if mask is not None and mask is not self.thumb_mask:
+            mask = self.__dict__.setdefault("_pooled_masks", {}).setdefault(int(cells), mask)
+        return shown.astype(np.float32, copy=False), mask
 
 
 def digest(attn: np.ndarray, tokens: Sequence[str], causal: bool = False) -> LayerDigest:

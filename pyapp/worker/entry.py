@@ -221,8 +221,8 @@ class WorkerHost:
         t1 = time.time()
         text, arrays = wire.pack(payload)
         buffers = js.Array.new()
-        for a in arrays:
-            buffers.push(self._js_bytes(a))
+        if arrays:                  # one buffer: the page copies it into its heap in one piece (wire.split)
+            buffers.push(self._js_bytes(wire.join(arrays)))
         js.mhsaPost(kind, int(req_id), text, buffers, bitmap, to_js(size) if size is not None else None)
         self.posted["messages"] += 1
         self.posted["bytes"] += len(text) + sum(int(a.nbytes) for a in arrays)
@@ -391,7 +391,7 @@ def start(interrupt=None, options=None) -> str:
     _host = WorkerHost(Session(catalogue), interrupt, direct, debug=debug)
     return json.dumps({
         "python": sys.version.split()[0], "numpy": np.__version__, "simd": gemm is not None,
-        "simd_problem": wasm_gemm.problem, "catalogue_problem": problem, "gemm_threads_problem": gemm_threads.problem,
+        "fma": bool(gemm is not None and gemm.relaxed), "simd_problem": wasm_gemm.problem, "catalogue_problem": problem, "gemm_threads_problem": gemm_threads.problem,
         "isolated": bool(getattr(js, "crossOriginIsolated", False)), "shared": interrupt is not None,
         "offscreen": WorkerHost.can_draw(), "direct": direct is not None, "debug": debug, "start_ms": (time.time() - t0) * 1000.0,
     })

@@ -1,8 +1,9 @@
 """Plain data with numpy arrays <-> (JSON text, [arrays]): how results cross ``postMessage``. Pure Python.
 
 ``pack(obj)`` returns the JSON text of ``obj`` with every ndarray replaced by a reference, and the arrays
-(contiguous) in order: the worker sends the text as a string and each array's bytes as a transferred typed
-array, so nothing is pickled and no element-wise conversion crosses the JS bridge. ``unpack(text, arrays)``
+(contiguous, each distinct one once) in order: the worker sends the text as a string and the arrays' bytes
+``join``-ed in one transferred typed array, so nothing is pickled and no element-wise conversion crosses the JS
+bridge. ``unpack(text, arrays)``
 rebuilds the object. Handled: dict (any hashable keys), list, tuple, str, int, float (NaN / +-inf too), bool,
 None, numpy scalars and arrays, ``draw.scene.Scene`` (rebuilt as a Scene) and instances of ``pyapp``'s
 dataclasses (``app.frame.Frame``, ``app.state.AppState``, ...: rebuilt as the same class; other dataclasses
@@ -15,7 +16,7 @@ import dataclasses
 import importlib
 import json
 import math
-from typing import Any, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -25,10 +26,59 @@ _ND, _TUPLE, _MAP, _SCENE, _FLOAT, _DC = "__nd__", "__tuple__", "__map__", "__sc
 SCENE_FIELDS = ("width", "height", "background", "label", "alt_text", "ops", "regions")
 
 
+class _Arrays(list):
+    """The arrays of one ``pack``, each distinct array object once: one mask shared by a layer's nine
+    thumbnails crosses once, and its nine references come back as views of that one array."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: Dict[int, Tuple[np.ndarray, int]] = {}  # id -> (the array, kept alive: no id reused, index)
+
+    def index_of(self, o: np.ndarray) -> int:
+        hit = self.seen.get(id(o))
+        if hit is None:
+            self.append(np.ascontiguousarray(o))
+            hit = self.seen[id(o)] = (o, len(self) - 1)
+        return hit[1]
+
+
 def pack(obj: Any) -> Tuple[str, List[np.ndarray]]:
-    """``obj`` -> (JSON text, contiguous arrays referenced by it)."""
-    arrays: List[np.ndarray] = []
-    return json.dumps(_enc(obj, arrays), separators=(",", ":"), allow_nan=False), arrays
+    """``obj`` -> (JSON text, contiguous arrays referenced by it; an array referenced twice is listed once)."""
+    arrays = _Arrays()
+    text = json.dumps(_enc(obj, arrays), separators=(",", ":"), allow_nan=False)
+    return text, list(arrays)
+
+
+ALIGN = 8  # each array of a joined buffer starts at a multiple of 8 bytes (float64 views stay aligned)
+
+
+def _aligned(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
+def join(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """The bytes of ``arrays`` in one uint8 buffer (one transfer, one copy into the page's heap, whatever
+    the number of arrays): a little-endian uint32 header (count, then each array's offset and length),
+    then the arrays, each at a multiple of ``ALIGN``. ``split`` is its inverse."""
+    head = 4 * (1 + 2 * len(arrays))
+    offsets, pos = [], _aligned(head)
+    for a in arrays:
+        offsets.append(pos)
+        pos = _aligned(pos + int(a.nbytes))
+    out = np.zeros(pos, dtype=np.uint8)
+    header = [len(arrays)] + [v for o, a in zip(offsets, arrays) for v in (o, int(a.nbytes))]
+    out[:head] = np.array(header, dtype="<u4").view(np.uint8)
+    for o, a in zip(offsets, arrays):
+        out[o:o + a.nbytes] = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    return out
+
+
+def split(blob: Any) -> List[np.ndarray]:
+    """``join``'s buffer -> the arrays' bytes, as uint8 views of it (no copy)."""
+    b = blob if isinstance(blob, np.ndarray) and blob.dtype == np.uint8 else np.frombuffer(blob, dtype=np.uint8)
+    count = int(b[:4].view("<u4")[0])
+    spans = b[4:4 + 8 * count].view("<u4").reshape(count, 2).tolist()
+    return [b[o:o + n] for o, n in spans]
 
 
 def unpack(text: str, arrays: Sequence[np.ndarray] = ()) -> Any:
@@ -39,7 +89,7 @@ def unpack(text: str, arrays: Sequence[np.ndarray] = ()) -> Any:
     return json.loads(text, object_hook=lambda o: _obj(o, arrays))
 
 
-def _enc(o: Any, arrays: List[np.ndarray]) -> Any:
+def _enc(o: Any, arrays: _Arrays) -> Any:
     if o is None or isinstance(o, (bool, str)):
         return o
     if isinstance(o, (int, np.integer)) and not isinstance(o, np.bool_):
@@ -50,11 +100,9 @@ def _enc(o: Any, arrays: List[np.ndarray]) -> Any:
     if isinstance(o, np.bool_):
         return bool(o)
     if isinstance(o, np.ndarray):
-        a = np.ascontiguousarray(o)
-        if a.dtype == object:
-            return [_enc(v, arrays) for v in a.tolist()]
-        arrays.append(a)
-        return {_ND: len(arrays) - 1, "dtype": a.dtype.str, "shape": list(a.shape)}
+        if o.dtype == object:
+            return [_enc(v, arrays) for v in o.tolist()]
+        return {_ND: arrays.index_of(o), "dtype": o.dtype.str, "shape": list(o.shape)}
     if isinstance(o, Scene):
         return {_SCENE: {k: _enc(getattr(o, k), arrays) for k in SCENE_FIELDS}}
     if isinstance(o, dict):

@@ -65,25 +65,21 @@ async function boot() {
   const files = Object.entries(config.files || {}).map(
     ([src, dest]) => [new URL(src, configUrl).href, dest]);
   progress("Loading files");
-  await pyodide.runPythonAsync(`
-import json, os, sys
-from js import fetch
-async def _boot_write(files):
-    for url, dest in files:
-        resp = await fetch(url)
-        if not resp.ok:
-            raise OSError("could not fetch %s: HTTP %s" % (url, resp.status))
-        text = await resp.text()
-        d = os.path.dirname(dest)
-        if d:
-            os.makedirs(d, exist_ok=True)
-        with open(dest, "w", encoding="utf-8") as f:
-            f.write(text)
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-await _boot_write(json.loads(${JSON.stringify(JSON.stringify(files))}))
-del _boot_write
-`);
+  // all at once, as PyScript does (polyscript's fetchFiles: Promise.all), then written in order
+  const texts = await Promise.all(files.map(async ([url]) => {
+    const resp = await fetch(url);
+    if (!resp.ok) throw new Error("could not fetch " + url + ": HTTP " + resp.status);
+    return resp.text();
+  }));
+  const FS = pyodide.FS || pyodide._module.FS;       // 0.17.1 keeps it on _module
+  files.forEach(([, dest], i) => {
+    const parts = dest.split("/");
+    for (let j = 1; j < parts.length; j++) {
+      try { FS.mkdir(parts.slice(0, j).join("/")); } catch (e) { /* exists */ }
+    }
+    FS.writeFile(dest, texts[i]);
+  });
+  pyodide.runPython("import os, sys\nif os.getcwd() not in sys.path: sys.path.insert(0, os.getcwd())");
   progress("Loaded files");
   if (config.packages && config.packages.length) await pyodide.loadPackage(config.packages);
   progress("Loaded Pyodide");
