@@ -83,3 +83,34 @@ def test_shared_build_is_the_same_kernel_on_an_imported_shared_memory():
     assert shared[:8] == b"\x00asm\x01\x00\x00\x00" and shared != base64.b64decode(WASM_BASE64)
     for name in (b"gemm", b"gemm_batch", b"gemm_ld", b"env", b"memory"):
         assert name in shared
+
+
+def test_relaxed_build_differs_only_in_the_products_multiply_adds():
+    """scripts/gemm_relaxed.wat: the GEMM's multiply-adds are relaxed SIMD's f32x4.relaxed_madd (fused where the
+    CPU has FMA) in 6-row tiles; everything else, the elementwise kernels above all (numpy's bits), is the plain
+    build's text; both its builds (one thread, shared) are in gemm_wasm.py."""
+    import importlib.util
+
+    from pyapp.browser.gemm_wasm import WASM_BASE64, WASM_RELAXED_BASE64, WASM_RELAXED_SHARED_BASE64
+
+    spec = importlib.util.spec_from_file_location("build_gemm_wasm", f"{ROOT}/scripts/build_gemm_wasm.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    plain, relaxed = build.wat(), build.wat(relaxed=True)
+    assert relaxed == open(f"{ROOT}/scripts/gemm_relaxed.wat", encoding="utf-8").read()
+    tail = plain.index("  ;; h products at once")                   # gemm_batch and the elementwise kernels
+    assert relaxed[relaxed.index("  ;; h products at once"):] == plain[tail:]
+    gemm = relaxed[:relaxed.index("  ;; h products at once")]
+    assert gemm.count("(f32x4.relaxed_madd ") == 2 * build.RELAXED_ROWS + 2 and "f32x4.mul" not in gemm
+    assert "(i32.const %d)) (local.get $n)" % build.RELAXED_ROWS in gemm      # 6-row tiles
+    import re
+
+    src = open(f"{ROOT}/pyapp/browser/gemm_threads.py", encoding="utf-8").read()   # its row splits: whole tiles
+    assert int(re.search(r"^RELAXED_TILE = (\d+)", src, re.M).group(1)) == build.RELAXED_ROWS
+    assert int(re.search(r"^TILE = (\d+)", src, re.M).group(1)) == build.ROWS
+    assert build.wat(relaxed=True, shared=True).replace(
+        '  (import "env" "memory" (memory 1 %d shared))' % build.SHARED_MAX_PAGES,
+        '  (memory (export "memory") 1)') == relaxed
+    one, two = base64.b64decode(WASM_RELAXED_BASE64), base64.b64decode(WASM_RELAXED_SHARED_BASE64)
+    assert one[:8] == two[:8] == b"\x00asm\x01\x00\x00\x00" and len(one) < 8192
+    assert len({one, two, base64.b64decode(WASM_BASE64)}) == 3

@@ -6,7 +6,8 @@ functions on an imported shared ``WebAssembly.Memory``) and ``start()`` starts `
 Web Worker (no Pyodide) that instantiates the same compiled module on the same memory.  The weights are packed
 into that memory once, x is copied in once, the product out once, as with one thread; in between:
 
-* ``x @ W^T`` (``gemm``) is split by rows, in whole 4-row tiles: this worker computes the first rows, the
+* ``x @ W^T`` (``gemm``) is split by rows, in whole register tiles (4 rows; 6 in the relaxed build): this
+  worker computes the first rows, the
   thread the rest; below ``COLUMN_ROWS`` rows (12 tokens: three tiles do not halve) by columns instead, in whole
   8-column panels of the packed weight (``gemm_ld``: the kernel with C's row stride as a parameter); the
   per-head stacks (``gemm_batch``: Q K^T, probs @ V) are split by heads.  Every output
@@ -45,7 +46,8 @@ from .wasm_gemm import WasmGemm
 
 SCRIPT = "gemm-thread.js"      # next to the compute worker's script (web/compute-worker.js)
 MAX_PAGES = 32768              # the shared build's memory maximum (scripts/build_gemm_wasm.py SHARED_MAX_PAGES)
-TILE = 4                       # the kernel's rows per register tile: row splits fall on whole tiles
+TILE = 4                       # the plain kernel's rows per register tile: row splits fall on whole tiles
+RELAXED_TILE = 6               # the relaxed build's (scripts/build_gemm_wasm.py RELAXED_ROWS)
 PANEL = 8                      # the packed weight's columns per panel: column splits fall on whole panels
 MIN_SPLIT = 1 << 23            # n * in * out below this: one thread (12 x 384 x 1536: no gain; 128 x 384 x 384: 1.6x)
 MIN_BATCHED_SPLIT = 1 << 22    # heads * n * m * p below this: one thread (12 x 128 x 32 x 128 = 6.3M: ~3 ms less in (b))
@@ -118,6 +120,7 @@ class GemmThreads:
         self.gemm = gemm
         self.single = gemm._gemm              # the kernel's own exports: this worker's part of each product
         self.single_batch = gemm._gemm_batch
+        self.tile = RELAXED_TILE if gemm.relaxed else TILE   # the kernel's register tile: rows split on whole ones
         self.ld = getattr(gemm.exports, "gemm_ld", None)   # C rows ldc floats apart: the column split
         self.ctl_off = gemm._alloc(64)
         self.ctl = js.Int32Array.new(gemm.memory.buffer, self.ctl_off, 16)   # shared memory never moves
@@ -252,7 +255,7 @@ class GemmThreads:
         if n < 2 * TILE or n * k * m < MIN_SPLIT or not self.usable():
             self.single(x, w, c, n, k, m)
             return
-        r = split_rows(n)
+        r = split_rows(n, self.tile if n >= 2 * self.tile else TILE)
         x2, c2 = x + r * k * 4, c + r * m * 4
         self._post(OP_GEMM, x2, w, c2, n - r, k, m, 0)
         t0 = time.perf_counter()
@@ -338,9 +341,10 @@ class GemmThreads:
         return ((0, size, dst),) if not gap else ((0, e, dst), (e, size - e, d2))
 
 
-def split_rows(n: int) -> int:
-    """Rows this worker computes of an n-row product: about half, a whole number of 4-row tiles."""
-    return max(TILE, min(n - TILE, (n + TILE) // (2 * TILE) * TILE))
+def split_rows(n: int, tile: int = TILE) -> int:
+    """Rows this worker computes of an n-row product: about half, a whole number of ``tile``-row tiles (the
+    kernel's register tile: no row of the first part goes through its one-row remainder loop)."""
+    return max(tile, min(n - tile, (n + tile) // (2 * tile) * tile))
 
 
 def script_url(script: Optional[str] = None) -> str:

@@ -217,8 +217,8 @@ class RemoteApp(App):
             return self.client is not None
         try:
             info = await asyncio.wait_for(self.client.ready(), READY_TIMEOUT_S)
-            self.remote["worker"] = {k: info.get(k) for k in ("python", "numpy", "simd", "isolated", "shared",
-                                                              "offscreen", "direct", "debug")}
+            self.remote["worker"] = {k: info.get(k) for k in ("python", "numpy", "simd", "fma", "isolated",
+                                                              "shared", "offscreen", "direct", "debug")}
             self.direct = bool(info.get("direct")) and transferred()
             if transferred() and not self.direct:      # handed over, but no 2d context there: bitmaps
                 self._fresh_canvas()

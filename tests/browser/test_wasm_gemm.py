@@ -83,6 +83,42 @@ def test_kernel_matches_numpy(pyodide):
     assert got["failures"] == 0
 
 
+_BUILDS = """
+import json
+import numpy as np
+from pyapp.browser import wasm_gemm
+
+rng = np.random.RandomState(11)
+auto, plain, relaxed = wasm_gemm.WasmGemm(), wasm_gemm.WasmGemm(relaxed=False), wasm_gemm.WasmGemm(relaxed=True)
+out = {"auto": auto.relaxed, "flags": [plain.relaxed, relaxed.relaxed], "shapes": []}
+for n, k, m in json.loads(%r):
+    x = rng.standard_normal((n, k)).astype(np.float32)
+    w = (rng.standard_normal((m, k)) / np.sqrt(k)).astype(np.float32)
+    exact = x.astype(np.float64) @ w.T.astype(np.float64)
+    scale = np.abs(x).astype(np.float64) @ np.abs(w).T.astype(np.float64)
+    p, r = plain.matmul_t(x, w), relaxed.matmul_t(x, w)
+    out["shapes"].append({"shape": [n, k, m],
+                          "err": [float(np.max(np.abs(g - exact) / scale)) for g in (p, r)],
+                          "abs_err": [float(np.sum(np.abs(g - exact))) for g in (p, r)],
+                          "auto_is_relaxed": bool(np.array_equal(auto.matmul_t(x, w), r)),
+                          "differ": int(np.count_nonzero(p != r))})
+json.dumps(out)
+"""
+
+
+def test_plain_and_relaxed_builds_both_give_the_sums(pyodide):
+    """Chromium validates relaxed SIMD, so the kernel runs its relaxed build (fused multiply-adds in 6-row tiles);
+    the plain build (mul then add) stays available for engines without it. Both give float32 sums of the exact
+    products, and the fused one, rounding once per term, is no farther from them over all the outputs."""
+    got = json.loads(pyodide.run(_BUILDS % (json.dumps(SHAPES),)))
+    assert got["auto"] is True and got["flags"] == [False, True], got
+    for row in got["shapes"]:
+        assert max(row["err"]) < 2e-6 and row["auto_is_relaxed"], row
+    total = np.sum([row["abs_err"] for row in got["shapes"]], axis=0)      # (plain, relaxed)
+    assert total[1] <= total[0], total
+    assert sum(row["differ"] for row in got["shapes"]) > 0      # the builds are different kernels (FMA: x64 here)
+
+
 def test_kernel_declines_what_it_cannot_do(pyodide):
     """Widths that are no multiple of 8 and tiny products go to numpy (None from the backends)."""
     got = pyodide.run("""
