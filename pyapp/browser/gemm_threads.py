@@ -7,8 +7,7 @@ Web Worker (no Pyodide) that instantiates the same compiled module on the same m
 into that memory once, x is copied in once, the product out once, as with one thread; in between:
 
 * ``x @ W^T`` (``gemm``) is split by rows, in whole register tiles (4 rows; 6 in the relaxed build): this
-  worker computes the first rows, the
-  thread the rest; below ``COLUMN_ROWS`` rows (12 tokens: three tiles do not halve) by columns instead, in whole
+  worker computes the first rows, the thread the rest; below ``COLUMN_ROWS`` rows (12 tokens: three tiles do not halve) by columns instead, in whole
   8-column panels of the packed weight (``gemm_ld``: the kernel with C's row stride as a parameter); the
   per-head stacks (``gemm_batch``: Q K^T, probs @ V) are split by heads.  Every output
   element is computed by the same kernel code as on one thread (one float32 sum over the inner index in order;

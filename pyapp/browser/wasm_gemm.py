@@ -72,12 +72,10 @@ class WasmGemm:
         None: the relaxed build where this engine validates it, else the plain one (``self.relaxed`` says)."""
         self.module = module if module is not None else emscripten_module()
         shared = memory is not None
-        code = None
-        for relax in ((True, False) if relaxed is None else (bool(relaxed),)):
-            code = self._bytes(BUILDS[shared, relax])
-            if relaxed is not None or bool(js.WebAssembly.validate(code)):
-                self.relaxed = relax
-                break
+        if relaxed is None:
+            relaxed = bool(js.WebAssembly.validate(self._bytes(BUILDS[shared, True])))
+        self.relaxed = bool(relaxed)
+        code = self._bytes(BUILDS[shared, self.relaxed])
         self.code = js.WebAssembly.Module.new(code)  # the compiled kernel (gemm_threads sends it to its thread)
         imports = js.Object.new()
         if memory is not None:

@@ -391,7 +391,8 @@ def start(interrupt=None, options=None) -> str:
     _host = WorkerHost(Session(catalogue), interrupt, direct, debug=debug)
     return json.dumps({
         "python": sys.version.split()[0], "numpy": np.__version__, "simd": gemm is not None,
-        "fma": bool(gemm is not None and gemm.relaxed), "simd_problem": wasm_gemm.problem, "catalogue_problem": problem, "gemm_threads_problem": gemm_threads.problem,
+        "fma": bool(gemm is not None and gemm.relaxed),     # the relaxed-SIMD build: fused multiply-adds
+        "simd_problem": wasm_gemm.problem, "catalogue_problem": problem, "gemm_threads_problem": gemm_threads.problem,
         "isolated": bool(getattr(js, "crossOriginIsolated", False)), "shared": interrupt is not None,
         "offscreen": WorkerHost.can_draw(), "direct": direct is not None, "debug": debug, "start_ms": (time.time() - t0) * 1000.0,
     })

@@ -3,11 +3,10 @@
 ``pack(obj)`` returns the JSON text of ``obj`` with every ndarray replaced by a reference, and the arrays
 (contiguous, each distinct one once) in order: the worker sends the text as a string and the arrays' bytes
 ``join``-ed in one transferred typed array, so nothing is pickled and no element-wise conversion crosses the JS
-bridge. ``unpack(text, arrays)``
-rebuilds the object. Handled: dict (any hashable keys), list, tuple, str, int, float (NaN / +-inf too), bool,
-None, numpy scalars and arrays, ``draw.scene.Scene`` (rebuilt as a Scene) and instances of ``pyapp``'s
-dataclasses (``app.frame.Frame``, ``app.state.AppState``, ...: rebuilt as the same class; other dataclasses
-become dicts).
+bridge. ``unpack(text, arrays)`` rebuilds the object. Handled: dict (any hashable keys), list, tuple, str,
+int, float (NaN / +-inf too), bool, None, numpy scalars and arrays, ``draw.scene.Scene`` (rebuilt as a Scene)
+and instances of ``pyapp``'s dataclasses (``app.frame.Frame``, ``app.state.AppState``, ...: rebuilt as the same
+class; other dataclasses become dicts).
 """
 
 from __future__ import annotations
