@@ -15,7 +15,14 @@ from pyapp.core.encoder import WeightsMissing
 from pyapp.core.files import LocalModel, fetch_into, load_local_catalogue
 from pyapp.core.sources import load_tokenizer, make_source
 from pyapp.core.store import WeightStore
-from pyapp.core.weights import WeightFileError, decode_weight_file, encode_weight_file, part_layout
+from pyapp.core.weights import (
+    WORD_TABLE,
+    WeightFileError,
+    decode_weight_file,
+    encode_weight_file,
+    part_layout,
+    table_name,
+)
 
 FOX = "The quick brown fox jumps over the lazy dog."
 FOX_IDS = [101, 1996, 4248, 2829, 4419, 14523, 2058, 1996, 13971, 3899, 1012, 102]
@@ -109,6 +116,28 @@ def corrupt(path, fn):
         data = fh.read()
     with open(path, "wb") as fh:
         fh.write(fn(data))
+
+
+def test_embedding_rows_are_gathered_per_chunk_file_in_the_ids_order(catalogue, models_dir):
+    """StoreParams.rows gathers each chunk file's rows at once (MiniLM's float table, SmolLM2's Q8_0 blocks):
+    the same rows, in the ids' order, repeats included, as one row at a time; a missing chunk names the first
+    id that needs it."""
+    for model, ids in (("minilm-l6", [2829, 101, 4419, 1996, 29000, 101, 1012, 1996]),
+                       ("smollm2-135m", [48000, 504, 2644, 504, 1171, 30000, 2643])):
+        store = WeightStore(catalogue)
+        fetch_into(store, store.missing(model, ids, layer=None), models_dir)
+        params = store.params(model)
+        name = table_name(catalogue.get(model).config, WORD_TABLE)
+        got = params.rows(name, ids)
+        want = np.concatenate([params.rows(name, [i]) for i in ids])
+        assert got.dtype == np.float32 and got.shape == (len(ids), catalogue.get(model).d_model)
+        assert np.array_equal(got, want) and np.array_equal(got[1], got[ids.index(ids[1], 2)])   # a repeat
+        fresh = WeightStore(catalogue)
+        first = [f for f in fresh.missing(model, ids, layer=None) if "/word/" in f.path]
+        fetch_into(fresh, [f for f in fresh.missing(model, ids, layer=None) if f not in first[:1]], models_dir)
+        with pytest.raises(WeightsMissing, match="row %d needs %s" % (
+                next(i for i in ids if fresh.missing(model, [i], layer=None)), first[0].path)):
+            fresh.params(model).rows(name, ids)
 
 
 @pytest.mark.parametrize("damage", ["corrupted", "truncated", "wrong hash", "missing"])

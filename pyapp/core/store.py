@@ -220,17 +220,21 @@ class StoreParams:
         if not table:
             return self.tensor(name)[np.asarray(ids, dtype=np.int64)]
         group = self._owner.chunks[table]
-        d = self.entry.d_model
-        out = np.empty((len(ids), d), dtype=np.float32)
+        ids = [int(i) for i in ids]
+        wanted: Dict[int, List[int]] = {}  # chunk -> the positions in ids of its rows (chunks in first-use order)
         for r, i in enumerate(ids):
-            i = int(i)
             if not 0 <= i < group.rows:
                 raise ValueError(f"row {i} out of range for {name} ({group.rows} rows)")
-            f = self._owner.chunk_file(table, group.chunk_of(i))
+            wanted.setdefault(group.chunk_of(i), []).append(r)
+        out = np.empty((len(ids), self.entry.d_model), dtype=np.float32)
+        for c, at in wanted.items():  # one gather per chunk file
+            f = self._owner.chunk_file(table, c)
             if not self.store.has(f.path):
-                raise WeightsMissing(f"model {self.entry.id!r}: {name} row {i} needs {f.path}, which is not loaded yet")
+                raise WeightsMissing(f"model {self.entry.id!r}: {name} row {ids[at[0]]} needs {f.path}, which is "
+                                     "not loaded yet")
             chunk = self.store.stored(f.path)[name]
-            out[r] = chunk.rows([i - f.rows[0]])[0] if isinstance(chunk, Blocks) else chunk[i - f.rows[0]]
+            local = [ids[r] - f.rows[0] for r in at]
+            out[at] = chunk.rows(local) if isinstance(chunk, Blocks) else chunk[local]
         return out
 
     def row_blocks(self, name: str) -> Iterator[Tuple[int, np.ndarray]]:
