@@ -2,6 +2,8 @@
 
 - ``create_proxy`` / ``to_js`` live in ``pyodide.ffi`` (>= 0.21) or in ``pyodide`` (0.17 - 0.20).
 - ``emscripten_module()``: the running Pyodide's Emscripten Module (its heap views).
+- ``to_uint8array(a)`` / ``from_uint8array(u8)``: a contiguous NumPy array's bytes -> a JS ``Uint8Array``, and
+  back (one memcpy each, through the heap at the array's address).
 - ``rgba_to_clamped(rgba)``: a NumPy (h, w, 4) uint8 array -> a JS ``Uint8ClampedArray`` for ``ImageData``,
   with one bulk copy. The fastest way differs between versions; ``_pick_copier`` probes once.
 """
@@ -19,7 +21,8 @@ except ImportError:  # Pyodide 0.17 - 0.20
 
 import js  # type: ignore
 
-__all__ = ["create_proxy", "to_js", "rgba_to_clamped", "copier_name", "emscripten_module", "js"]
+__all__ = ["create_proxy", "to_js", "rgba_to_clamped", "copier_name", "emscripten_module", "js", "address",
+           "to_uint8array", "from_uint8array"]
 
 def emscripten_module():
     """Emscripten's Module of the running Pyodide (its HEAPF32 / HEAPU8 views of Python's memory)."""
@@ -29,6 +32,26 @@ def emscripten_module():
         return pyodide_js._module
     except ImportError:
         return js.pyodide._module
+
+
+def address(a: np.ndarray) -> int:
+    """Where a NumPy array's data starts in Python's heap (a byte offset into HEAPU8)."""
+    return int(a.__array_interface__["data"][0])
+
+
+def to_uint8array(a: np.ndarray, module=None):
+    """A JS Uint8Array copy of a contiguous array's bytes (one memcpy out of Python's heap)."""
+    start = address(a) if a.nbytes else 0
+    return (module if module is not None else emscripten_module()).HEAPU8.slice(start, start + a.nbytes)
+
+
+def from_uint8array(u8, module=None) -> np.ndarray:
+    """A JS Uint8Array -> a uint8 numpy array (one memcpy into Python's heap)."""
+    n = int(u8.length)
+    out = np.empty(n, dtype=np.uint8)
+    if n:
+        (module if module is not None else emscripten_module()).HEAPU8.set(u8, address(out))
+    return out
 
 
 _copier: Optional[Callable] = None

@@ -31,7 +31,7 @@ from ..app.context import VIEW_FIELDS
 from ..app.frame import Frame
 from . import wasm_gemm
 from .app import App
-from .compat import emscripten_module, js, to_js
+from .compat import js, to_js, to_uint8array
 from .dom import el, size_label
 from .export import Exporter
 from .loader import timeout_seconds
@@ -84,9 +84,7 @@ class RemoteExporter(Exporter):
         except WorkerError as e:
             self.app.show_status("Could not make a PNG of this view: %s" % e, "error")
             return
-        data = out["png"]
-        start = int(data.__array_interface__["data"][0]) if data.nbytes else 0
-        u8 = emscripten_module().HEAPU8.slice(start, start + data.nbytes)
+        u8 = to_uint8array(out["png"])
         self._download(js.Blob.new(to_js([u8]), js.JSON.parse('{"type": "image/png"}')), name)
 
     def csv(self):
@@ -418,15 +416,15 @@ class RemoteApp(App):
 def make_app(session, state) -> App:
     """The page's App: the worker's when web/coi.js started one, else the main-thread loop (and its kernel:
     x @ W^T on WebAssembly SIMD when the browser has it, numpy otherwise; the worker installs its own)."""
-    if not worker_requested():
-        wasm_gemm.install()
-        return App(session, state)
-    try:
-        client = WorkerClient.start()
-    except Exception as e:  # noqa: BLE001 - no worker: compute here
-        print("compute worker unavailable: %s" % e)
-        if transferred():
-            fresh_canvas()                      # before App binds the canvas' listeners
-        wasm_gemm.install()
-        return App(session, state)
-    return RemoteApp(session, state, client)
+    client = None
+    if worker_requested():
+        try:
+            client = WorkerClient.start()
+        except Exception as e:  # noqa: BLE001 - no worker: compute here
+            print("compute worker unavailable: %s" % e)
+            if transferred():
+                fresh_canvas()                  # before App binds the canvas' listeners
+    if client is not None:
+        return RemoteApp(session, state, client)
+    wasm_gemm.install()
+    return App(session, state)

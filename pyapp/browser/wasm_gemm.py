@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..core import numerics
-from .compat import emscripten_module, js
+from .compat import address, emscripten_module, js, to_uint8array
 from .gemm_wasm import WASM_BASE64, WASM_RELAXED_BASE64, WASM_RELAXED_SHARED_BASE64, WASM_SHARED_BASE64
 
 PANEL = 8  # output columns per packed weight panel (the kernel's tile width)
@@ -51,10 +51,6 @@ def _plain_exports(instance):
     exports object itself: it has no prototype)."""
     wrapped = js.Array.of(0).map(js.Reflect.get.bind(None, instance, "exports", instance))  # [exports]
     return js.Reflect.apply(js.Object.assign, None, js.Array.of(js.Object.new()).concat(wrapped))
-
-
-def _address(a: np.ndarray) -> int:
-    return int(a.__array_interface__["data"][0])
 
 
 # (shared memory, relaxed SIMD) -> the build's bytes (base64): scripts/build_gemm_wasm.py
@@ -97,10 +93,8 @@ class WasmGemm:
         self.threads = None  # gemm_threads.GemmThreads once a second thread shares the products
 
     def _bytes(self, b64: str):
-        """A JS Uint8Array of a build's bytes (one copy out of Pyodide's heap)."""
-        wasm = np.frombuffer(base64.b64decode(b64), dtype=np.uint8).copy()
-        start = _address(wasm)
-        return self.module.HEAPU8.slice(start, start + wasm.size)
+        """A JS Uint8Array of a build's bytes."""
+        return to_uint8array(np.frombuffer(base64.b64decode(b64), dtype=np.uint8).copy(), self.module)
 
     # ---- kernel memory ----------------------------------------------------------------------------------
     def _alloc(self, nbytes: int) -> int:
@@ -120,7 +114,7 @@ class WasmGemm:
 
     def _upload(self, a: np.ndarray, off: int) -> None:
         """Copy a contiguous float32 array into the kernel's memory at byte offset ``off``."""
-        start = _address(a) // 4
+        start = address(a) // 4
         self._f32.set(self.module.HEAPF32.subarray(start, start + a.size), off // 4)
 
     def weight_offset(self, weight: np.ndarray) -> int:
@@ -174,7 +168,7 @@ class WasmGemm:
 
     def _download(self, y: np.ndarray, off: int) -> None:
         """Copy the kernel's memory at byte offset ``off`` into the contiguous float32 array ``y``."""
-        start = _address(y) // 4
+        start = address(y) // 4
         self.module.HEAPF32.set(self._f32.subarray(off // 4, off // 4 + y.size), start)
 
     def batched_matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:

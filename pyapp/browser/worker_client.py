@@ -27,12 +27,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Union
 
-import numpy as np
-
 from ..app import frame as _frame  # noqa: F401 - imported at start-up, not by the first message's decode
 from ..worker import wire
 from . import canvas as canvas_backend
-from .compat import create_proxy, emscripten_module, js
+from .compat import create_proxy, from_uint8array, js
 
 WORKER_SCRIPT = "./compute-worker.js"        # relative to web/index.html
 CONFIG = "./pyscript.toml"                   # the page's PyScript config: the worker reads the same [files]
@@ -94,20 +92,11 @@ def worker_type(index_url: str = "") -> str:
     return "module"
 
 
-def _to_numpy(u8) -> np.ndarray:
-    """A JS Uint8Array -> a uint8 numpy array (one memcpy into Python's heap)."""
-    n = int(u8.length)
-    out = np.empty(n, dtype=np.uint8)
-    if n:
-        emscripten_module().HEAPU8.set(u8, int(out.__array_interface__["data"][0]))
-    return out
-
-
 def decode(msg) -> Any:
     """A worker message's payload (JSON text + its arrays ``wire.join``-ed in one transferred buffer) -> plain
     data with numpy arrays (views of one copy)."""
     buffers = msg.buffers
-    arrays = wire.split(_to_numpy(buffers[0])) if buffers and int(buffers.length) else []
+    arrays = wire.split(from_uint8array(buffers[0])) if buffers and int(buffers.length) else []
     return wire.unpack(str(msg.json) if msg.json else "{}", arrays)
 
 

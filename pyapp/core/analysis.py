@@ -356,6 +356,8 @@ class LayerDigest:
     peak: np.ndarray  # (heads,) float64  each head's largest weight
     thumbs: np.ndarray  # (heads, m, m) float32  block max, m = min(n, pooled side for THUMB_CELLS)
     thumb_mask: Optional[np.ndarray]  # (m, m) bool  causal: the pooled cells wholly masked, else None
+    pooled_masks: Dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    # thumbnail side -> thumb_mask pooled to it: one object for every head of the layer (``thumbnail``)
 
     @property
     def n_heads(self) -> int:
@@ -374,7 +376,7 @@ class LayerDigest:
         (the model view's hit regions carry it: it crosses to the page once, not once a head)."""
         shown, mask = pool_max(self.thumbs[head], cells, self.thumb_mask)
         if mask is not None and mask is not self.thumb_mask:
-            mask = self.__dict__.setdefault("_pooled_masks", {}).setdefault(int(cells), mask)
+            mask = self.pooled_masks.setdefault(int(cells), mask)
         return shown.astype(np.float32, copy=False), mask
 
 

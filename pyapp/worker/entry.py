@@ -40,7 +40,7 @@ import numpy as np
 from ..app.session import Session
 from ..browser import canvas as canvas_backend
 from ..browser import gemm_threads, wasm_gemm
-from ..browser.compat import emscripten_module, js, to_js
+from ..browser.compat import emscripten_module, from_uint8array, js, to_js, to_uint8array
 from ..browser.fetch import FetchError, fetch_bytes
 from ..browser.loader import TIMEOUT_S, _Watchdog
 from ..core.catalogue import CatalogueError, load_catalogue
@@ -168,11 +168,6 @@ class WorkerHost:
         finally:
             watch.stop()
 
-    def _js_bytes(self, a: np.ndarray):
-        """A JS Uint8Array copy of a contiguous array's bytes (one memcpy out of Python's heap)."""
-        start = int(a.__array_interface__["data"][0]) if a.nbytes else 0
-        return self.module.HEAPU8.slice(start, start + a.nbytes)
-
     def draw_on_page(self, req_id: Optional[int], scene: Scene, dpr: float, loading: bool = False) -> None:
         """Draw ``scene`` straight into the page's canvas, unless a newer request is known (no stale picture).
         A loading frame waits ``PLACEHOLDER_AFTER_S`` from the request's arrival, as the page's own loop does
@@ -222,7 +217,7 @@ class WorkerHost:
         text, arrays = wire.pack(payload)
         buffers = js.Array.new()
         if arrays:                  # one buffer: the page copies it into its heap in one piece (wire.split)
-            buffers.push(self._js_bytes(wire.join(arrays)))
+            buffers.push(to_uint8array(wire.join(arrays), self.module))
         js.mhsaPost(kind, int(req_id), text, buffers, bitmap, to_js(size) if size is not None else None)
         self.posted["messages"] += 1
         self.posted["bytes"] += len(text) + sum(int(a.nbytes) for a in arrays)
@@ -274,7 +269,7 @@ class WorkerHost:
             elif name == "png" and self.direct is not None:   # the PNG export of what the page's canvas shows
                 blob = await self.direct.canvas.convertToBlob(js.JSON.parse('{"type": "image/png"}'))
                 u8 = js.Uint8Array.new(await blob.arrayBuffer())
-                out = {"png": _to_numpy(u8, self.module)}
+                out = {"png": from_uint8array(u8, self.module)}
             elif name == "python" and isinstance(state, dict):
                 if not self.debug:
                     raise PermissionError("the python call is off (set window.mhsaDebug = true before web/coi.js)")
@@ -364,15 +359,6 @@ class WorkerHost:
 
 _host: Optional[WorkerHost] = None
 _debug_namespace: Dict[str, Any] = {"__name__": "pyapp_worker_debug"}
-
-
-def _to_numpy(u8, module) -> np.ndarray:
-    """A JS Uint8Array -> a uint8 numpy array (one memcpy into Python's heap)."""
-    n = int(u8.length)
-    out = np.empty(n, dtype=np.uint8)
-    if n:
-        module.HEAPU8.set(u8, int(out.__array_interface__["data"][0]))
-    return out
 
 
 def start(interrupt=None, options=None) -> str:
