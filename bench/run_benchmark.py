@@ -308,6 +308,8 @@ def run_app(browser, srv, log, texts=None, warmup=3, reps=20):
         return {"error": "cannot reuse tests/browser/conftest.py routing (%s: %s)" % (type(e).__name__, e)}
     finally:
         sys.path.remove(str(conftest.parent))
+    # the harness runtime's compiled standard library, as the test session makes it (tests/browser/pycache.py)
+    log("ours: the harness runtime's pyc bundle: %s" % json.dumps(mod.pycache.build(browser, srv.origin)))
     g = mod.Guard()
     # as the harness's new_page("pyodide") does: Pyodide 0.17's JS bridge evaluates strings, which the
     # page's CSP (no 'unsafe-eval', right for the modern Pyodide the site ships with) forbids

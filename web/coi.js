@@ -182,6 +182,7 @@
       var hint = window.mhsaWorkerRuntime;
       // options.debug: the worker runs state.call("python", ...) only for a page that set window.mhsaDebug
       worker.postMessage({type: "boot", indexURL: (hint && hint.indexURL) || PYODIDE, proxyFetch: true,
+                          pycache: (hint && hint.pycache) || "",
                           config: new URL(opts.config || "./pyscript.toml", base).href, interrupt: shared,
                           options: {debug: window.mhsaDebug === true}});
       handCanvas(worker, state);

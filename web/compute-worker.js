@@ -3,7 +3,7 @@
 // worker (modern Pyodide: import of pyodide.mjs); it has no import / export statement for that reason.
 //
 // Protocol (all messages are plain objects; see pyapp/browser/worker_client.py for the page side):
-//   page -> worker  {type: "boot", indexURL, config, interrupt?: SharedArrayBuffer}   once, first
+//   page -> worker  {type: "boot", indexURL, config, interrupt?: SharedArrayBuffer, pycache?: URL}   once, first
 //                   {type: "canvas", canvas: OffscreenCanvas}   the page's canvas, transferred (optional)
 //                   {type: "compute", id, ...}   {type: "call", id, ...}   forwarded to Python (entry.receive)
 //   worker -> page  {type: "boot-progress", stage}  {type: "ready", info}  {type: "boot-error", message}
@@ -82,6 +82,19 @@ async function runtime(indexURL) {
   return mod.loadPyodide;
 }
 
+// The runtime's compiled standard library and numpy (web/pycache.js), when the page names a bundle for it
+// (mhsaWorkerRuntime.pycache: the test harness's Pyodide 0.17.1); a Promise of its bytes or of null.
+async function compiledStdlib(url) {
+  if (!url) return null;
+  try {
+    importScripts(new URL("./pycache.js", self.location.href).href);
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    await import(new URL("./pycache.js", self.location.href).href);
+  }
+  return self.mhsaFetchPycache(url);
+}
+
 async function boot(msg) {
   var t0 = performance.now();
   var times = {};
@@ -91,6 +104,7 @@ async function boot(msg) {
   }
   var configUrl = new URL(msg.config || "./pyscript.toml", self.location.href);
   var configText = fetchText(configUrl.href);         // in flight while the interpreter loads
+  var pycache = compiledStdlib(msg.pycache);          // likewise (only for a runtime that ships sources)
   stage("Loading Pyodide");
   var loadPyodide = await runtime(msg.indexURL);
   stage("Loading interpreter");
@@ -117,6 +131,8 @@ async function boot(msg) {
   }
   stage("Loaded files");
   await packages;
+  var compiled = await pycache;
+  if (compiled) self.mhsaWritePycache(FS, compiled);  // before the first import of numpy or pyapp
   stage("Loaded Pyodide");
   pyodide.runPython("import os, sys\nif os.getcwd() not in sys.path: sys.path.insert(0, os.getcwd())");
   var entry = pyodide.runPython("import pyapp.worker.entry as _entry\n_entry");

@@ -175,6 +175,8 @@ class WorkerClient:
             msg = js.Object.new()
             msg.type = "boot"
             msg.indexURL = index_url or runtime_index_url()
+            hint = getattr(js, "mhsaWorkerRuntime", None)    # its compiled stdlib, if the page has one
+            msg.pycache = str(getattr(hint, "pycache", "") or "") if hint is not None else ""
             msg.config = str(js.URL.new(config, js.location.href).href)
             msg.interrupt = self.shared
             msg.options = js.Object.new()

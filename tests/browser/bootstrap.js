@@ -7,7 +7,11 @@
 const INDEX_URL = new URL("/node_modules/@pyodide/pyodide/dist/", location.href).href;
 // The compute worker (web/compute-worker.js, started by web/coi.js or pyapp/browser/worker_client.py) boots
 // the same Pyodide 0.17.1 as this page instead of PyScript's CDN one.
-globalThis.mhsaWorkerRuntime = {indexURL: INDEX_URL, version: "0.17.1", type: "classic"};
+// pycache: the runtime's standard library and numpy compiled by that runtime (tests/browser/pycache.py makes it
+// at the start of a test session; web/pycache.js writes it), as modern Pyodide ships them: the page and its
+// worker then compile only pyapp's own modules, as on the published site.
+const PYCACHE_URL = new URL("/tests/browser/.generated/pyodide-0.17.1.pyc.bin", location.href).href;
+globalThis.mhsaWorkerRuntime = {indexURL: INDEX_URL, version: "0.17.1", type: "classic", pycache: PYCACHE_URL};
 // Tests read the worker's own Python (web/coi.js's mhsaCompute.call("python")), which the worker runs only for a
 // page that says mhsaDebug; a test that sets it false first sees the production refusal.
 if (globalThis.mhsaDebug === undefined) globalThis.mhsaDebug = true;
@@ -56,6 +60,8 @@ async function boot() {
   const configUrl = new URL(tag.getAttribute("config"), location.href);
   const config = parseToml(await (await fetch(configUrl)).text());
   progress("Loading Pyodide");
+  await loadScript(new URL("pycache.js", location.href).href);       // web/pycache.js, beside the page
+  const pycache = globalThis.mhsaFetchPycache(PYCACHE_URL);     // in flight while the interpreter loads
   await loadScript(INDEX_URL + "pyodide.js");
   progress("Loading interpreter");
   const pyodide = await globalThis.loadPyodide({indexURL: INDEX_URL});
@@ -82,6 +88,8 @@ async function boot() {
   pyodide.runPython("import os, sys\nif os.getcwd() not in sys.path: sys.path.insert(0, os.getcwd())");
   progress("Loaded files");
   if (config.packages && config.packages.length) await pyodide.loadPackage(config.packages);
+  const compiled = await pycache;
+  if (compiled) globalThis.mhsaWritePycache(FS, compiled);      // before main.py's first import
   progress("Loaded Pyodide");
   const entry = new URL(tag.getAttribute("src"), location.href);
   const code = await (await fetch(entry)).text();

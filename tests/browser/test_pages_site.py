@@ -3,7 +3,8 @@
 Served on its own (not the repository) under a sub-path like a GitHub Pages project site, opened at its
 root ``index.html`` like a visitor would, it must
 redirect to the page, boot ``pyapp`` in Pyodide 0.17.1 (its compute worker too, which draws the heatmap) (the harness's bootstrap stands in for the PyScript
-CDN; Pyodide itself comes from node_modules, which the site does not contain) and reach the ready state,
+CDN; Pyodide itself comes from node_modules, and its compiled standard library from the harness's
+tests/browser/.generated, which the site does not contain) and reach the ready state,
 with no request answered 4xx/5xx and none leaving 127.0.0.1.
 """
 
@@ -27,11 +28,12 @@ def _harness():
     return mod
 
 
-def _fulfil_npm(h, route):
-    rel = route.request.url.split("/node_modules/", 1)[1].split("?", 1)[0]
-    found = h._local_file(ROOT / "node_modules" / rel)
+def _fulfil_repo(h, route, folder: str):
+    """A file of the repository's test infrastructure ``folder`` (node_modules, the harness's pyc bundle)."""
+    rel = route.request.url.split("/%s/" % folder, 1)[1].split("?", 1)[0]
+    found = h._local_file(ROOT / folder / rel)
     if found is None:
-        route.fulfill(status=404, body="not in node_modules: " + rel)
+        route.fulfill(status=404, body="not in %s: %s" % (folder, rel))
     else:
         route.fulfill(status=200, body=found[0], content_type=found[1])
 
@@ -57,7 +59,10 @@ def test_assembled_site_boots_the_app_from_its_root(browser, tmp_path):
         page = context.new_page()
         # The harness's bootstrap loads Pyodide 0.17.1 from the repository's node_modules, which is test
         # infrastructure and not part of the site: map it here, the way the PyScript CDN is mapped.
-        page.route(server.url("/node_modules/**"), lambda route: _fulfil_npm(h, route))
+        page.route(server.url("/node_modules/**"), lambda route: _fulfil_repo(h, route, "node_modules"))
+        # and so is the runtime's compiled standard library the harness makes (tests/browser/pycache.py)
+        page.route(server.url("/tests/browser/.generated/**"),
+                   lambda route: _fulfil_repo(h, route, "tests/browser/.generated"))
         failed = []
         page.on("response", lambda resp: failed.append("%d %s" % (resp.status, resp.url))
                 if resp.status >= 400 else None)
