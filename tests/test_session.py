@@ -55,7 +55,13 @@ def counts(monkeypatch):
 def test_first_view_needs_tokenizer_then_layer0_qk_only(session):
     st = AppState()
     first = session.plan(st)
-    assert [f.path for f in first.required] == ["minilm-l6/tokenizer.json"] and not first.later
+    # the tokenizer first; what any text needs downloads beside it: the embedding norm and layer 0's Q/K
+    assert [f.path for f in first.required] == ["minilm-l6/tokenizer.json", "minilm-l6/embeddings.norm.json",
+                                                "minilm-l6/layer0.qk.json"] and not first.later
+    for f in first.required:
+        session.add_file(f.path, read_file(session.store, f, MODELS))
+    rows = session.plan(st).required                       # then only the rows of this text's ids
+    assert rows and all(f.path.startswith(("minilm-l6/word/", "minilm-l6/position/")) for f in rows), rows
     load(session, st, later=False)
     paths = [f.path for f in session.store.missing("minilm-l6", session.encode(st).ids, 0, ("qk", "vo"))]
     assert paths == ["minilm-l6/layer0.vo.json"], "overview at layer 0 must not fetch V/O"

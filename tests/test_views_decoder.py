@@ -212,9 +212,11 @@ def test_session_fetches_the_lm_head_only_for_the_next_tab(models_dir):
 
     session = Session(load_local_catalogue(models_dir))
     st = AppState(text=TEXT, model="smollm2-135m")
-    fetch_into(session.store, session.plan(st).files(), models_dir)      # the tokenizer
-    plan = session.plan(st)
-    assert not plan.later and {f.part for f in plan.required if f.part.startswith("layer")} == {"layer.0.qk"}
+    first = session.plan(st)                      # the tokenizer, and beside it what any text needs
+    fetch_into(session.store, first.files(), models_dir)
+    plan = session.plan(st)                       # then this text's rows
+    assert not first.later and not plan.later
+    assert {f.part for f in first.required + plan.required if f.part.startswith("layer")} == {"layer.0.qk"}
     nxt = session.plan(st.with_(tab="next"))
     assert any(f.part == "head" for f in nxt.later) and len(nxt.later) > 1500
     assert "language-model head" in session.later_label(st.with_(tab="next"), nxt)

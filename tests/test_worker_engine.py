@@ -167,6 +167,38 @@ def test_engine_frame_equals_build_frame_in_one_go():
     assert layers == sorted(layers) and layers[-1] == 6
 
 
+def test_download_progress_reaches_the_page_at_most_every_50_ms_and_when_each_file_is_in():
+    """A download reports every network chunk; the page is told on a file's start and end, and in between at
+    most every PROGRESS_S of the engine's clock (here a fake one: 10 ms a chunk, 64 chunks a file)."""
+    from pyapp.worker import engine as engine_module
+
+    h = Harness()
+    now = [0.0]
+    h.engine.clock = lambda: now[0]
+
+    async def chunked(path, progress):
+        data = await _disk_fetch(path, lambda n, t: None)
+        progress(0, 0)
+        for i in range(1, 65):
+            now[0] += 0.01
+            progress(len(data) * i // 64, len(data))
+        return data
+
+    h.engine.fetch = chunked
+    frame = h.run(1, AppState(text="The quick brown fox jumps over the lazy dog.", tab="steps"))
+    assert frame.kind == "view"
+    fetches = [p for k, _, p in h.posts if k == "progress" and p["stage"] == "fetch"]
+    files = {p["file"] for p in fetches}
+    done = [p for p in fetches if p["file_done"] == p["file_size"]]
+    assert {p["file"] for p in done} == files                  # every file's end is told
+    assert fetches[-1]["done"] == fetches[-1]["of"] or any(p["done"] == p["of"] for p in fetches)
+    middle = [p for p in fetches if 0 < p["file_done"] < p["file_size"]]
+    assert middle, "progress inside a file is still told"
+    chunks = 64 * len(files)
+    # at 10 ms a chunk, a message at most every 50 ms: ~1/5 of the chunks (plus each file's start and end)
+    assert len(middle) <= chunks * 0.01 / engine_module.PROGRESS_S + len(files), (len(middle), chunks)
+
+
 def test_engine_accepts_a_url_query_and_makes_error_frames_for_missing_files(tmp_path):
     h = Harness()
     frame = h.run(1, "tab=heads&layer=1")

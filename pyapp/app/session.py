@@ -34,7 +34,7 @@ import numpy as np
 
 from ..core.analysis import LayerDigest, digest, product, residual_attention
 from ..core.attention import AttentionTrace
-from ..core.catalogue import Catalogue, FileEntry, ModelEntry
+from ..core.catalogue import Catalogue, CatalogueError, FileEntry, ModelEntry
 from ..core.lru import LRU, nbytes
 from ..core.sources import SYNTHETIC_KINDS, ModelSource, SyntheticSpec, load_tokenizer, make_source
 from ..core.store import WeightStore
@@ -157,7 +157,7 @@ class Session:
         are ids) the weights. Raises SessionError / core's CatalogueError for a model that cannot be shown."""
         tok = self._tokenizer_file(state)
         if not self.store.has(tok.path):
-            return FilePlan([tok])
+            return FilePlan([tok] + self._text_free(state, tok))
         if state.model in SYNTHETIC:
             return FilePlan([])
         entry = self._built_entry(state.model)
@@ -182,6 +182,19 @@ class Session:
                 if base + (k,) not in self._digests:
                     layers.append((k, new(self.store.missing(entry.id, ids, k, ("qk",)))))
         return FilePlan(required, later, layers)
+
+    def _text_free(self, state: AppState, tok: FileEntry) -> List[FileEntry]:
+        """What the shown layer needs whatever the text (the embedding norm, the layer's Q/K and the blocks
+        below it): they download beside the tokenizer; only the word and position rows wait for the ids. None
+        for a model that cannot be shown (the next plan says why, once the tokenizer is in)."""
+        if state.model in SYNTHETIC or state.model not in self.catalogue:
+            return []
+        try:
+            entry = self._built_entry(state.model)
+            layer = min(max(state.layer, 0), entry.n_layers - 1)
+            return [f for f in self.store.missing(entry.id, (), layer, ("qk",)) if f.path != tok.path]
+        except (SessionError, CatalogueError):
+            return []
 
     def later_label(self, state: AppState, plan: FilePlan) -> str:
         """What a plan's ``later`` files are, for the page's status ("V/O weights of layer 0", ...)."""

@@ -13,7 +13,8 @@ The kernel is its own WebAssembly instance with its own memory (Pyodide does not
 * each weight matrix is packed (panels of 8 output columns) and copied into the kernel's memory once, on first
   use; the copy is forgotten (its space reused) with the weight array, like ``numerics.transposed``;
 * per call, x is copied in and the product out: ``Float32Array.set`` between Pyodide's heap (``HEAPF32``, at
-  the numpy buffers' addresses) and the kernel's memory, two memcpy's.
+  the numpy buffers' addresses) and the kernel's memory, two memcpy's (the views' methods fetched once:
+  ``_refresh_views``).
 
 The per-head products (``numerics.batched_matmul``: Q K^T, probs @ V) go through ``gemm_batch``, both operands
 copied (and the second packed) per call.  ``install()`` compiles the kernel, checks it against numpy on a small
@@ -84,6 +85,7 @@ class WasmGemm:
         self._gemm = self.exports.gemm
         self._gemm_batch = self.exports.gemm_batch
         self._f32 = js.Float32Array.new(self.memory.buffer)
+        self._refresh_views()
         self._top = 64  # bump pointer (bytes); space freed by dead weights is reused by size
         self._free: Dict[int, List[int]] = {}
         self._weights: Dict[int, Tuple["weakref.ref", int]] = {}
@@ -107,15 +109,29 @@ class WasmGemm:
         if self._top > have:
             self.memory.grow((self._top - have + PAGE - 1) // PAGE)
             self._f32 = js.Float32Array.new(self.memory.buffer)  # the old view is detached by grow
+            self._refresh_views()
         return off
 
     def _release(self, off: int, nbytes: int) -> None:
         self._free.setdefault((nbytes + 63) // 64 * 64, []).append(off)
 
+    def _refresh_views(self) -> None:
+        """The four JS methods every copy calls, fetched once (each lookup through a proxy costs as much as the
+        call): ``subarray`` / ``set`` of Pyodide's HEAPF32 and of the kernel's Float32Array. Again after either
+        memory grows: a grown memory detaches the old views, and a detached view throws when used."""
+        heap = self.module.HEAPF32
+        self.refreshes = getattr(self, "refreshes", -1) + 1       # after the first: how often a memory grew
+        self._heap_subarray, self._heap_set = heap.subarray, heap.set
+        self._f32_subarray, self._f32_set = self._f32.subarray, self._f32.set
+
     def _upload(self, a: np.ndarray, off: int) -> None:
         """Copy a contiguous float32 array into the kernel's memory at byte offset ``off``."""
         start = address(a) // 4
-        self._f32.set(self.module.HEAPF32.subarray(start, start + a.size), off // 4)
+        try:
+            self._f32_set(self._heap_subarray(start, start + a.size), off // 4)
+        except Exception:  # noqa: BLE001 - Python's heap grew since the views were fetched: fetch them again
+            self._refresh_views()
+            self._f32_set(self._heap_subarray(start, start + a.size), off // 4)
 
     def weight_offset(self, weight: np.ndarray) -> int:
         """Where the packed ``weight`` (out, in) sits in the kernel's memory (packed and copied on first use)."""
@@ -169,7 +185,11 @@ class WasmGemm:
     def _download(self, y: np.ndarray, off: int) -> None:
         """Copy the kernel's memory at byte offset ``off`` into the contiguous float32 array ``y``."""
         start = address(y) // 4
-        self.module.HEAPF32.set(self._f32.subarray(off // 4, off // 4 + y.size), start)
+        try:
+            self._heap_set(self._f32_subarray(off // 4, off // 4 + y.size), start)
+        except Exception:  # noqa: BLE001 - as in _upload
+            self._refresh_views()
+            self._heap_set(self._f32_subarray(off // 4, off // 4 + y.size), start)
 
     def batched_matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """a (h, n, m) @ b (h, m, p) -> (h, n, p) float32, on the kernel (b packed on the way in)."""

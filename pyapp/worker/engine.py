@@ -32,6 +32,7 @@ from ..core.weights import WeightFileError
 
 Fetch = Callable[[str, Callable[[int, int], None]], Awaitable[bytes]]
 MAX_CONCURRENT = 8            # downloads at once (the page's loader: the same)
+PROGRESS_S = 0.05             # download progress to the page at most this often (and when a file is in)
 Post = Callable[[str, int, Dict[str, Any]], None]
 
 
@@ -91,10 +92,16 @@ class Engine:
         got: Dict[str, int] = {}
         slots = asyncio.Semaphore(MAX_CONCURRENT)
         failed: List[Exception] = []
+        told = [-PROGRESS_S]            # when the page was last told: a message per network chunk was ~160 a
+        #                                 second on the Model tab, each one the page's main thread to handle
 
         async def one(f: FileEntry) -> None:
             def progress(n: int, size: int, path=f.path, expected=int(f.size)) -> None:
                 got[path] = int(n)
+                now = self.clock()
+                if 0 < n < expected and now - told[0] < PROGRESS_S:
+                    return
+                told[0] = now
                 self.post("progress", req_id, {"stage": "fetch", "file": path, "done": sum(got.values()),
                                                "of": total, "files": len(files), "file_done": int(n),
                                                "file_size": expected, "paths": paths})

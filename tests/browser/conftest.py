@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 from urllib.parse import urlsplit
 
+import pycache
 import pytest
 from helpers import PYSCRIPT_CDN, WRITE_FILES, wait_js
 
@@ -100,6 +101,13 @@ def browser(playwright_instance):
     b = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
     yield b
     b.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pycache_bundle(browser, server):
+    """The harness runtime's compiled standard library (``tests/browser/pycache.py``), made once per session:
+    bootstrap.js and the compute worker write it into each Pyodide 0.17.1 before the app's first import."""
+    return pycache.build(browser, server.origin)
 
 
 class Guard:
@@ -195,12 +203,28 @@ def new_page(browser, server):
         opened.append(context)
         return page, guard
 
+    make.opened = opened
     yield make
     for c in opened:
         try:
             c.close()
         except Exception:
             pass
+
+
+@pytest.fixture(autouse=True)
+def _close_the_tests_own_pages(new_page):
+    """The pages a test opens itself are closed when it ends (the session's and the module's shared pages,
+    set up before this, stay): a page left open keeps its compute worker, which may still be working, and its
+    load fell on the next tests (the long-task test saw 60-190 ms tasks in a full run, none alone)."""
+    before = len(new_page.opened)
+    yield
+    for c in new_page.opened[before:]:
+        try:
+            c.close()
+        except Exception:
+            pass
+    del new_page.opened[before:]
 
 
 # ---- Pyodide 0.17.1 with the pyapp package --------------------------------------------------------------

@@ -83,6 +83,39 @@ def test_kernel_matches_numpy(pyodide):
     assert got["failures"] == 0
 
 
+_HEAP_GROWS = """
+import json
+import numpy as np
+from pyapp.browser import wasm_gemm
+
+gemm = wasm_gemm.WasmGemm()
+rng = np.random.RandomState(5)
+w = rng.standard_normal((384, 384)).astype(np.float32)
+x = rng.standard_normal((12, 384)).astype(np.float32)
+first = gemm.matmul_t(x, w)
+before = (gemm.refreshes, int(gemm.module.HEAPU8.length))
+big = np.empty(before[1] // 4 + 2**24, dtype=np.float32)   # more than the whole heap: it must grow (old views detach)
+x2 = rng.standard_normal((12, 384)).astype(np.float32)
+second = gemm.matmul_t(x2, w)
+after = (gemm.refreshes, int(gemm.module.HEAPU8.length))
+grown_by = big.nbytes
+del big
+ref = np.einsum("ij,jk->ik", x2, np.ascontiguousarray(w.T))
+json.dumps({"before": before, "after": after, "same_first": bool(np.array_equal(first, gemm.matmul_t(x, w))),
+            "err": float(np.max(np.abs(second - ref)) / np.max(np.abs(ref))), "failures": gemm.failures,
+            "big": grown_by})
+"""
+
+
+def test_copies_fetch_fresh_views_when_pythons_heap_grows(pyodide):
+    """The copies' JS methods are fetched once; when Python's heap grows under them (its old HEAPF32 detached)
+    the next copy fetches them again and the product is still right, on the kernel (no fallback to numpy)."""
+    got = json.loads(pyodide.run(_HEAP_GROWS))
+    assert got["after"][1] > got["before"][1], got                  # the heap did grow
+    assert got["after"][0] == got["before"][0] + 1, got             # one refresh, by the first copy after it
+    assert got["err"] < 2e-6 and got["same_first"] and got["failures"] == 0, got
+
+
 _BUILDS = """
 import json
 import numpy as np
