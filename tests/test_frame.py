@@ -71,3 +71,20 @@ def test_a_failing_view_is_an_error_frame(session, monkeypatch):
     monkeypatch.setattr(overview, "render", lambda ctx, width: 1 / 0)
     f = build_frame(session, st, 900)
     assert f.kind == "error" and "ZeroDivisionError" in f.status and "Traceback" in f.detail
+
+
+def test_a_long_loading_message_wraps_on_a_phone_instead_of_shrinking(session):
+    """The first plan names three files: at 360 px the notice puts them on lines that fit (one line shrunk to
+    the box was unreadable, ~5 px); at 900 px it stays one line."""
+    from pyapp.draw.scene import text_width
+
+    st = AppState()
+    for width, n_lines in ((360, 3), (900, 1)):
+        f = build_frame(session, st, width, waiting=session.plan(st).required)
+        lines = [op for op in f.scene.ops if op["op"] == "text" and op["italic"]]
+        assert len(lines) == n_lines, [op["s"] for op in lines]
+        assert " ".join(op["s"] for op in lines) == f.status
+        for op in lines:
+            assert text_width(op["s"], op["size"]) <= op["max_width"], op["s"]
+        ys = [op["y"] for op in lines]
+        assert ys == sorted(ys) and len(set(ys)) == len(ys)

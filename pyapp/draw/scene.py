@@ -221,10 +221,17 @@ def button(scene: Scene, x: float, y: float, label: str, action: Dict[str, Any],
 
 
 def notice(scene: Scene, x: float, y: float, w: float, h: float, message: str, size: float = 13.0):
-    """A dashed placeholder box with a centred message (e.g. "loading V/O weights…")."""
+    """A dashed placeholder box with a centred message (e.g. "loading V/O weights…"), wrapped onto lines where
+    the box has room for them (a phone-width box would shrink one long line past reading), else one line."""
     scene.rect(x, y, w, h, fill="#f7f7f9", stroke="#b0b6c0", radius=6)
-    scene.text(x + w / 2, y + h / 2, message, size=size, align="center", baseline="middle", color="#555555",
-               italic=True, max_width=w - 12)
+    step = 1.5 * size
+    lines = wrap_text(message, w - 24, size)
+    if len(lines) * step > h - 8:
+        lines = [message]
+    top = y + h / 2 - step * (len(lines) - 1) / 2
+    for i, line in enumerate(lines):
+        scene.text(x + w / 2, top + step * i, line, size=size, align="center", baseline="middle",
+                   color="#555555", italic=True, max_width=w - 12)
 
 
 def wrap_text(s: str, width: float, size: float, font: str = "sans") -> List[str]:
