@@ -69,6 +69,18 @@ def test_first_view_needs_tokenizer_then_layer0_qk_only(session):
     assert ctx.tokens[0] == "[CLS]" and ctx.n_heads == 12 and ctx.layer == 0 and not ctx.has_values
 
 
+def test_the_first_plan_adds_only_text_free_files_of_a_model_that_can_be_shown(session):
+    """Beside the tokenizer: the shown layer's Q/K and the full blocks below it, never a row of the text; a
+    synthetic or unknown model adds nothing (the next plan says what it needs, or why it cannot be shown)."""
+    deep = [f.path for f in session.plan(AppState(layer=2)).required]
+    assert deep[0] == "minilm-l6/tokenizer.json"
+    assert set(deep[1:]) == {"minilm-l6/embeddings.norm.json", "minilm-l6/layer0.qk.json",
+                             "minilm-l6/layer0.vo.json", "minilm-l6/layer0.ffn.json", "minilm-l6/layer1.qk.json",
+                             "minilm-l6/layer1.vo.json", "minilm-l6/layer1.ffn.json", "minilm-l6/layer2.qk.json"}
+    for model in ("deterministic", "random", "nope"):
+        assert [f.path for f in session.plan(AppState(model=model)).required] == ["minilm-l6/tokenizer.json"]
+
+
 def test_budget_of_the_first_view(session):
     st = AppState()
     load(session, st, later=False)

@@ -185,7 +185,7 @@ class Session:
 
     def _text_free(self, state: AppState, tok: FileEntry) -> List[FileEntry]:
         """What the shown layer needs whatever the text (the embedding norm, the layer's Q/K and the blocks
-        below it): they download beside the tokenizer; only the word and position rows wait for the ids. None
+        below it): they download beside the tokenizer; only the word and position rows wait for the ids. Nothing
         for a model that cannot be shown (the next plan says why, once the tokenizer is in)."""
         if state.model in SYNTHETIC or state.model not in self.catalogue:
             return []

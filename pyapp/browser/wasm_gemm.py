@@ -85,6 +85,7 @@ class WasmGemm:
         self._gemm = self.exports.gemm
         self._gemm_batch = self.exports.gemm_batch
         self._f32 = js.Float32Array.new(self.memory.buffer)
+        self.refreshes = -1  # how often the copies' views were fetched again after a memory grew
         self._refresh_views()
         self._top = 64  # bump pointer (bytes); space freed by dead weights is reused by size
         self._free: Dict[int, List[int]] = {}
@@ -120,7 +121,7 @@ class WasmGemm:
         call): ``subarray`` / ``set`` of Pyodide's HEAPF32 and of the kernel's Float32Array. Again after either
         memory grows: a grown memory detaches the old views, and a detached view throws when used."""
         heap = self.module.HEAPF32
-        self.refreshes = getattr(self, "refreshes", -1) + 1       # after the first: how often a memory grew
+        self.refreshes += 1
         self._heap_subarray, self._heap_set = heap.subarray, heap.set
         self._f32_subarray, self._f32_set = self._f32.subarray, self._f32.set
 
