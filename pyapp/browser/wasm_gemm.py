@@ -128,11 +128,16 @@ class WasmGemm:
     def _upload(self, a: np.ndarray, off: int) -> None:
         """Copy a contiguous float32 array into the kernel's memory at byte offset ``off``."""
         start = address(a) // 4
+        self._fresh(lambda: self._f32_set(self._heap_subarray(start, start + a.size), off // 4))
+
+    def _fresh(self, copy) -> None:
+        """Run ``copy()``; when it throws (Python's heap grew since the views were fetched: a detached view),
+        fetch the views again and run it once more."""
         try:
-            self._f32_set(self._heap_subarray(start, start + a.size), off // 4)
-        except Exception:  # noqa: BLE001 - Python's heap grew since the views were fetched: fetch them again
+            copy()
+        except Exception:  # noqa: BLE001 - retried once on fresh views; a second failure propagates
             self._refresh_views()
-            self._f32_set(self._heap_subarray(start, start + a.size), off // 4)
+            copy()
 
     def weight_offset(self, weight: np.ndarray) -> int:
         """Where the packed ``weight`` (out, in) sits in the kernel's memory (packed and copied on first use)."""
@@ -186,11 +191,7 @@ class WasmGemm:
     def _download(self, y: np.ndarray, off: int) -> None:
         """Copy the kernel's memory at byte offset ``off`` into the contiguous float32 array ``y``."""
         start = address(y) // 4
-        try:
-            self._heap_set(self._f32_subarray(off // 4, off // 4 + y.size), start)
-        except Exception:  # noqa: BLE001 - as in _upload
-            self._refresh_views()
-            self._heap_set(self._f32_subarray(off // 4, off // 4 + y.size), start)
+        self._fresh(lambda: self._heap_set(self._f32_subarray(off // 4, off // 4 + y.size), start))
 
     def batched_matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """a (h, n, m) @ b (h, m, p) -> (h, n, p) float32, on the kernel (b packed on the way in)."""

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import pycache
 import pytest
-from helpers import PYSCRIPT_CDN, WRITE_FILES, wait_js
+from helpers import PYSCRIPT_CDN, WRITE_FILES, boot_blank_pyodide, wait_js
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -41,7 +41,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 PYODIDE_CDN_PREFIX = "https://cdn.jsdelivr.net/pyodide/v"
-PYODIDE_017 = "/node_modules/@pyodide/pyodide/dist/"
 BOOT_TIMEOUT_MS = 180_000
 
 MIME = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
@@ -269,22 +268,7 @@ def _browser_files() -> List[str]:
 @pytest.fixture(scope="session")
 def pyodide(new_page, server):
     page, guard = new_page("pyodide")
-    blank = server.url("/__harness__/blank.html")
-    page.route(blank, lambda r: r.fulfill(status=200, content_type="text/html",
-                                          body="<!doctype html><title>harness</title>"))
-    page.goto(blank)
-    page.evaluate(
-        """async (indexURL) => {
-            await new Promise((ok, bad) => {
-                const s = document.createElement("script");
-                s.src = indexURL + "pyodide.js"; s.onload = ok; s.onerror = bad;
-                document.head.appendChild(s);
-            });
-            globalThis.pyodide = await loadPyodide({indexURL});
-            await pyodide.loadPackage(["numpy"]);
-        }""",
-        server.url(PYODIDE_017),
-    )
+    boot_blank_pyodide(page, server.origin)
     session = PyodideSession(page, guard)
     files = [[server.url("/" + f), f] for f in _browser_files()]
     session.run(WRITE_FILES % json.dumps(files) + 'len(os.listdir("pyapp"))\n')

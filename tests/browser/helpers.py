@@ -25,6 +25,30 @@ if os.getcwd() not in sys.path:
 """
 
 
+PYODIDE_017 = "/node_modules/@pyodide/pyodide/dist/"   # the harness's runtime: Pyodide 0.17.1 + numpy 1.17.5
+
+
+def boot_blank_pyodide(page, origin: str, name: str = "blank.html") -> None:
+    """Open a blank page at ``origin`` (a route answers it) and boot Pyodide 0.17.1 + numpy there as
+    ``globalThis.pyodide``."""
+    blank = origin + "/__harness__/" + name
+    page.route(blank, lambda r: r.fulfill(status=200, content_type="text/html",
+                                          body="<!doctype html><title>harness</title>"))
+    page.goto(blank)
+    page.evaluate(
+        """async (indexURL) => {
+            await new Promise((ok, bad) => {
+                const s = document.createElement("script");
+                s.src = indexURL + "pyodide.js"; s.onload = ok; s.onerror = bad;
+                document.head.appendChild(s);
+            });
+            globalThis.pyodide = await loadPyodide({indexURL});
+            await pyodide.loadPackage(["numpy"]);
+        }""",
+        origin + PYODIDE_017,
+    )
+
+
 def wait_js(page, expr: str, arg=None, timeout: int = 60_000, interval: int = 40):
     """Poll `expr` (a JS function source) until it returns a truthy value; return it.
 

@@ -27,11 +27,11 @@ import struct
 from pathlib import Path
 from typing import Dict, List
 
+from helpers import boot_blank_pyodide
+
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "tests" / "browser" / ".generated" / "pyodide-0.17.1.pyc.bin"
-BUNDLE_PATH = "/" + BUNDLE.relative_to(ROOT).as_posix()       # its URL path on the harness's servers
 MAGIC = b"MHSAPYC1"
-INDEX_URL = "/node_modules/@pyodide/pyodide/dist/"
 
 
 def pyapp_imports(root: Path = ROOT) -> List[str]:
@@ -98,23 +98,8 @@ def build(browser, origin: str, dest: Path = BUNDLE) -> Dict[str, object]:
     context = browser.new_context()
     try:
         page = context.new_page()
-        blank = origin + "/__harness__/pycache.html"
-        page.route(blank, lambda r: r.fulfill(status=200, content_type="text/html",
-                                              body="<!doctype html><title>pycache</title>"))
-        page.goto(blank)
-        out = page.evaluate(
-            """async ([indexURL, code]) => {
-                await new Promise((ok, bad) => {
-                    const s = document.createElement("script");
-                    s.src = indexURL + "pyodide.js"; s.onload = ok; s.onerror = bad;
-                    document.head.appendChild(s);
-                });
-                const pyodide = await loadPyodide({indexURL});
-                await pyodide.loadPackage(["numpy"]);
-                return await pyodide.runPythonAsync(code);
-            }""",
-            [origin + INDEX_URL, _COMPILE % json.dumps(pyapp_imports())],
-        )
+        boot_blank_pyodide(page, origin, "pycache.html")
+        out = page.evaluate("(code) => pyodide.runPythonAsync(code)", _COMPILE % json.dumps(pyapp_imports()))
     finally:
         context.close()
     result = json.loads(out)
