@@ -321,3 +321,33 @@ def test_a_superseded_requests_download_is_shared_not_repeated():
     assert any(p.endswith("layer2.qk.json") for p in started), started     # request 1 had started it
     assert frame.kind == "view" and frame.state.layer == 2
     assert sorted(calls) == sorted(set(calls)), calls                     # no file downloaded twice
+
+
+def test_the_loading_frame_names_only_the_files_still_coming():
+    """A round of downloads (the tokenizer, the embedding norm, layer 0's Q/K on a fresh page): once some are
+    in and one is still coming, the next loading frame names that one alone, not the round's first files."""
+    async def scenario():
+        h = Harness()
+        gate = asyncio.Event()
+
+        async def slow_tokenizer(path, progress):
+            if path.endswith("tokenizer.json"):
+                await gate.wait()
+            return await _disk_fetch(path, progress)
+        h.engine.fetch = slow_tokenizer
+        h.newest = 1
+        run = asyncio.ensure_future(h.engine.compute(1, AppState(text="Only the tokenizer is late."), 800.0))
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if len([p for k, _, p in h.posts if k == "partial"]) >= 2:
+                break
+        held = [p["frame"] for k, _, p in h.posts if k == "partial"]
+        gate.set()
+        return held, await run
+    held, frame = run_async(scenario())
+    assert frame.kind == "view"
+    first, later = held[0], held[1]
+    assert first.kind == later.kind == "loading"
+    assert "tokenizer.json" in first.status and "layer0.qk.json" in first.status     # the whole round at first
+    assert later.status == "Loading minilm-l6/tokenizer.json…", later.status          # then only what is left
+    assert "tokenizer.json" in later.scene.alt_text and "layer0.qk" not in later.scene.alt_text

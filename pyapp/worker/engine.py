@@ -78,9 +78,12 @@ class Engine:
             raise Superseded(req_id)
 
     # ---- files ------------------------------------------------------------------------------------------
-    async def _fetch_files(self, req_id: int, files: List[FileEntry]) -> None:
+    async def _fetch_files(self, req_id: int, files: List[FileEntry],
+                           still: Optional[Callable[[List[FileEntry]], None]] = None) -> None:
         """Fetch and add ``files``, at most ``MAX_CONCURRENT`` at once (as the page's loader); progress counts
-        the bytes of them all. Raises FileFailed (the first failure), Superseded."""
+        the bytes of them all. ``still(remaining)``: the files not in yet, each time fewer are left (checked
+        every 50 ms: the loading frame then names only those). Raises FileFailed (the first failure),
+        Superseded."""
         files = [f for f in files if not self.session.store.has(f.path)]
         if not files:
             return
@@ -121,12 +124,17 @@ class Engine:
                     failed.append(e)
 
         task = asyncio.ensure_future(asyncio.gather(*[one(f) for f in files]))
+        left = len(files)
         while not task.done():                  # a newer request does not wait for a slow or stalled file
             tick = asyncio.ensure_future(asyncio.sleep(0.05))     # left to run out: never a cancelled timer
             await asyncio.wait([task, tick], return_when=asyncio.FIRST_COMPLETED)
             if self.latest() > req_id:            # its downloads finish (or time out) on their own, unread
                 task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
                 raise Superseded(req_id)
+            remaining = [f for f in files if not self.session.store.has(f.path)]
+            if still is not None and not task.done() and not failed and 0 < len(remaining) < left:
+                left = len(remaining)
+                still(remaining)
         await self.check(req_id)
         for e in failed:
             path = getattr(e, "path", None)
@@ -191,10 +199,13 @@ class Engine:
         except Exception:  # noqa: BLE001 - build_frame makes the error frame of this state
             return build_frame(session, wanted, width, **view)
         try:
+            def loading(waiting: List[FileEntry]) -> None:   # the canvas names the files still coming
+                self.post("partial", req_id, {"frame": build_frame(session, wanted, width, waiting=waiting, **view),
+                                              "partial": True})
+
             while plan.required:                              # the tokenizer first, then the weights
-                self.post("partial", req_id, {"frame": build_frame(session, wanted, width, waiting=plan.required,
-                                                                   **view), "partial": True})
-                await self._fetch_files(req_id, plan.required)
+                loading(plan.required)
+                await self._fetch_files(req_id, plan.required, loading)
                 st = session.normalise(wanted)
                 plan = session.plan(st)
             t1 = self.clock()
