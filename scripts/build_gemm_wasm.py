@@ -64,8 +64,9 @@ def _acc(c: str, s: str, b: str, relaxed: bool) -> str:
 
 def _tile(a, R: int, relaxed: bool, partial: bool) -> None:  # noqa: N803 - R as in the tile
     """One R x 8 register tile at row $i: rows $x0.. of X over the panel at $wp into C at $cr, then $i, $xr and
-    $cr move on by R rows.  ``partial``: fewer than R rows are left (at least 2): row r >= 2 reads row r - 1 when
-    it is past the end (a valid address, its sums thrown away) and is stored only when it exists."""
+    $cr move on by R rows.  ``partial``: fewer than R rows are left (at least PARTIAL_MIN_ROWS): each row r from
+    PARTIAL_MIN_ROWS on reads row r - 1 when it is past the end (a valid address, its sums thrown away) and is
+    stored only when it exists."""
     for r in range(R):
         if r == 0:
             a('        (local.set $x0 (local.get $xr))')
