@@ -10,9 +10,7 @@ into ``pyapp/browser/gemm_wasm.py`` so the page needs no extra fetch.
 
 The kernel: ``gemm``: C (n, m) = X (n, k) @ W (k, m) in float32 with f32x4 lanes. W is packed once per weight matrix in
 panels of 8 columns (k rows of 8 contiguous floats, 32 bytes a row) so a panel (12 KB at k = 384) stays in L1
-while every block of ROWS rows of X passes over it; the tile keeps ROWS x 8 sums in 2 x ROWS v128 locals. The
-last PARTIAL_MIN_ROWS to ROWS - 1 rows go through one more tile (its missing rows read the last real row and are
-not stored), a last single row through a one-row loop: a 15-token edit (all six layers) 17.6 -> 16.0 ms.
+while every block of ROWS rows of X passes over it; the tile keeps ROWS x 8 sums in 2 x ROWS v128 locals.
 Each output is one float32 sum over p = 0..k-1 in order (mul then add: no fused multiply-add), the order of
 numpy's einsum / non-BLAS matmul loops, so the products agree with numpy's bit for bit in practice.
 ``gemm_batch`` runs ``gemm`` over h stacked products (the per-head Q K^T and probs @ V).
@@ -50,7 +48,6 @@ RELAXED_ROWS = 6  # the relaxed build's tile: 6 x 8 sums in 12 v128 locals (+ 2 
 #                   x64's 16 vector registers); with fused multiply-adds it measured ~1.3x the plain 4-row tile
 RELAXED_WAT = ROOT / "scripts" / "gemm_relaxed.wat"
 WABT = "wabt@1.0.39"
-PARTIAL_MIN_ROWS = 2  # this many rows left (or more) after the full tiles: one more tile, with rows missing
 SHARED_MAX_PAGES = 32768  # the shared build's memory maximum (2 GiB; a shared memory must declare one)
 
 
@@ -60,43 +57,6 @@ def _acc(c: str, s: str, b: str, relaxed: bool) -> str:
     if relaxed:
         return "(f32x4.relaxed_madd %s %s (local.get %s))" % (s, b, c)
     return "(f32x4.add (local.get %s) (f32x4.mul %s %s))" % (c, s, b)
-
-
-def _tile(a, R: int, relaxed: bool, partial: bool) -> None:  # noqa: N803 - R as in the tile
-    """One R x 8 register tile at row $i: rows $x0.. of X over the panel at $wp into C at $cr, then $i, $xr and
-    $cr move on by R rows.  ``partial``: fewer than R rows are left (at least PARTIAL_MIN_ROWS): each row r from
-    PARTIAL_MIN_ROWS on reads row r - 1 when it is past the end (a valid address, its sums thrown away) and is
-    stored only when it exists."""
-    for r in range(R):
-        if r == 0:
-            a('        (local.set $x0 (local.get $xr))')
-        elif partial and r >= PARTIAL_MIN_ROWS:
-            a('        (local.set $x%d (select (i32.add (local.get $x%d) (local.get $kb)) (local.get $x%d)'
-              ' (i32.lt_u (i32.add (local.get $i) (i32.const %d)) (local.get $n))))' % (r, r - 1, r - 1, r))
-        else:
-            a('        (local.set $x%d (i32.add (local.get $x%d) (local.get $kb)))' % (r, r - 1))
-        a('        (local.set $c%d0 (v128.const i32x4 0 0 0 0)) (local.set $c%d1 (v128.const i32x4 0 0 0 0))' % (r, r))
-    a('        (local.set $q (local.get $wp))')
-    a('        (loop $P')
-    a('          (local.set $b0 (v128.load (local.get $q)))')
-    a('          (local.set $b1 (v128.load offset=16 (local.get $q)))')
-    for r in range(R):
-        a('          (local.set $s (v128.load32_splat (local.get $x%d)))' % r)
-        a('          (local.set $c%d0 %s)' % (r, _acc("$c%d0" % r, "(local.get $s)", "(local.get $b0)", relaxed)))
-        a('          (local.set $c%d1 %s)' % (r, _acc("$c%d1" % r, "(local.get $s)", "(local.get $b1)", relaxed)))
-        a('          (local.set $x%d (i32.add (local.get $x%d) (i32.const 4)))' % (r, r))
-    a('          (local.set $q (i32.add (local.get $q) (i32.const 32)))')
-    a('          (br_if $P (i32.ne (local.get $q) (local.get $qend))))')
-    for r in range(R):
-        store = ('(v128.store (local.get $cr) (local.get $c%d0))'
-                 ' (v128.store offset=16 (local.get $cr) (local.get $c%d1))' % (r, r))
-        if partial and r >= PARTIAL_MIN_ROWS:
-            a('        (if (i32.lt_u (i32.add (local.get $i) (i32.const %d)) (local.get $n)) (then %s))' % (r, store))
-        else:
-            a('        %s' % store)
-        a('        (local.set $cr (i32.add (local.get $cr) (local.get $lb)))')
-    a('        (local.set $xr (i32.add (local.get $xr) (i32.mul (local.get $kb) (i32.const %d))))' % R)
-    a('        (local.set $i (i32.add (local.get $i) (i32.const %d)))' % R)
 
 
 def wat(R: Optional[int] = None, shared: bool = False, relaxed: bool = False) -> str:  # noqa: N803 - R as in the tile
@@ -146,15 +106,31 @@ def wat(R: Optional[int] = None, shared: bool = False, relaxed: bool = False) ->
     # R-row blocks
     a('      (block $Idone (loop $I')
     a('        (br_if $Idone (i32.gt_u (i32.add (local.get $i) (i32.const %d)) (local.get $n)))' % R)
-    _tile(a, R, relaxed, partial=False)
+    for r in range(R):
+        if r == 0:
+            a('        (local.set $x0 (local.get $xr))')
+        else:
+            a('        (local.set $x%d (i32.add (local.get $x%d) (local.get $kb)))' % (r, r - 1))
+        a('        (local.set $c%d0 (v128.const i32x4 0 0 0 0)) (local.set $c%d1 (v128.const i32x4 0 0 0 0))' % (r, r))
+    a('        (local.set $q (local.get $wp))')
+    a('        (loop $P')
+    a('          (local.set $b0 (v128.load (local.get $q)))')
+    a('          (local.set $b1 (v128.load offset=16 (local.get $q)))')
+    for r in range(R):
+        a('          (local.set $s (v128.load32_splat (local.get $x%d)))' % r)
+        a('          (local.set $c%d0 %s)' % (r, _acc("$c%d0" % r, "(local.get $s)", "(local.get $b0)", relaxed)))
+        a('          (local.set $c%d1 %s)' % (r, _acc("$c%d1" % r, "(local.get $s)", "(local.get $b1)", relaxed)))
+        a('          (local.set $x%d (i32.add (local.get $x%d) (i32.const 4)))' % (r, r))
+    a('          (local.set $q (i32.add (local.get $q) (i32.const 32)))')
+    a('          (br_if $P (i32.ne (local.get $q) (local.get $qend))))')
+    for r in range(R):
+        a('        (v128.store (local.get $cr) (local.get $c%d0))' % r)
+        a('        (v128.store offset=16 (local.get $cr) (local.get $c%d1))' % r)
+        a('        (local.set $cr (i32.add (local.get $cr) (local.get $lb)))')
+    a('        (local.set $xr (i32.add (local.get $xr) (i32.mul (local.get $kb) (i32.const %d))))' % R)
+    a('        (local.set $i (i32.add (local.get $i) (i32.const %d)))' % R)
     a('        (br $I)))')
-    # the last 2 to R - 1 rows: one more tile, its missing rows reading the last real row and never stored (a
-    # tile costs one tile whatever it holds; row by row, each row costs ~0.6 of one: 2 sums per panel, each
-    # waiting on its own multiply-add). Each output is the same sum in the same order either way: same bits.
-    a('      (if (i32.ge_s (i32.sub (local.get $n) (local.get $i)) (i32.const %d)) (then' % PARTIAL_MIN_ROWS)
-    _tile(a, R, relaxed, partial=True)
-    a('      ))')
-    # the last row, when one is left
+    # remainder rows, one at a time
     a('      (block $Rdone (loop $Rw')
     a('        (br_if $Rdone (i32.ge_u (local.get $i) (local.get $n)))')
     a('        (local.set $x0 (local.get $xr))')

@@ -342,7 +342,7 @@ class GemmThreads:
 
 def split_rows(n: int, tile: int = TILE) -> int:
     """Rows this worker computes of an n-row product: about half, a whole number of ``tile``-row tiles (the
-    kernel's register tile: the first part's rows all go through full tiles, none through the last, partial one)."""
+    kernel's register tile: no row of the first part goes through its one-row remainder loop)."""
     return max(tile, min(n - tile, (n + tile) // (2 * tile) * tile))
 
 

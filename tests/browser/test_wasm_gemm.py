@@ -154,46 +154,6 @@ def test_plain_and_relaxed_builds_both_give_the_sums(pyodide):
     assert sum(row["differ"] for row in got["shapes"]) > 0      # the builds are different kernels (FMA: x64 here)
 
 
-_ROWS_ALONE = """
-import json
-import numpy as np
-from pyapp.browser import wasm_gemm
-
-rng = np.random.RandomState(3)
-out = []
-for relaxed in (False, True):
-    gemm = wasm_gemm.WasmGemm(relaxed=relaxed)
-    for n in list(range(1, 15)) + [19, 22, 23, 127, 128]:
-        for k, m in ((384, 384), (96, 40)):
-            x = rng.standard_normal((n, k)).astype(np.float32)
-            w = (rng.standard_normal((m, k)) / np.sqrt(k)).astype(np.float32)
-            y = gemm.matmul_t(x, w)
-            alone = np.concatenate([gemm.matmul_t(x[i:i + 1], w) for i in range(n)])
-            # the kernel called by hand on C with 8 rows of 7.0 after it: they must stay 7.0
-            w_off = gemm.weight_offset(w)
-            base = gemm._scratch_for(x.nbytes + (n + 8) * m * 4)
-            c = np.full((n + 8) * m, 7.0, np.float32)
-            gemm._upload(x, base)
-            gemm._upload(c, base + x.nbytes)
-            gemm._gemm(base, w_off, base + x.nbytes, n, k, m)
-            gemm._download(c, base + x.nbytes)
-            out.append([relaxed, n, k, m, int(np.count_nonzero(y != alone)), bool(np.isfinite(y).all()),
-                        bool(np.array_equal(c[:n * m].reshape(n, m), y)), int(np.count_nonzero(c[n * m:] != 7.0))])
-json.dumps(out)
-"""
-
-
-def test_every_row_is_the_same_sum_whatever_tile_computes_it(pyodide):
-    """Rows come in full tiles, then one partial tile for the last 2 to 5 (4-row plain build: 2 to 3) rows,
-    then one row alone: every output is the same ordered float32 sum whichever of them computes it, so each row of
-    an n-row product equals that row's product alone, bit for bit, on both builds (no stray writes: the partial
-    tile's missing rows are never stored)."""
-    got = json.loads(pyodide.run(_ROWS_ALONE))
-    assert len(got) == 2 * 19 * 2
-    for relaxed, n, k, m, differ, finite, same, stray in got:
-        assert differ == 0 and finite and same and stray == 0, (relaxed, n, k, m, differ, same, stray)
-
-
 def test_kernel_declines_what_it_cannot_do(pyodide):
     """Widths that are no multiple of 8 and tiny products go to numpy (None from the backends)."""
     got = pyodide.run("""
