@@ -131,8 +131,10 @@ class Engine:
             if self.latest() > req_id:            # its downloads finish (or time out) on their own, unread
                 task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
                 raise Superseded(req_id)
+            if still is None or task.done() or failed:
+                continue
             remaining = [f for f in files if not self.session.store.has(f.path)]
-            if still is not None and not task.done() and not failed and 0 < len(remaining) < left:
+            if 0 < len(remaining) < left:
                 left = len(remaining)
                 still(remaining)
         await self.check(req_id)
