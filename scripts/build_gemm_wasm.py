@@ -21,9 +21,9 @@ build's GFLOP/s in Chromium (bench/README.md); one rounding per term instead of 
 ``wasm_gemm`` runs it where the engine validates it, the plain build elsewhere.
 
 The same module holds the elementwise hot spots of a block (``elementwise_funcs``): ``vexp``, ``gelu``, ``silu``
-(src, dst, n) and ``softmax`` (src, dst, rows, n: row max, e**(x - max), numpy's pairwise row sum, divide).  They
-repeat the numpy code of ``pyapp.core`` (``numerics.exp``'s polynomial path, ``layers.gelu``/``silu``,
-``attention.softmax``) operation for operation on f32x4 lanes, with its float32 constants read from those modules,
+(src, dst, n), ``softmax`` (src, dst, rows, n: row max, e**(x - max), numpy's pairwise row sum, divide) and
+``layer_norm`` (src, dst, rows, n, w, b, eps).  They repeat the numpy code of ``pyapp.core`` (``numerics.exp``'s
+polynomial path, ``layers.gelu``/``silu``/``layer_norm``, ``attention.softmax``) operation for operation on f32x4 lanes, with its float32 constants read from those modules,
 so their results are numpy's bit for bit (checked in the browser by tests/browser/test_wasm_gemm.py, and by
 ``wasm_gemm.install()`` before it uses them).
 """
@@ -397,9 +397,89 @@ def _softmax_func(c) -> list:
     return L
 
 
+def _layer_norm_func() -> list:
+    """layers.layer_norm over rows of n floats (weight w, bias b: n floats each; eps an f32): mean = (0 + pairwise
+    sum) / n; c = x - mean (into dst); var = (0 + sum of c*c) / n with einsum's order (sequential over the first
+    n - n % 8 terms, then the last n % 8 from the end back: numpy's unrolled sum_of_products loop without SSE);
+    inv = 1 / sqrt(var + eps); y = c * inv * w + b (three roundings, as the three numpy passes).  Whole vectors,
+    then the tail one float at a time: nothing is read or written past a row."""
+    def vec_then_tail(pad, labels, ptr, vend, end, vec, tail, step_ptrs):
+        vd, vl, td, tl = labels
+        out = [pad + '(block %s (loop %s' % (vd, vl),
+               pad + '  (br_if %s (i32.ge_u (local.get %s) (local.get %s)))' % (vd, ptr, vend),
+               pad + '  ' + vec]
+        out += [pad + '  (local.set %s (i32.add (local.get %s) (i32.const 16)))' % (q, q) for q in step_ptrs]
+        out += [pad + '  (br %s)))' % vl,
+                pad + '(block %s (loop %s' % (td, tl),
+                pad + '  (br_if %s (i32.ge_u (local.get %s) (local.get %s)))' % (td, ptr, end),
+                pad + '  ' + tail]
+        out += [pad + '  (local.set %s (i32.add (local.get %s) (i32.const 4)))' % (q, q) for q in step_ptrs]
+        return out + [pad + '  (br %s)))' % tl]
+
+    L = ['  (func (export "layer_norm") (param $src i32) (param $dst i32) (param $rows i32) (param $n i32)'  # noqa: N806
+         ' (param $w i32) (param $b i32) (param $eps f32)',
+         '    (local $nb i32) (local $s i32) (local $d i32) (local $wp i32) (local $bp i32) (local $vend i32)'
+         ' (local $end i32) (local $dn f32) (local $mean f32) (local $acc f32) (local $x f32) (local $inv f32)'
+         ' (local $mv v128) (local $iv v128)',
+         '    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))',
+         '    (local.set $dn (f32.convert_i32_u (local.get $n)))',
+         '    (block $rdone (loop $R',
+         '      (br_if $rdone (i32.eqz (local.get $rows)))',
+         # mean = (0 + pairwise sum) / n
+         '      (local.set $mean (f32.div (f32.add (f32.const 0) (call $psum (local.get $src) (local.get $n)))'
+         ' (local.get $dn)))',
+         '      (local.set $mv (f32x4.splat (local.get $mean)))',
+         '      (local.set $s (local.get $src))',
+         '      (local.set $d (local.get $dst))',
+         '      (local.set $end (i32.add (local.get $src) (local.get $nb)))',
+         '      (local.set $vend (i32.add (local.get $src) (i32.and (local.get $nb) (i32.const -16))))']
+    L += vec_then_tail('      ', ('$cd', '$cl', '$ctd', '$ctl'), '$s', '$vend', '$end',
+                       '(v128.store (local.get $d) (f32x4.sub (v128.load (local.get $s)) (local.get $mv)))',
+                       '(f32.store (local.get $d) (f32.sub (f32.load (local.get $s)) (local.get $mean)))',
+                       ('$s', '$d'))
+    L += [  # var: sequential over the first n - n % 8 centred values, then the rest from the last one back
+          '      (local.set $acc (f32.const 0))',
+          '      (local.set $d (local.get $dst))',
+          '      (local.set $vend (i32.add (local.get $dst) (i32.and (local.get $nb) (i32.const -32))))',
+          '      (block $qd (loop $ql',
+          '        (br_if $qd (i32.ge_u (local.get $d) (local.get $vend)))',
+          '        (local.set $x (f32.load (local.get $d)))',
+          '        (local.set $acc (f32.add (local.get $acc) (f32.mul (local.get $x) (local.get $x))))',
+          '        (local.set $d (i32.add (local.get $d) (i32.const 4)))',
+          '        (br $ql)))',
+          '      (local.set $d (i32.add (local.get $dst) (local.get $nb)))',
+          '      (block $rd (loop $rl',
+          '        (br_if $rd (i32.le_u (local.get $d) (local.get $vend)))',
+          '        (local.set $d (i32.sub (local.get $d) (i32.const 4)))',
+          '        (local.set $x (f32.load (local.get $d)))',
+          '        (local.set $acc (f32.add (local.get $acc) (f32.mul (local.get $x) (local.get $x))))',
+          '        (br $rl)))',
+          # inv = 1 / sqrt((0 + acc) / n + eps)
+          '      (local.set $inv (f32.div (f32.const 1) (f32.sqrt (f32.add (f32.div (f32.add (f32.const 0)'
+          ' (local.get $acc)) (local.get $dn)) (local.get $eps)))))',
+          '      (local.set $iv (f32x4.splat (local.get $inv)))',
+          '      (local.set $d (local.get $dst))',
+          '      (local.set $wp (local.get $w))',
+          '      (local.set $bp (local.get $b))',
+          '      (local.set $end (i32.add (local.get $dst) (local.get $nb)))',
+          '      (local.set $vend (i32.add (local.get $dst) (i32.and (local.get $nb) (i32.const -16))))']
+    L += vec_then_tail('      ', ('$yd', '$yl', '$ytd', '$ytl'), '$d', '$vend', '$end',
+                       '(v128.store (local.get $d) (f32x4.add (f32x4.mul (f32x4.mul (v128.load (local.get $d))'
+                       ' (local.get $iv)) (v128.load (local.get $wp))) (v128.load (local.get $bp))))',
+                       '(f32.store (local.get $d) (f32.add (f32.mul (f32.mul (f32.load (local.get $d))'
+                       ' (local.get $inv)) (f32.load (local.get $wp))) (f32.load (local.get $bp))))',
+                       ('$d', '$wp', '$bp'))
+    L += ['      (local.set $src (i32.add (local.get $src) (local.get $nb)))',
+          '      (local.set $dst (i32.add (local.get $dst) (local.get $nb)))',
+          '      (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))',
+          '      (br $R)))',
+          '  )']
+    return L
+
+
 def elementwise_funcs() -> list:
-    """The elementwise functions of the module (lines): vexp, gelu, silu (src, dst, n) and softmax (src, dst, rows,
-    n), with the numpy-order pairwise sum $psum."""
+    """The elementwise functions of the module (lines): vexp, gelu, silu (src, dst, n), softmax (src, dst, rows,
+    n) and layer_norm (src, dst, rows, n, w, b, eps), with the numpy-order pairwise sum $psum."""
     c = _core_constants()
     L = ['  ;; Elementwise float32 kernels, numpy-exact: each repeats pyapp.core\'s numpy passes in the same order']  # noqa: N806
     L.append('  ;; (numerics.exp: Cody-Waite + Cephes expf + 2^k from exponent bits; no FMA).  src/dst byte offsets.')
@@ -408,6 +488,7 @@ def elementwise_funcs() -> list:
     L += _map_func("silu", _silu_body(c))
     L += _psum_func()
     L += _softmax_func(c)
+    L += _layer_norm_func()
     return L
 
 

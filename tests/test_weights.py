@@ -132,6 +132,9 @@ def test_embedding_rows_are_gathered_per_chunk_file_in_the_ids_order(catalogue, 
         want = np.concatenate([params.rows(name, [i]) for i in ids])
         assert got.dtype == np.float32 and got.shape == (len(ids), catalogue.get(model).d_model)
         assert np.array_equal(got, want) and np.array_equal(got[1], got[ids.index(ids[1], 2)])   # a repeat
+        rows = catalogue.get(model).config.vocab_size
+        with pytest.raises(ValueError, match="row %d out of range" % rows):
+            params.rows(name, ids[:3] + [rows] + [-1])
         fresh = WeightStore(catalogue)
         first = [f for f in fresh.missing(model, ids, layer=None) if "/word/" in f.path]
         fetch_into(fresh, [f for f in fresh.missing(model, ids, layer=None) if f not in first[:1]], models_dir)

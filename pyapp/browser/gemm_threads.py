@@ -123,6 +123,7 @@ class GemmThreads:
         self.ld = getattr(gemm.exports, "gemm_ld", None)   # C rows ldc floats apart: the column split
         self.ctl_off = gemm._alloc(64)
         self.ctl = js.Int32Array.new(gemm.memory.buffer, self.ctl_off, 16)   # shared memory never moves
+        self.ctl.fill(0)                      # the block may be reused space (e.g. the start-up checks' vectors)
         self.atomics = js.Atomics
         self.atomics.store(self.ctl, SPIN_US, THREAD_SPIN_US)
         self.enabled = True                   # the benchmark's 1-thread / 2-thread switch

@@ -26,7 +26,9 @@ the results agree with numpy's to float32 rounding (in practice bit for bit: ben
 The same kernel module also runs the elementwise hot spots (``WasmElementwise``, plugged into
 ``numerics.set_elementwise_backend``): softmax, GELU, SiLU and exp on f32x4 lanes, the numpy code's operations in
 its order, so their results are numpy's bit for bit; ``install()`` checks that on edge values before using them.
-Only arrays of ``numerics.SMALL`` elements or more go there (below that numpy's exp is ``np.exp``).
+Only arrays of ``numerics.SMALL`` elements or more go there (below that numpy's exp is ``np.exp``).  LayerNorm
+goes there at any size (``numerics.set_layer_norm_backend``; checked the same way, by ``layer_norm_check``): a
+dozen numpy passes of a few microseconds' overhead each become one call.
 """
 
 from __future__ import annotations
@@ -141,13 +143,23 @@ class WasmGemm:
 
     def weight_offset(self, weight: np.ndarray) -> int:
         """Where the packed ``weight`` (out, in) sits in the kernel's memory (packed and copied on first use)."""
-        key = id(weight)
-        hit = self._weights.get(key)
-        if hit is not None and hit[0]() is weight:
-            return hit[1]
         out, k = weight.shape
-        packed = np.ascontiguousarray(  # (out/8, in, 8): panel j = W^T[:, 8j:8j+8]
-            np.asarray(weight, dtype=np.float32).reshape(out // PANEL, PANEL, k).transpose(0, 2, 1))
+        return self._resident(weight, lambda: np.ascontiguousarray(  # (out/8, in, 8): panel j = W^T[:, 8j:8j+8]
+            np.asarray(weight, dtype=np.float32).reshape(out // PANEL, PANEL, k).transpose(0, 2, 1)))
+
+    def vector_offset(self, vector: np.ndarray) -> int:
+        """Where the float32 ``vector`` (a LayerNorm's weight or bias) sits in the kernel's memory (copied on first
+        use)."""
+        return self._resident(vector, lambda: np.ascontiguousarray(vector, dtype=np.float32))
+
+    def _resident(self, array: np.ndarray, layout) -> int:
+        """Byte offset of ``layout()`` (the kernel's copy of ``array``), made and copied in on the first call for
+        this array; forgotten (its space reused) with the array."""
+        key = id(array)
+        hit = self._weights.get(key)
+        if hit is not None and hit[0]() is array:
+            return hit[1]
+        packed = layout()
         off = self._alloc(packed.nbytes)
         self._upload(packed, off)
         nbytes = packed.nbytes
@@ -157,7 +169,7 @@ class WasmGemm:
             self._release(off, nbytes)
 
         try:
-            self._weights[key] = (weakref.ref(weight, forget), off)
+            self._weights[key] = (weakref.ref(array, forget), off)
         except TypeError:  # not weak-referenceable: keep it uploaded for good (never the case for ndarrays)
             pass
         return off
@@ -262,6 +274,7 @@ class WasmElementwise:
         ex = gemm.exports
         self._maps = {"exp": ex.vexp, "gelu": ex.gelu, "silu": ex.silu}
         self._softmax = ex.softmax
+        self._layer_norm = ex.layer_norm
         self._scratch = (0, 0)  # (offset, bytes): src, then dst, then 64 spare bytes
         self.calls = 0
         self.failures = 0
@@ -315,6 +328,36 @@ class WasmElementwise:
             fn(src, dst, size)
         return ((0, size, dst),)
 
+    def layer_norm(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> Optional[np.ndarray]:
+        """The ``numerics`` LayerNorm backend: ``layers.layer_norm`` on the kernel, or None (numpy) for what it does
+        not take (any size: a LayerNorm has no exp; weight and bias stay in the kernel's memory, like the GEMM's)."""
+        d = x.shape[-1] if x.ndim else 0
+        if (x.dtype != np.float32 or x.size == 0 or d == 0 or getattr(weight, "shape", None) != (d,)
+                or getattr(bias, "shape", None) != (d,) or weight.dtype != np.float32 or bias.dtype != np.float32):
+            return None
+        try:
+            return self.run_layer_norm(x, weight, bias, eps)
+        except Exception:  # noqa: BLE001 - as in WasmGemm.__call__: numpy does this one
+            self.failures += 1
+            return None
+
+    def run_layer_norm(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+        """LayerNorm over the last axis of a float32 array on the kernel (whole rows per call, one thread)."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = np.empty(x.shape, dtype=np.float32)
+        d = x.shape[-1]
+        w_off, b_off = self.gemm.vector_offset(weight), self.gemm.vector_offset(bias)
+        step = max(1, CHUNK // d) * d
+        flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+        src, dst = self._buffers(min(x.size, step) * 4)
+        for start in range(0, x.size, step):
+            part_x, part_y = flat_x[start:start + step], flat_y[start:start + step]
+            self.gemm._upload(part_x, src)
+            self._layer_norm(src, dst, part_x.size // d, d, w_off, b_off, float(eps))
+            self.gemm._download(part_y, dst)
+        self.calls += 1
+        return y
+
     def __call__(self, op: str, x: np.ndarray) -> Optional[np.ndarray]:
         """The ``numerics`` elementwise backend: the kernel's result, or None (numpy) for what it does not take."""
         if x.dtype != np.float32 or x.size < MIN_ELEMENTWISE:
@@ -366,8 +409,33 @@ def elementwise_check(ew: WasmElementwise) -> str:
     return ""
 
 
+def layer_norm_check(ew: WasmElementwise) -> str:
+    """The kernel's LayerNorm against the numpy code (no backend set) on rows of every length class (n % 8 and
+    n % 4 nonzero, the pairwise sum's split past 128), a constant row (variance 0), huge, tiny, inf and NaN entries,
+    two epsilons; "" if every bit agrees, else what differs."""
+    from ..core import layers
+
+    saved = numerics.set_layer_norm_backend(None)
+    try:
+        rng = np.random.RandomState(5)
+        for n, eps in ((384, 1e-12), (7, 1e-5), (13, 1e-12), (129, 1e-5), (300, 1e-6), (768, 1e-12)):
+            x = (rng.standard_normal((24, n)) * rng.uniform(0.01, 50.0, (24, 1)) + 2).astype(np.float32)
+            x[1] = 3.25  # variance 0
+            x[2, :3] = [1e30, -1e-30, 0.0]
+            x[3, 0] = np.inf
+            x[4, n // 2] = np.nan
+            w = rng.standard_normal(n).astype(np.float32)
+            b = rng.standard_normal(n).astype(np.float32)
+            if not _same_bits(ew.run_layer_norm(x, w, b, eps), layers.layer_norm(x, w, b, eps)):
+                return "the kernel's layer_norm differs from numpy's (n = %d)" % n
+    finally:
+        numerics.set_layer_norm_backend(saved)
+    return ""
+
+
 elementwise: Optional[WasmElementwise] = None
 elementwise_problem = ""  # why the elementwise kernels were left out (numpy does them)
+layer_norm_problem = ""  # why the LayerNorm kernel was left out (numpy does it)
 
 
 def _install_elementwise(gemm: WasmGemm) -> Optional[WasmElementwise]:
@@ -382,7 +450,19 @@ def _install_elementwise(gemm: WasmGemm) -> Optional[WasmElementwise]:
         return None
     numerics.set_elementwise_backend(ew)
     elementwise = ew
+    _install_layer_norm(ew)
     return ew
+
+
+def _install_layer_norm(ew: WasmElementwise) -> None:
+    """Plug the LayerNorm kernel into ``numerics.set_layer_norm_backend`` if it passes ``layer_norm_check``."""
+    global layer_norm_problem
+    try:
+        layer_norm_problem = layer_norm_check(ew)
+    except Exception as e:  # noqa: BLE001 - numpy does it
+        layer_norm_problem = "%s: %s" % (type(e).__name__, e)
+    if not layer_norm_problem:
+        numerics.set_layer_norm_backend(ew.layer_norm)
 
 
 _installed: Optional[WasmGemm] = None

@@ -81,8 +81,17 @@ class ChunkGroup:
     sizes: List[int]
     sha256: List[str]
 
-    def chunk_of(self, row: int) -> int:
-        return int(row) // self.per_file
+    def chunk_of(self, row):
+        """The chunk file holding ``row`` (an int); of each row of a numpy int array (an array)."""
+        return row // self.per_file if hasattr(row, "ndim") else int(row) // self.per_file
+
+    def first_row(self, index: int) -> int:
+        """The first row chunk file ``index`` holds."""
+        return index * self.per_file
+
+    def path_of(self, index: int) -> str:
+        """Chunk file ``index``'s path (relative to models/)."""
+        return self.path % index
 
 
 @dataclass
@@ -140,8 +149,8 @@ class ModelEntry:
 
     def chunk_file(self, table: str, index: int) -> FileEntry:
         g = self.chunks[table]
-        lo = index * g.per_file
-        return FileEntry(g.path % index, g.sizes[index], g.sha256[index], self.id,
+        lo = g.first_row(index)
+        return FileEntry(g.path_of(index), g.sizes[index], g.sha256[index], self.id,
                          f"{table}.{index}", (lo, min(lo + g.per_file, g.rows)))
 
     def all_files(self) -> List[FileEntry]:

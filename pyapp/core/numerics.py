@@ -11,8 +11,9 @@ Measured there (``bench/pyodide_micro.py``, ``bench/README.md``), two things dom
   keeps one contiguous ``W^T`` per weight matrix, made on first use.  A runtime with something faster plugs it
   in with ``set_matmul_backend`` / ``set_batched_matmul_backend`` (the browser shell installs a WebAssembly
   SIMD kernel there: ``pyapp/browser/wasm_gemm.py``); the core itself never imports anything of the browser.
-* The same goes for the elementwise hot spots (softmax, GELU, SiLU, exp): ``set_elementwise_backend``; the
-  browser's kernel computes exactly what the numpy code here computes, in the same order (same bits).
+* The same goes for the elementwise hot spots (softmax, GELU, SiLU, exp): ``set_elementwise_backend``, and for
+  LayerNorm (a dozen numpy passes, each a few microseconds of call overhead there): ``set_layer_norm_backend``;
+  the browser's kernels compute exactly what the numpy code here computes, in the same order (same bits).
 
 Weights are treated as read-only once they are used (the store decodes them once and never writes them).
 """
@@ -104,6 +105,25 @@ def elementwise(op: str, x: np.ndarray) -> Optional[np.ndarray]:
     if _elementwise is None or x.size < SMALL:
         return None
     return _elementwise(op, x)
+
+
+NormBackend = Callable[[np.ndarray, np.ndarray, np.ndarray, float], Optional[np.ndarray]]
+_norm: Optional[NormBackend] = None
+
+
+def set_layer_norm_backend(fn: Optional[NormBackend]) -> Optional[NormBackend]:
+    """Route ``layers.layer_norm`` through ``fn(x, weight, bias, eps)`` (x float32 (..., d), weight and bias float32
+    (d,)); ``None`` restores numpy.  ``fn`` returns a new float32 array holding exactly what the numpy code computes
+    (the same passes in the same order: the same bits), or ``None`` to leave that call to numpy.  Returns the
+    previous one.  (No size threshold, unlike ``elementwise``: a LayerNorm has no exp.)"""
+    global _norm
+    previous, _norm = _norm, fn
+    return previous
+
+
+def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> Optional[np.ndarray]:
+    """The backend's LayerNorm of the float32 array ``x``, or ``None`` (no backend, or it declined)."""
+    return None if _norm is None else _norm(x, weight, bias, eps)
 
 
 # ------------------------------------------------------------------------------------- x @ W^T

@@ -311,6 +311,34 @@ def test_elementwise_split_equals_one_thread_bit_for_bit(isolated_worker):
     assert got["failures"] == 0 and got["broken"] == "", got
 
 
+def test_the_control_block_starts_clean_in_reused_space(isolated_worker):
+    """The thread's control block may be space the allocator reuses (the start-up checks' LayerNorm vectors were
+    freed just before the thread starts): it is cleared first, so stale floats there are no job state or count."""
+    page, _ = isolated_worker
+    got = json.loads(page.evaluate("(code) => window.pyw(code)", """
+import json
+import numpy as np
+from pyapp.browser import gemm_threads, wasm_gemm
+g = wasm_gemm.WasmGemm(memory=gemm_threads.shared_memory())
+stale = g._alloc(64)
+g._upload(np.full(16, -0.66, dtype=np.float32), stale)   # float bits in every slot (SEQ, STATE, COUNT, ...)
+g._release(stale, 64)
+t = gemm_threads.start(g)
+ready = await t.wait_ready(20.0)
+x = np.random.RandomState(3).standard_normal((128, 384)).astype(np.float32)
+w = np.random.RandomState(4).standard_normal((1536, 384)).astype(np.float32)
+y = g.matmul_t(x, w)
+out = {"reused": t.ctl_off == stale, "ready": ready, "jobs": t.thread_jobs(), "splits": t.splits,
+       "taken_back": t.taken_back, "broken": t.broken,
+       "equal": bool(np.array_equal(y, wasm_gemm.WasmGemm().matmul_t(x, w)))}
+t.stop()
+json.dumps(out)
+"""))
+    assert got["reused"] and got["ready"], got
+    assert (got["jobs"], got["splits"], got["taken_back"], got["broken"]) == (1, 1, 0, ""), got
+    assert got["equal"], got
+
+
 def test_a_thread_that_cannot_start_leaves_one_thread(isolated_worker):
     """A second kernel whose thread script is missing (404): marked broken with the reason, its products are
     computed here, right; and a stopped thread is no longer used."""

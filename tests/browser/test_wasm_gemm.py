@@ -353,6 +353,77 @@ def test_elementwise_kernels_are_numpy_bit_for_bit(pyodide):
     assert got["layer_norm"] == [[0, 0]] * 4  # np.add.reduce / d is ndarray.mean's float32 result, bit for bit
 
 
+_LAYER_NORM_KERNEL = """
+import json
+import numpy as np
+from pyapp.browser import wasm_gemm
+from pyapp.core import layers, numerics
+
+wasm_gemm.install()
+ew = wasm_gemm.elementwise
+out = {"installed": numerics.layer_norm(np.ones((1, 4), np.float32), np.ones(4, np.float32),
+                                        np.zeros(4, np.float32), 1e-5) is not None,
+       "problem": wasm_gemm.layer_norm_problem, "rows": []}
+rng = np.random.RandomState(3)
+
+
+def numpy_ln(x, w, b, eps):
+    saved = numerics.set_layer_norm_backend(None)
+    try:
+        return layers.layer_norm(x, w, b, eps)
+    finally:
+        numerics.set_layer_norm_backend(saved)
+
+
+for shape, eps in json.loads(%r):
+    x = (rng.standard_normal(shape) * 5 - 1).astype(np.float32)
+    w, b = rng.standard_normal(shape[-1]).astype(np.float32), rng.standard_normal(shape[-1]).astype(np.float32)
+    flat = x.reshape(-1, shape[-1])
+    flat[0] = 0.5                                            # variance 0: 1 / sqrt(eps) times 0
+    if flat.shape[0] > 2:
+        flat[1, ::5] = np.float32(3e4)                       # large entries next to small ones
+        flat[2, -1] = np.nan
+    calls = ew.calls
+    got = layers.layer_norm(x, w, b, eps)
+    want = numpy_ln(x, w, b, eps)
+    nan = np.isnan(want)
+    out["rows"].append({"shape": shape, "used": ew.calls > calls, "dtype": str(got.dtype),
+                        "same_shape": got.shape == want.shape, "nan_same": bool(np.array_equal(np.isnan(got), nan)),
+                        "differ": int(np.count_nonzero(got.view(np.uint32)[~nan] != want.view(np.uint32)[~nan]))})
+chunk, wasm_gemm.CHUNK = wasm_gemm.CHUNK, 1000               # in pieces of whole rows
+try:
+    x = rng.standard_normal((40, 384)).astype(np.float32)
+    w, b = np.ones(384, np.float32), np.zeros(384, np.float32)
+    out["chunked"] = int(np.count_nonzero(ew.run_layer_norm(x, w, b, 1e-12).view(np.uint32)
+                                          != numpy_ln(x, w, b, 1e-12).view(np.uint32)))
+finally:
+    wasm_gemm.CHUNK = chunk
+out["declined"] = [ew.layer_norm(np.ones((2, 4), np.float64), np.ones(4, np.float32), np.zeros(4, np.float32), 1e-5)
+                   is None, ew.layer_norm(np.ones((2, 4), np.float32), np.ones(5, np.float32),
+                                          np.zeros(4, np.float32), 1e-5) is None]
+out["failures"] = ew.failures
+json.dumps(out)
+"""
+# MiniLM's rows at 1, 12 and 128 tokens (d = 384), 768-wide rows (DistilBERT, GPT-2), lengths that are no multiple of
+# 8 or 4, the pairwise sum's split past 128 (129, 300), a 3-d stack
+LAYER_NORM = [((1, 384), 1e-12), ((12, 384), 1e-12), ((128, 384), 1e-12), ((9, 768), 1e-12), ((5, 7), 1e-5),
+              ((4, 13), 1e-5), ((6, 129), 1e-6), ((3, 300), 1e-5), ((2, 3, 101), 1e-12)]
+
+
+def test_layer_norm_kernel_is_numpy_bit_for_bit(pyodide):
+    """LayerNorm on the kernel (installed at start-up, any size) gives the numpy code's bits, NaN where it has NaN,
+    in one call or in pieces of rows; it declines float64 input and a weight of the wrong length."""
+    got = json.loads(pyodide.run(_LAYER_NORM_KERNEL % json.dumps(LAYER_NORM)))
+    assert got["installed"] and got["problem"] == "", got["problem"]
+    assert len(got["rows"]) == len(LAYER_NORM)
+    for row in got["rows"]:
+        assert row["used"] and row["dtype"] == "float32" and row["same_shape"] and row["nan_same"], row
+        assert row["differ"] == 0, row
+    assert got["chunked"] == 0
+    assert got["declined"] == [True, True]
+    assert got["failures"] == 0
+
+
 _SMOLLM2_WITH_AND_WITHOUT = """
 import json
 import js
