@@ -170,9 +170,57 @@ def wat(R: Optional[int] = None, shared: bool = False, relaxed: bool = False) ->
     a('      (br $H)))')
     a('  )')
     L.extend(elementwise_funcs())  # softmax, GELU, SiLU, exp (below)
+    if shared:
+        L.extend(hand_over_funcs())  # post / join: a job for the second thread (web/gemm-thread.js)
     a(')')
     return "\n".join(L) + "\n"
 
+
+
+# ------------------------------------------------------------------ the hand-over to the second thread (shared)
+#
+# pyapp/browser/gemm_threads.py posts a job into the control block (16 Int32 slots, web/gemm-thread.js documents
+# them) and joins it; through Pyodide's proxies each Atomics call costs 2-7 us, ~30 us a split in all. These two
+# functions do the same in one call each: the same slots, the same seq-cst operations in the same order.
+
+def hand_over_funcs() -> list:
+    """``post(ctl, op, a0..a6)``: OP and ARGS, STATE = posted (atomic), SEQ += 1, notify one waiter.
+    ``join(ctl, claim_ms, polls, wait_ms)``: wait up to claim_ms for the thread to claim the job (0: not at all);
+    take it back if still posted (returns 0: the caller computes it); else poll STATE ``polls`` times, then sleep in
+    memory.atomic.wait32 slices of wait_ms while it is "running"; STATE = idle; returns the final state (3 done,
+    4 failed)."""
+    args = " ".join("(param $a%d i32)" % i for i in range(7))
+    L = ['  (func (export "post") (param $ctl i32) (param $op i32) ' + args,  # noqa: N806
+         '    (i32.store offset=8 (local.get $ctl) (local.get $op))']
+    L += ['    (i32.store offset=%d (local.get $ctl) (local.get $a%d))' % (12 + 4 * i, i) for i in range(7)]
+    L += ['    (i32.atomic.store offset=4 (local.get $ctl) (i32.const 1))',
+          '    (drop (i32.atomic.rmw.add (local.get $ctl) (i32.const 1)))',
+          '    (drop (memory.atomic.notify (local.get $ctl) (i32.const 1)))',
+          '  )',
+          '  (func (export "join") (param $ctl i32) (param $claim i32) (param $polls i32) (param $wait i32)'
+          ' (result i32)',
+          '    (local $state i32)',
+          '    (if (local.get $claim) (then',
+          '      (drop (memory.atomic.wait32 offset=4 (local.get $ctl) (i32.const 1)'
+          ' (i64.mul (i64.extend_i32_u (local.get $claim)) (i64.const 1000000))))))',
+          '    (if (i32.eq (i32.atomic.rmw.cmpxchg offset=4 (local.get $ctl) (i32.const 1) (i32.const 0)) (i32.const 1))',
+          '      (then (return (i32.const 0))))',
+          '    (local.set $state (i32.atomic.load offset=4 (local.get $ctl)))',
+          '    (block $pd (loop $pl',
+          '      (br_if $pd (i32.or (i32.ne (local.get $state) (i32.const 2)) (i32.eqz (local.get $polls))))',
+          '      (local.set $state (i32.atomic.load offset=4 (local.get $ctl)))',
+          '      (local.set $polls (i32.sub (local.get $polls) (i32.const 1)))',
+          '      (br $pl)))',
+          '    (block $wd (loop $wl',
+          '      (br_if $wd (i32.ne (local.get $state) (i32.const 2)))',
+          '      (drop (memory.atomic.wait32 offset=4 (local.get $ctl) (i32.const 2)'
+          ' (i64.mul (i64.extend_i32_u (local.get $wait)) (i64.const 1000000))))',
+          '      (local.set $state (i32.atomic.load offset=4 (local.get $ctl)))',
+          '      (br $wl)))',
+          '    (i32.atomic.store offset=4 (local.get $ctl) (i32.const 0))',
+          '    (local.get $state)',
+          '  )']
+    return L
 
 
 # ------------------------------------------------------------------ elementwise kernels (softmax, GELU, SiLU)
@@ -232,7 +280,72 @@ def _exp4(src: str, dst: str, c) -> list:
     return out
 
 
-_MAP_LOCALS = ("v", "y", "ek", "er", "ep", "t", "z", "a")  # the v128 locals of a map body (and of _exp4)
+def _i32x4(value: int) -> str:
+    return "(v128.const i32x4 %s)" % " ".join(["0x%08x" % (value & 0xFFFFFFFF)] * 4)
+
+
+def _expf_libm4(src: str, dst: str) -> list:
+    """Instructions: local $dst = expf(local $src) on 4 lanes, as the C library of Pyodide 0.17.1's numpy computes it
+    (musl 1.1's expf, from FreeBSD: ``np.exp`` of float32 there, what ``numerics.exp`` uses below SMALL elements):
+    k = (int)(x / ln 2 + 1/2 sign) for |x| > 1.5 ln 2, +-1 above 0.5 ln 2, else 0; hi = x - k ln2hi, lo = k ln2lo,
+    x' = hi - lo; c = x' - x'^2 (P1 + x'^2 P2); y = 1 + ((x' c / (2 - c) - lo) + hi); scalbnf(y, k) (one extra
+    step of 2^127 or 2^-126 outside [-126, 127]); |x| <= 2^-14: 1 + x; NaN: x; x >= 88.72: inf; x <= -103.97: 0.
+    Every step one float32 rounding, in the C code's order (no FMA).  Uses $lh $lm $lf $lhi $llo $lc $lk."""
+    f = "(local.get $%s)" % src
+    one, two = _splat(1.0), _splat(2.0)
+    return [
+        "(local.set $lh (v128.and %s %s))" % (f, _i32x4(0x7FFFFFFF)),                       # |x|'s bits
+        "(local.set $lm (i32x4.shr_s %s (i32.const 31)))" % f,                               # sign: all ones
+        # k = (int)(invln2 * x + half[sign]) (truncation), then +-1 or 0 in the smaller ranges; as a float
+        "(local.set $lf (f32x4.convert_i32x4_s (i32x4.trunc_sat_f32x4_s (f32x4.add (f32x4.mul %s %s)"
+        " (v128.bitselect %s %s (local.get $lm))))))" % (f, _splat(np_f32_bits_value(0x3FB8AA3B)), _splat(-0.5),
+                                                          _splat(0.5)),
+        "(local.set $lf (v128.bitselect (local.get $lf) (v128.bitselect %s %s (local.get $lm))"
+        " (i32x4.gt_s (local.get $lh) %s)))" % (_splat(-1.0), one, _i32x4(0x3F851592)),
+        "(local.set $lf (v128.bitselect (local.get $lf) (v128.const i32x4 0 0 0 0)"
+        " (i32x4.gt_s (local.get $lh) %s)))" % _i32x4(0x3EB17218),
+        # hi = x - k ln2hi; lo = k ln2lo; x' = hi - lo   (k = 0: hi = x, lo = 0, x' = x)
+        "(local.set $lhi (f32x4.sub %s (f32x4.mul (local.get $lf) %s)))" % (f, _splat(np_f32_bits_value(0x3F317200))),
+        "(local.set $llo (f32x4.mul (local.get $lf) %s))" % _splat(np_f32_bits_value(0x35BFBE8E)),
+        "(local.set $lc (f32x4.sub (local.get $lhi) (local.get $llo)))",
+        # xx = x'^2 (in $%s); c = x' - xx (P1 + xx P2) (in $lk)
+        "(local.set $%s (f32x4.mul (local.get $lc) (local.get $lc)))" % dst,
+        "(local.set $lk (f32x4.sub (local.get $lc) (f32x4.mul (local.get $%s) (f32x4.add %s (f32x4.mul (local.get $%s)"
+        " %s)))))" % (dst, _splat(np_f32_bits_value(0x3E2AAA8F)), dst, _splat(np_f32_bits_value(0xBB355215))),
+        # y = 1 + ((x' c / (2 - c) - lo) + hi)
+        "(local.set $%s (f32x4.add %s (f32x4.add (f32x4.sub (f32x4.div (f32x4.mul (local.get $lc) (local.get $lk))"
+        " (f32x4.sub %s (local.get $lk))) (local.get $llo)) (local.get $lhi))))" % (dst, one, two),
+        # scalbnf(y, k): k > 127: y 2^127, k - 127; k < -126: y 2^-126, k + 126; then y * 2^k
+        "(local.set $lk (i32x4.trunc_sat_f32x4_s (local.get $lf)))",
+        "(local.set $lc (i32x4.gt_s (local.get $lk) %s))" % _i32x4(127),
+        "(local.set $lhi (i32x4.lt_s (local.get $lk) %s))" % _i32x4(-126),
+        "(local.set $%s (v128.bitselect (f32x4.mul (local.get $%s) %s) (v128.bitselect (f32x4.mul (local.get $%s) %s)"
+        " (local.get $%s) (local.get $lhi)) (local.get $lc)))" % (dst, dst, _splat(2.0 ** 127), dst, _splat(2.0 ** -126),
+                                                                 dst),
+        "(local.set $lk (v128.bitselect (i32x4.sub (local.get $lk) %s) (v128.bitselect (i32x4.add (local.get $lk) %s)"
+        " (local.get $lk) (local.get $lhi)) (local.get $lc)))" % (_i32x4(127), _i32x4(126)),
+        "(local.set $%s (f32x4.mul (local.get $%s) (i32x4.shl (i32x4.add (local.get $lk) %s) (i32.const 23))))"
+        % (dst, dst, _i32x4(127)),
+        # the C code's early returns, last one first: |x| <= 2^-14: 1 + x; x <= -103.97: 0; x >= 88.72: inf; NaN: x
+        "(local.set $%s (v128.bitselect (f32x4.add %s %s) (local.get $%s) (i32x4.le_s (local.get $lh) %s)))"
+        % (dst, one, f, dst, _i32x4(0x39000000)),
+        "(local.set $%s (v128.andnot (local.get $%s) (v128.and (local.get $lm) (i32x4.ge_s (local.get $lh) %s))))"
+        % (dst, dst, _i32x4(0x42CFF1B5)),
+        "(local.set $%s (v128.bitselect %s (local.get $%s) (v128.andnot (i32x4.ge_s (local.get $lh) %s) (local.get $lm))))"
+        % (dst, _i32x4(0x7F800000), dst, _i32x4(0x42B17218)),
+        "(local.set $%s (v128.bitselect %s (local.get $%s) (i32x4.gt_s (local.get $lh) %s)))"
+        % (dst, f, dst, _i32x4(0x7F800000)),
+    ]
+
+
+def np_f32_bits_value(bits: int):
+    """The float32 whose bit pattern is ``bits`` (musl's constants are given that way)."""
+    import numpy as np
+    return np.array(bits, dtype=np.uint32).view(np.float32)[()]
+
+
+_MAP_LOCALS = ("v", "y", "ek", "er", "ep", "t", "z", "a", "lh", "lm", "lf", "lhi", "llo", "lc", "lk")  # the v128
+#                                            locals of a map body (and of _exp4, _expf_libm4)
 
 
 def _second(line: str) -> str:
@@ -240,20 +353,24 @@ def _second(line: str) -> str:
     return re.sub(r"\$(%s)\b" % "|".join(_MAP_LOCALS), lambda m: "$" + m.group(1) + "2", line)
 
 
-def _pair_loop(pad: str, labels: tuple, src: str, dst: str, loads: tuple, body: list) -> list:
+def _pair_loop(pad: str, labels: tuple, src: str, dst: str, loads: tuple, body: list, pair: bool = True) -> list:
     """``(block (loop ...))`` over src up to $end, two vectors an iteration: ``loads`` set $v / $v2 from ``src``,
-    ``body`` (for $v, repeated for $v2) leaves $y / $y2, stored at ``dst``; both pointers then move 32 bytes."""
+    ``body`` (for $v, repeated for $v2) leaves $y / $y2, stored at ``dst``; both pointers then move 32 bytes.
+    ``pair=False``: one vector an iteration ($v -> $y, 16 bytes; the body's code once: a smaller module)."""
     done, again = labels
     L = [pad + '(block %s (loop %s' % (done, again),  # noqa: N806
          pad + '  (br_if %s (i32.ge_u (local.get %s) (local.get $end)))' % (done, src),
-         pad + '  (local.set $v %s)' % loads[0],
-         pad + '  (local.set $v2 %s)' % loads[1]]
+         pad + '  (local.set $v %s)' % loads[0]]
+    if pair:
+        L.append(pad + '  (local.set $v2 %s)' % loads[1])
     for line in body:
-        L += [pad + "  " + line, pad + "  " + _second(line)]
-    return L + [pad + '  (v128.store (local.get %s) (local.get $y))' % dst,
-                pad + '  (v128.store offset=16 (local.get %s) (local.get $y2))' % dst,
-                pad + '  (local.set %s (i32.add (local.get %s) (i32.const 32)))' % (src, src),
-                pad + '  (local.set %s (i32.add (local.get %s) (i32.const 32)))' % (dst, dst),
+        L += [pad + "  " + line] + ([pad + "  " + _second(line)] if pair else [])
+    step = 32 if pair else 16
+    L.append(pad + '  (v128.store (local.get %s) (local.get $y))' % dst)
+    if pair:
+        L.append(pad + '  (v128.store offset=16 (local.get %s) (local.get $y2))' % dst)
+    return L + [pad + '  (local.set %s (i32.add (local.get %s) (i32.const %d)))' % (src, src, step),
+                pad + '  (local.set %s (i32.add (local.get %s) (i32.const %d)))' % (dst, dst, step),
                 pad + '  (br %s)))' % again]
 
 
@@ -345,14 +462,17 @@ def _psum_func() -> list:
     ]
 
 
-def _softmax_func(c) -> list:
+def _softmax_func(c, name: str = "softmax", exp_body: Optional[list] = None) -> list:
     """attention.softmax over rows of n floats: m = row max; e = exp(l - m); e / (0 + pairwise sum of e).
     src and dst are separate; each row is processed in whole vectors (the exponentials two at a time: up to 7 floats
-    past its end, overwritten by the next row or falling into the room the caller leaves after dst)."""
-    L = ['  (func (export "softmax") (param $src i32) (param $dst i32) (param $rows i32) (param $n i32)',  # noqa: N806
+    past its end, overwritten by the next row or falling into the room the caller leaves after dst; one at a time
+    with ``exp_body``).
+    ``exp_body`` ($v -> $y): numerics.exp's polynomial (default), or ``_expf_libm4`` (``softmax_small``: np.exp's
+    bits, what the numpy code uses below numerics.SMALL elements)."""
+    decl = " ".join("(local $%s v128) (local $%s2 v128)" % (v, v) for v in _MAP_LOCALS)
+    L = ['  (func (export "%s") (param $src i32) (param $dst i32) (param $rows i32) (param $n i32)' % name,  # noqa: N806
          '    (local $nb i32) (local $s i32) (local $d i32) (local $end i32) (local $vend i32) (local $m f32)'
-         ' (local $sum f32) (local $v v128) (local $y v128) (local $mv v128) (local $ek v128) (local $er v128)'
-         ' (local $ep v128) (local $v2 v128) (local $y2 v128) (local $ek2 v128) (local $er2 v128) (local $ep2 v128)',
+         ' (local $sum f32) (local $mv v128) ' + decl,
          '    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))',
          '    (block $rdone (loop $R',
          '      (br_if $rdone (i32.eqz (local.get $rows)))',
@@ -377,9 +497,10 @@ def _softmax_func(c) -> list:
          # e = exp(l - m) into dst
          '      (local.set $s (local.get $src))',
          '      (local.set $d (local.get $dst))']
-    L += _pair_loop("      ", ("$ed", "$el"), "$s", "$d", (  # two vectors per iteration, as in _map_func
-        "(f32x4.sub (v128.load (local.get $s)) (local.get $mv))",
-        "(f32x4.sub (v128.load offset=16 (local.get $s)) (local.get $mv))"), _exp4("v", "y", c))
+    L += _pair_loop("      ", ("$ed", "$el"), "$s", "$d", (  # two vectors per iteration, as in _map_func (the small
+        "(f32x4.sub (v128.load (local.get $s)) (local.get $mv))",  # softmax's rows are short: one, and a smaller module)
+        "(f32x4.sub (v128.load offset=16 (local.get $s)) (local.get $mv))"), exp_body or _exp4("v", "y", c),
+        pair=exp_body is None)
     L += [  # e /= (0 + pairwise sum)
           '      (local.set $mv (f32x4.splat (f32.add (f32.const 0) (call $psum (local.get $dst) (local.get $n)))))',
           '      (local.set $d (local.get $dst))',
@@ -478,8 +599,8 @@ def _layer_norm_func() -> list:
 
 
 def elementwise_funcs() -> list:
-    """The elementwise functions of the module (lines): vexp, gelu, silu (src, dst, n), softmax (src, dst, rows,
-    n) and layer_norm (src, dst, rows, n, w, b, eps), with the numpy-order pairwise sum $psum."""
+    """The elementwise functions of the module (lines): vexp, gelu, silu (src, dst, n), softmax and softmax_small
+    (src, dst, rows, n) and layer_norm (src, dst, rows, n, w, b, eps), with the numpy-order pairwise sum $psum."""
     c = _core_constants()
     L = ['  ;; Elementwise float32 kernels, numpy-exact: each repeats pyapp.core\'s numpy passes in the same order']  # noqa: N806
     L.append('  ;; (numerics.exp: Cody-Waite + Cephes expf + 2^k from exponent bits; no FMA).  src/dst byte offsets.')
@@ -488,6 +609,7 @@ def elementwise_funcs() -> list:
     L += _map_func("silu", _silu_body(c))
     L += _psum_func()
     L += _softmax_func(c)
+    L += _softmax_func(c, "softmax_small", _expf_libm4("v", "y"))
     L += _layer_norm_func()
     return L
 

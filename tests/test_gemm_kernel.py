@@ -26,7 +26,8 @@ def test_kernel_is_a_small_simd_module_exporting_gemm():
     from pyapp.browser.gemm_wasm import WASM_BASE64
 
     wasm = base64.b64decode(WASM_BASE64)
-    # (the GEMM ~950 bytes; with the elementwise kernels, their exp inlined twice per map, ~5.8 KB)
+    # (the GEMM ~950 bytes; with the elementwise kernels, their exp inlined twice per map, the LayerNorm and the
+    # small softmax, ~7.8 KB)
     assert wasm[:8] == b"\x00asm\x01\x00\x00\x00" and len(wasm) < 8192
     for name in (b"gemm", b"gemm_batch", b"gemm_ld", b"memory"):
         assert name in wasm
@@ -58,8 +59,9 @@ def test_elementwise_kernels_take_their_constants_from_the_core():
 
 def test_shared_build_is_the_same_kernel_on_an_imported_shared_memory():
     """The two-thread build (pyapp/browser/gemm_threads.py): wat(shared=True) differs from the checked-in text
-    only in its memory line (imported ``env.memory``, shared, with the maximum gemm_threads asks for), and the
-    generated module holds its bytes (``--check`` above covers both builds)."""
+    only in its memory line (imported ``env.memory``, shared, with the maximum gemm_threads asks for) and in the
+    hand-over functions only it has (``post`` / ``join``, at the end), and the generated module holds its bytes
+    (``--check`` above covers both builds)."""
     import importlib.util
     import re
 
@@ -73,6 +75,10 @@ def test_shared_build_is_the_same_kernel_on_an_imported_shared_memory():
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
     one, two = build.wat().splitlines(), build.wat(shared=True).splitlines()
+    hand_over = build.hand_over_funcs()
+    assert two[-1 - len(hand_over):-1] == hand_over and two[-1] == one[-1] == ")"  # post / join, last in the module
+    assert any('(export "post")' in line for line in hand_over) and any('(export "join")' in line for line in hand_over)
+    two = two[:-1 - len(hand_over)] + two[-1:]
     assert len(one) == len(two)
     diff = [(a, b) for a, b in zip(one, two) if a != b]
     assert diff == [('  (memory (export "memory") 1)',
@@ -81,7 +87,7 @@ def test_shared_build_is_the_same_kernel_on_an_imported_shared_memory():
     assert build.wat() == open(f"{ROOT}/scripts/gemm_simd.wat", encoding="utf-8").read()
     shared = base64.b64decode(WASM_SHARED_BASE64)
     assert shared[:8] == b"\x00asm\x01\x00\x00\x00" and shared != base64.b64decode(WASM_BASE64)
-    for name in (b"gemm", b"gemm_batch", b"gemm_ld", b"env", b"memory"):
+    for name in (b"gemm", b"gemm_batch", b"gemm_ld", b"env", b"memory", b"post", b"join"):
         assert name in shared
 
 
@@ -108,9 +114,10 @@ def test_relaxed_build_differs_only_in_the_products_multiply_adds():
     src = open(f"{ROOT}/pyapp/browser/gemm_threads.py", encoding="utf-8").read()   # its row splits: whole tiles
     assert int(re.search(r"^RELAXED_TILE = (\d+)", src, re.M).group(1)) == build.RELAXED_ROWS
     assert int(re.search(r"^TILE = (\d+)", src, re.M).group(1)) == build.ROWS
+    hand_over = "\n".join(build.hand_over_funcs()) + "\n"   # the shared builds' post / join, last in the module
     assert build.wat(relaxed=True, shared=True).replace(
         '  (import "env" "memory" (memory 1 %d shared))' % build.SHARED_MAX_PAGES,
-        '  (memory (export "memory") 1)') == relaxed
+        '  (memory (export "memory") 1)').replace(hand_over, "", 1) == relaxed
     one, two = base64.b64decode(WASM_RELAXED_BASE64), base64.b64decode(WASM_RELAXED_SHARED_BASE64)
     assert one[:8] == two[:8] == b"\x00asm\x01\x00\x00\x00" and len(one) < 8192
     assert len({one, two, base64.b64decode(WASM_BASE64)}) == 3

@@ -141,7 +141,8 @@ def test_matmul_backend_is_used_and_may_decline():
 
 def test_elementwise_backend_gets_the_large_arrays_and_may_decline():
     """``set_elementwise_backend``: softmax, GELU, SiLU and exp go to ``fn(op, x)`` from SMALL elements on (where
-    ``exp`` is the polynomial a kernel can reproduce bit for bit); below that, or when it declines: numpy."""
+    ``exp`` is the polynomial a kernel can reproduce bit for bit); below that numpy, except the softmax, which is
+    offered at any size (np.exp's bits, or declined); when it declines: numpy."""
     from pyapp.core.attention import probs_at
     from pyapp.core.layers import silu
 
@@ -149,6 +150,7 @@ def test_elementwise_backend_gets_the_large_arrays_and_may_decline():
     big = rng.standard_normal((3, 64, 64)).astype(np.float32)  # 12288 elements
     small = big[:1, :8]  # 512
     want = {"softmax": softmax(big), "gelu": gelu(big), "silu": silu(big), "exp": numerics.exp(big)}
+    want_small = softmax(small)
     seen = []
     decline = set()
 
@@ -164,7 +166,10 @@ def test_elementwise_backend_gets_the_large_arrays_and_may_decline():
             assert seen[-1] == (op, np.float32, big.shape)
             n = len(seen)
             fn(small)
-            assert len(seen) == n, op  # below SMALL: never asked
+            if op == "softmax":  # below SMALL too: a backend may replay np.exp (the numpy code's exp there)
+                assert len(seen) == n + 1 and seen[-1] == ("softmax", np.float32, small.shape)
+            else:
+                assert len(seen) == n, op  # below SMALL: never asked
         assert np.all(probs_at(big, 0.5) == 7.0) and seen[-1][0] == "softmax"  # the temperature path too
         decline.update(("softmax", "gelu", "silu"))  # declined: numpy, whose exp still asks for "exp"
         np.testing.assert_array_equal(softmax(big), np.full(big.shape, 7.0 / (64 * 7.0), np.float32))
@@ -172,6 +177,9 @@ def test_elementwise_backend_gets_the_large_arrays_and_may_decline():
         decline.add("exp")
         for op, fn in (("softmax", softmax), ("gelu", gelu), ("silu", silu), ("exp", numerics.exp)):
             np.testing.assert_array_equal(fn(big), want[op])
+        n = len(seen)
+        np.testing.assert_array_equal(softmax(small), want_small)  # a small softmax declined: numpy's (np.exp)
+        assert [s[0] for s in seen[n:]] == ["softmax"]  # asked once; its np.exp is never offered
     finally:
         assert numerics.set_elementwise_backend(previous) is backend
     assert numerics.elementwise("gelu", big) is None  # no backend

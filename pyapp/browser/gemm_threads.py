@@ -22,7 +22,9 @@ into that memory once, x is copied in once, the product out once, as with one th
 * Protocol (``web/gemm-thread.js`` documents the 16 Int32 slots of the control block, allocated in the shared
   memory): this worker writes the job (operation, arguments, state "posted"), adds 1 to SEQ and notifies; the
   thread claims it (compareExchange posted -> running), runs the kernel, sets "done" and notifies; this worker
-  computes its own part meanwhile, then ``Atomics.wait``'s for "done".  A job the thread has not claimed by the
+  computes its own part meanwhile, then waits for "done".  This worker's side is two functions of the kernel's
+  shared build, ``post`` and ``join`` (scripts/build_gemm_wasm.py ``hand_over_funcs``: the same atomic
+  operations in WebAssembly, one call each instead of a dozen Atomics calls through Pyodide's proxies).  A job the thread has not claimed by the
   time this worker finished its own part (thread not woken yet: the second core is busy) is taken back the same
   way and computed here (then the product costs what one thread costs).  A failed job (the thread's kernel call
   threw) is computed here and the thread is no longer used.
@@ -56,8 +58,8 @@ MIN_ELEMENTWISE_SPLIT = 1 << 16  # elements below this: the elementwise kernels 
 VECTORS = 8                    # the map kernels' floats per iteration: a split falls on whole iterations
 GAP = 64                       # bytes between the softmax halves' outputs when rows overrun (n % 8 != 0)
 CLAIM_MS = 0.0                 # how long to wait for the thread to claim a job before computing it here (tests)
-WAIT_MS = 1000.0               # Atomics.wait slices while the thread runs a job
-SPIN = 100                     # polls of the job's state before sleeping in Atomics.wait (~3 us each)
+WAIT_MS = 1000.0               # memory.atomic.wait32 slices while the thread runs a job
+POLLS = 1 << 17                # polls of the job's state before sleeping in that wait (a few ns each: ~0.3 ms)
 THREAD_SPIN_US = 1000          # the thread polls this long after a job before it sleeps: a block's products come
 #                                a few 0.1 ms apart and a wake-up from Atomics.wait costs about a small half-product
 #                                ((b) at 12 tokens ~16 -> ~14.5 ms, at 128 ~72 -> ~69.5 ms; 0: no polling)
@@ -124,6 +126,7 @@ class GemmThreads:
         self.ctl_off = gemm._alloc(64)
         self.ctl = js.Int32Array.new(gemm.memory.buffer, self.ctl_off, 16)   # shared memory never moves
         self.ctl.fill(0)                      # the block may be reused space (e.g. the start-up checks' vectors)
+        self._wasm_post, self._wasm_join = gemm.exports.post, gemm.exports.join   # the shared build's hand-over
         self.atomics = js.Atomics
         self.atomics.store(self.ctl, SPIN_US, THREAD_SPIN_US)
         self.enabled = True                   # the benchmark's 1-thread / 2-thread switch
@@ -211,32 +214,20 @@ class GemmThreads:
 
     # ---- the split ------------------------------------------------------------------------------------
     def _post(self, op: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int, a6: int) -> None:
-        a = self.atomics
-        self.ctl.set(js.Int32Array.of(op, a0, a1, a2, a3, a4, a5, a6), OP)   # OP, ARGS
-        a.store(self.ctl, STATE, POSTED)      # seq-cst: the slots above are visible to whoever sees "posted"
-        a.add(self.ctl, SEQ, 1)
-        a.notify(self.ctl, SEQ, 1)
+        """OP and ARGS, then STATE = posted (seq-cst: the slots are visible to whoever sees "posted"), SEQ += 1 and
+        a notify: the kernel's ``post``, one call (the same through Pyodide's Atomics proxies costs ~15 us)."""
+        self._wasm_post(self.ctl_off, op, a0, a1, a2, a3, a4, a5, a6)
 
     def _join(self, here) -> None:
         """Wait for the posted job; compute it here (``here()``) if the thread has not claimed it yet (it would
         finish no sooner than this worker can: the thread was not woken in time, the second core is busy) or if
-        its kernel call failed."""
-        a, ctl = self.atomics, self.ctl
-        if CLAIM_MS > 0:
-            a.wait(ctl, STATE, POSTED, CLAIM_MS)        # the thread notifies when it claims the job
-        if int(a.compareExchange(ctl, STATE, POSTED, IDLE)) == POSTED:
+        its kernel call failed.  The waiting is the kernel's ``join`` (CLAIM_MS for the claim, then take it back
+        if still posted; else POLLS polls, then memory.atomic.wait32 slices of WAIT_MS while it runs): one call."""
+        state = int(self._wasm_join(self.ctl_off, int(CLAIM_MS), POLLS, int(WAIT_MS)))
+        if state == IDLE:  # taken back: the thread had not claimed it
             self.taken_back += 1
             here()
             return
-        state = int(a.load(ctl, STATE))
-        spins = SPIN
-        while spins and state == RUNNING:  # a short poll first: being woken costs more
-            state = int(a.load(ctl, STATE))
-            spins -= 1
-        while state == RUNNING:
-            a.wait(ctl, STATE, RUNNING, WAIT_MS)
-            state = int(a.load(ctl, STATE))
-        a.store(ctl, STATE, IDLE)
         if state == DONE:
             self.splits += 1
             return

@@ -26,7 +26,9 @@ the results agree with numpy's to float32 rounding (in practice bit for bit: ben
 The same kernel module also runs the elementwise hot spots (``WasmElementwise``, plugged into
 ``numerics.set_elementwise_backend``): softmax, GELU, SiLU and exp on f32x4 lanes, the numpy code's operations in
 its order, so their results are numpy's bit for bit; ``install()`` checks that on edge values before using them.
-Only arrays of ``numerics.SMALL`` elements or more go there (below that numpy's exp is ``np.exp``).  LayerNorm
+Only arrays of ``numerics.SMALL`` elements or more go there (below that numpy's exp is ``np.exp``), except the
+softmax: its small arrays (a short sentence's attention) go to ``softmax_small``, which replays the C library's
+``expf`` of Pyodide 0.17.1 (``np.exp``'s bits; ``small_softmax_check`` makes sure before it is used).  LayerNorm
 goes there at any size (``numerics.set_layer_norm_backend``; checked the same way, by ``layer_norm_check``): a
 dozen numpy passes of a few microseconds' overhead each become one call.
 """
@@ -274,7 +276,9 @@ class WasmElementwise:
         ex = gemm.exports
         self._maps = {"exp": ex.vexp, "gelu": ex.gelu, "silu": ex.silu}
         self._softmax = ex.softmax
+        self._softmax_small = ex.softmax_small
         self._layer_norm = ex.layer_norm
+        self.small_softmax = False  # softmax_small (np.exp's bits) checked by install(): softmaxes below SMALL too
         self._scratch = (0, 0)  # (offset, bytes): src, then dst, then 64 spare bytes
         self.calls = 0
         self.failures = 0
@@ -295,20 +299,20 @@ class WasmElementwise:
         return off, off + half
 
     def run(self, op: str, x: np.ndarray) -> np.ndarray:
-        """``op`` ("exp", "gelu", "silu" or "softmax" over the last axis) of a float32 array, on the kernel."""
+        """``op`` ("exp", "gelu", "silu", "softmax" or "softmax_small" over the last axis) of a float32 array, on the
+        kernel.  "softmax_small" is the softmax with np.exp's bits (``_expf_libm4`` in scripts/build_gemm_wasm.py:
+        the C library's expf, which the numpy code's exp is below numerics.SMALL elements)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         y = np.empty(x.shape, dtype=np.float32)
         if x.size == 0:
             return y
-        n = x.shape[-1] if op == "softmax" else 4
+        n = x.shape[-1] if op.startswith("softmax") else 4
         step = max(1, CHUNK // n) * n  # whole rows (softmax) or vectors at a time: bounded kernel memory
-        flat_x, flat_y = x.reshape(-1), y.reshape(-1)
         src, dst = self._buffers(min(x.size, step) * 4)
-        for start in range(0, x.size, step):
-            part_x, part_y = flat_x[start:start + step], flat_y[start:start + step]
+        for part_x, part_y in _pieces(x, y, step):
             self.gemm._upload(part_x, src)
             for first, count, off in self._kernel(op, src, dst, part_x.size, n):
-                self.gemm._download(part_y[first:first + count], off)
+                self.gemm._download(part_y if count == part_y.size else part_y.reshape(-1)[first:first + count], off)
         self.calls += 1
         return y
 
@@ -316,13 +320,13 @@ class WasmElementwise:
         """Run ``op`` on ``size`` floats at ``src`` (rows of ``n`` for the softmax) into ``dst``, about half on the
         GEMM's helper thread when it has one and the array is large (``gemm_threads``); returns where the output
         is: ((first element, elements, byte offset), ...)."""
-        fn = self._softmax if op == "softmax" else self._maps[op]
+        fn = self._softmax if op == "softmax" else self._softmax_small if op == "softmax_small" else self._maps[op]
         threads = self.gemm.threads
-        if threads is not None:
+        if threads is not None and op != "softmax_small":  # (small: never worth a split; the thread has no such op)
             pieces = threads.elementwise_call(op, fn, src, dst, size, n)
             if pieces is not None:
                 return pieces
-        if op == "softmax":
+        if op.startswith("softmax"):
             fn(src, dst, size // n, n)
         else:
             fn(src, dst, size)
@@ -348,10 +352,8 @@ class WasmElementwise:
         d = x.shape[-1]
         w_off, b_off = self.gemm.vector_offset(weight), self.gemm.vector_offset(bias)
         step = max(1, CHUNK // d) * d
-        flat_x, flat_y = x.reshape(-1), y.reshape(-1)
         src, dst = self._buffers(min(x.size, step) * 4)
-        for start in range(0, x.size, step):
-            part_x, part_y = flat_x[start:start + step], flat_y[start:start + step]
+        for part_x, part_y in _pieces(x, y, step):
             self.gemm._upload(part_x, src)
             self._layer_norm(src, dst, part_x.size // d, d, w_off, b_off, float(eps))
             self.gemm._download(part_y, dst)
@@ -360,18 +362,31 @@ class WasmElementwise:
 
     def __call__(self, op: str, x: np.ndarray) -> Optional[np.ndarray]:
         """The ``numerics`` elementwise backend: the kernel's result, or None (numpy) for what it does not take."""
-        if x.dtype != np.float32 or x.size < MIN_ELEMENTWISE:
+        if x.dtype != np.float32:
             return None
         if op == "softmax":
             if x.ndim < 1 or not 0 < x.shape[-1] <= SOFTMAX_MAX_ROW:
                 return None
-        elif op not in self._maps:
+            if x.size < MIN_ELEMENTWISE:  # the numpy code's exp is np.exp there: the kernel with its bits, if checked
+                if not self.small_softmax:
+                    return None
+                op = "softmax_small"
+        elif op not in self._maps or x.size < MIN_ELEMENTWISE:
             return None
         try:
             return self.run(op, x)
         except Exception:  # noqa: BLE001 - as in WasmGemm.__call__: numpy does this one
             self.failures += 1
             return None
+
+
+def _pieces(x: np.ndarray, y: np.ndarray, step: int):
+    """(part of x, the same part of y) of ``step`` elements at most, in order (contiguous arrays): x and y
+    themselves when they fit (the usual case: no flat views, no slices)."""
+    if x.size <= step:
+        return ((x, y),)
+    flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+    return ((flat_x[i:i + step], flat_y[i:i + step]) for i in range(0, x.size, step))
 
 
 def _same_bits(got: np.ndarray, want: np.ndarray) -> bool:
@@ -433,9 +448,34 @@ def layer_norm_check(ew: WasmElementwise) -> str:
     return ""
 
 
+def small_softmax_check(ew: WasmElementwise) -> str:
+    """The kernel's small softmax (np.exp's bits) against the numpy code on arrays below numerics.SMALL elements:
+    every range of the C library's expf (|x| <= 2^-14, around 0.5 ln 2 and 1.5 ln 2, results that are subnormal or
+    0, -inf, NaN), rows of 1 to 139 (the pairwise sum's split); "" if every bit agrees, else what differs."""
+    from ..core import attention
+
+    saved = numerics.set_elementwise_backend(None)
+    try:
+        rng = np.random.RandomState(7)
+        edges = np.array([0.0, -0.0, -1e-5, -6e-5, -0.3465, -0.3467, -1.0397, -1.0398, -5.0, -87.3, -87.4, -95.0,
+                          -103.9, -104.0, -1e4, -np.inf, np.nan], dtype=np.float32)
+        for shape, scale in (((6, 13, 13), 4.0), ((3, 5, 139), 30.0), ((40, 1), 1.0), ((7, 64), 0.5),
+                             ((2, 9, 33), 60.0)):
+            s = (rng.standard_normal(shape) * scale).astype(np.float32)
+            flat = s.reshape(-1)
+            flat[rng.randint(0, flat.size, 12)] = edges[rng.randint(0, edges.size, 12)]
+            flat[:min(edges.size, flat.size)] = edges[:min(edges.size, flat.size)]
+            if not _same_bits(ew.run("softmax_small", s), attention.softmax(s)):
+                return "the kernel's small softmax differs from numpy's (%s)" % (shape,)
+    finally:
+        numerics.set_elementwise_backend(saved)
+    return ""
+
+
 elementwise: Optional[WasmElementwise] = None
 elementwise_problem = ""  # why the elementwise kernels were left out (numpy does them)
 layer_norm_problem = ""  # why the LayerNorm kernel was left out (numpy does it)
+small_softmax_problem = ""  # why softmaxes below numerics.SMALL elements stay with numpy
 
 
 def _install_elementwise(gemm: WasmGemm) -> Optional[WasmElementwise]:
@@ -451,7 +491,19 @@ def _install_elementwise(gemm: WasmGemm) -> Optional[WasmElementwise]:
     numerics.set_elementwise_backend(ew)
     elementwise = ew
     _install_layer_norm(ew)
+    _install_small_softmax(ew)
     return ew
+
+
+def _install_small_softmax(ew: WasmElementwise) -> None:
+    """Let ``ew`` take softmaxes below numerics.SMALL elements if its small softmax passes ``small_softmax_check``
+    (the C library's expf replayed: true of Pyodide 0.17.1's numpy; another libm fails the check, numpy stays)."""
+    global small_softmax_problem
+    try:
+        small_softmax_problem = small_softmax_check(ew)
+    except Exception as e:  # noqa: BLE001 - numpy does them
+        small_softmax_problem = "%s: %s" % (type(e).__name__, e)
+    ew.small_softmax = not small_softmax_problem
 
 
 def _install_layer_norm(ew: WasmElementwise) -> None:

@@ -85,10 +85,12 @@ def set_elementwise_backend(fn: Optional[ElementwiseBackend]) -> Optional[Elemen
     """Route the elementwise hot spots through ``fn(op, x)``; ``None`` restores numpy.  Returns the previous one.
 
     ``op`` is one of ``ELEMENTWISE_OPS``: ``"exp"`` (this module's ``exp``), ``"softmax"`` (``attention.softmax``
-    over the last axis), ``"gelu"`` / ``"silu"`` (``layers.gelu`` / ``layers.silu``); ``x`` is a float32 array of
-    at least ``SMALL`` elements.  ``fn`` returns a new float32 array of x's shape holding exactly what the numpy
-    code computes (there ``exp`` is the polynomial path above, so the same operations in the same order give the
-    same bits), or ``None`` to leave that call to numpy.
+    over the last axis), ``"gelu"`` / ``"silu"`` (``layers.gelu`` / ``layers.silu``); ``x`` is a float32 array
+    of at least ``SMALL`` elements, except for ``"softmax"`` (any size).  ``fn`` returns a new float32 array of x's
+    shape holding exactly what the numpy code computes, or ``None`` to leave that call to numpy.  From ``SMALL``
+    elements on, the numpy code's exp is the polynomial path above (the same operations in the same order give
+    the same bits); below, it is ``np.exp`` (the C library's ``expf``): a backend that cannot give its bits
+    returns ``None`` for a small softmax.
     """
     global _elementwise
     previous, _elementwise = _elementwise, fn
@@ -101,8 +103,9 @@ def elementwise_backend() -> Optional[ElementwiseBackend]:
 
 def elementwise(op: str, x: np.ndarray) -> Optional[np.ndarray]:
     """The backend's ``op`` of the float32 array ``x``, or ``None``: no backend, fewer than SMALL elements (where
-    ``exp`` is ``np.exp``, which a backend cannot match bit for bit), or the backend declined."""
-    if _elementwise is None or x.size < SMALL:
+    ``exp`` is ``np.exp``; only the softmax, a short sentence's attention, is offered to the backend there: it
+    gives np.exp's bits or declines), or the backend declined."""
+    if _elementwise is None or (x.size < SMALL and op != "softmax"):
         return None
     return _elementwise(op, x)
 

@@ -278,7 +278,27 @@ for size, scale in json.loads(%r):
         row["mismatch"], row["ulp"], row["nan_ok"] = bits(via_hook, want)
         out["maps"].append(row)
 small = np.linspace(-5, 5, SMALL - 1).astype(np.float32)
-out["small_declined"] = [numerics.elementwise(op, small) is None for op in ("exp", "gelu", "silu", "softmax")]
+out["small_declined"] = [numerics.elementwise(op, small) is None for op in ("exp", "gelu", "silu")]
+out["small_softmax_problem"] = wasm_gemm.small_softmax_problem
+out["small_softmax"] = []
+for shape, scale, mask in json.loads(%r):                 # below SMALL: np.exp's bits (the C library's expf)
+    s = (rng.standard_normal(shape) * scale).astype(np.float32)
+    h, n, m = shape
+    if mask == "causal":
+        s = attention.causal_mask(s)
+    elif mask == "edges":                                 # every range of expf: tiny, subnormal and 0 results, NaN
+        flat = s.reshape(-1)
+        flat[:EDGE.size] = EDGE
+        flat[rng.randint(0, flat.size, 20)] = -rng.uniform(80.0, 110.0, 20).astype(np.float32)
+        s[0, 0, :] = -np.inf
+    for t in (1.0, 0.37):
+        calls = ew.calls
+        got = attention.probs_at(s, t)
+        used = ew.calls > calls
+        want = numpy_path(lambda a: attention.probs_at(a, t), s)
+        row = {"shape": shape, "mask": mask, "t": t, "used": used, "dtype": str(got.dtype)}
+        row["mismatch"], row["ulp"], row["nan_ok"] = bits(got, want)
+        out["small_softmax"].append(row)
 out["declined"] = [ew("softmax", np.zeros((1, wasm_gemm.SOFTMAX_MAX_ROW + 1), np.float32)) is None,
                    ew("tanh", np.zeros(SMALL, np.float32)) is None,
                    ew("gelu", np.zeros(SMALL, np.float64)) is None]
@@ -338,15 +358,28 @@ SOFTMAX = [((12, 128, 128), 3.0, ""), ((9, 64, 64), 4.0, "causal"), ((3000, 3, 3
            ((1, 3, 8192), 3.0, ""), ((12, 61, 61), 3.0, "causal")]
 
 
+# below numerics.SMALL elements: MiniLM's attention at 12 and 5 tokens, SmolLM2's (9 heads) at 13, one row of one,
+# rows of 129 (the pairwise sum's split), edge values (every range of the C library's expf)
+SMALL_SOFTMAX = [((12, 12, 12), 3.0, ""), ((12, 5, 5), 2.0, "causal"), ((9, 13, 13), 4.0, "causal"),
+                 ((1, 1, 1), 1.0, ""), ((2, 3, 129), 10.0, "edges"), ((12, 26, 26), 3.0, "edges"),
+                 ((1, 40, 7), 30.0, "edges")]
+
+
 def test_elementwise_kernels_are_numpy_bit_for_bit(pyodide):
-    """softmax (all temperatures, masks, NaN), GELU, SiLU and exp on the kernel give the numpy code's bits."""
-    got = json.loads(pyodide.run(_ELEMENTWISE_VS_NUMPY % (json.dumps(MAPS), json.dumps(SOFTMAX))))
+    """softmax (all temperatures, masks, NaN; below numerics.SMALL elements too, where the numpy code's exp is
+    np.exp), GELU, SiLU and exp on the kernel give the numpy code's bits."""
+    got = json.loads(pyodide.run(_ELEMENTWISE_VS_NUMPY % (json.dumps(MAPS), json.dumps(SMALL_SOFTMAX),
+                                                          json.dumps(SOFTMAX))))
     assert got["installed"] and got["problem"] == "", got["problem"]
     assert len(got["maps"]) == 3 * len(MAPS) and len(got["softmax"]) == 2 * len(SOFTMAX)
     for row in got["maps"] + got["softmax"]:
         assert row["used"] and row["dtype"] == "float32" and row["shape_ok"], row
         assert row["mismatch"] == 0 and row["ulp"] == 0 and row["nan_ok"], row
-    assert got["small_declined"] == [True] * 4  # below SMALL numerics.exp is np.exp: numpy keeps those
+    assert got["small_declined"] == [True] * 3  # below SMALL numerics.exp is np.exp: numpy keeps exp, GELU, SiLU
+    assert got["small_softmax_problem"] == "" and len(got["small_softmax"]) == 2 * len(SMALL_SOFTMAX)
+    for row in got["small_softmax"]:  # ... and the softmax goes to softmax_small, which replays np.exp's expf
+        assert row["used"] and row["dtype"] == "float32", row
+        assert row["mismatch"] == 0 and row["ulp"] == 0 and row["nan_ok"], row
     assert got["declined"] == [True] * 3
     assert got["failures"] == 0
     assert got["chunked"] == [[0, 0]] * 2
