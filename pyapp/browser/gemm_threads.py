@@ -18,16 +18,16 @@ into that memory once, x is copied in once, the product out once, as with one th
   bytes further on and come out in two copies).  Every element goes through the same instructions: the same bits.
 * Only products of at least ``MIN_SPLIT`` multiply-adds (``MIN_COLUMN_SPLIT`` by columns, ``MIN_BATCHED_SPLIT``
   for the stacks) are split: below
-  that the hand-over (a few calls into JavaScript and the thread's wake-up, ~0.02-0.05 ms) eats the gain.
+  that the hand-over (two kernel calls and the thread's wake-up) eats the gain.
 * Protocol (``web/gemm-thread.js`` documents the 16 Int32 slots of the control block, allocated in the shared
   memory): this worker writes the job (operation, arguments, state "posted"), adds 1 to SEQ and notifies; the
   thread claims it (compareExchange posted -> running), runs the kernel, sets "done" and notifies; this worker
   computes its own part meanwhile, then waits for "done".  This worker's side is two functions of the kernel's
   shared build, ``post`` and ``join`` (scripts/build_gemm_wasm.py ``hand_over_funcs``: the same atomic
-  operations in WebAssembly, one call each instead of a dozen Atomics calls through Pyodide's proxies).  A job the thread has not claimed by the
-  time this worker finished its own part (thread not woken yet: the second core is busy) is taken back the same
-  way and computed here (then the product costs what one thread costs).  A failed job (the thread's kernel call
-  threw) is computed here and the thread is no longer used.
+  operations in WebAssembly, one call each instead of a dozen Atomics calls through Pyodide's proxies).  A job
+  the thread has not claimed by the time this worker finished its own part (thread not woken yet: the second
+  core is busy) is taken back the same way and computed here (then the product costs what one thread costs).
+  A failed job (the thread's kernel call threw) is computed here and the thread is no longer used.
 * When the second core is busy (another process), a split is slower than one thread: after ``LOSSES`` splits in
   a row where the wait for the thread exceeded this worker's own part, the next ``PAUSE`` products stay here.
 
