@@ -235,6 +235,12 @@ def _f32_bits(value) -> int:
     return int(np.array(value, dtype=np.float32).view(np.uint32))
 
 
+def _f32_of_bits(bits: int):
+    """The float32 whose bit pattern is ``bits`` (musl's constants are given that way)."""
+    import numpy as np
+    return np.array(bits, dtype=np.uint32).view(np.float32)[()]
+
+
 def _splat(value) -> str:
     b = "0x%08x" % _f32_bits(value)
     return "(v128.const i32x4 %s %s %s %s)" % (b, b, b, b)
@@ -298,20 +304,20 @@ def _expf_libm4(src: str, dst: str) -> list:
         "(local.set $lm (i32x4.shr_s %s (i32.const 31)))" % f,                               # sign: all ones
         # k = (int)(invln2 * x + half[sign]) (truncation), then +-1 or 0 in the smaller ranges; as a float
         "(local.set $lf (f32x4.convert_i32x4_s (i32x4.trunc_sat_f32x4_s (f32x4.add (f32x4.mul %s %s)"
-        " (v128.bitselect %s %s (local.get $lm))))))" % (f, _splat(np_f32_bits_value(0x3FB8AA3B)), _splat(-0.5),
+        " (v128.bitselect %s %s (local.get $lm))))))" % (f, _splat(_f32_of_bits(0x3FB8AA3B)), _splat(-0.5),
                                                           _splat(0.5)),
         "(local.set $lf (v128.bitselect (local.get $lf) (v128.bitselect %s %s (local.get $lm))"
         " (i32x4.gt_s (local.get $lh) %s)))" % (_splat(-1.0), one, _i32x4(0x3F851592)),
         "(local.set $lf (v128.bitselect (local.get $lf) (v128.const i32x4 0 0 0 0)"
         " (i32x4.gt_s (local.get $lh) %s)))" % _i32x4(0x3EB17218),
         # hi = x - k ln2hi; lo = k ln2lo; x' = hi - lo   (k = 0: hi = x, lo = 0, x' = x)
-        "(local.set $lhi (f32x4.sub %s (f32x4.mul (local.get $lf) %s)))" % (f, _splat(np_f32_bits_value(0x3F317200))),
-        "(local.set $llo (f32x4.mul (local.get $lf) %s))" % _splat(np_f32_bits_value(0x35BFBE8E)),
+        "(local.set $lhi (f32x4.sub %s (f32x4.mul (local.get $lf) %s)))" % (f, _splat(_f32_of_bits(0x3F317200))),
+        "(local.set $llo (f32x4.mul (local.get $lf) %s))" % _splat(_f32_of_bits(0x35BFBE8E)),
         "(local.set $lc (f32x4.sub (local.get $lhi) (local.get $llo)))",
         # xx = x'^2 (in $%s); c = x' - xx (P1 + xx P2) (in $lk)
         "(local.set $%s (f32x4.mul (local.get $lc) (local.get $lc)))" % dst,
         "(local.set $lk (f32x4.sub (local.get $lc) (f32x4.mul (local.get $%s) (f32x4.add %s (f32x4.mul (local.get $%s)"
-        " %s)))))" % (dst, _splat(np_f32_bits_value(0x3E2AAA8F)), dst, _splat(np_f32_bits_value(0xBB355215))),
+        " %s)))))" % (dst, _splat(_f32_of_bits(0x3E2AAA8F)), dst, _splat(_f32_of_bits(0xBB355215))),
         # y = 1 + ((x' c / (2 - c) - lo) + hi)
         "(local.set $%s (f32x4.add %s (f32x4.add (f32x4.sub (f32x4.div (f32x4.mul (local.get $lc) (local.get $lk))"
         " (f32x4.sub %s (local.get $lk))) (local.get $llo)) (local.get $lhi))))" % (dst, one, two),
@@ -336,12 +342,6 @@ def _expf_libm4(src: str, dst: str) -> list:
         "(local.set $%s (v128.bitselect %s (local.get $%s) (i32x4.gt_s (local.get $lh) %s)))"
         % (dst, f, dst, _i32x4(0x7F800000)),
     ]
-
-
-def np_f32_bits_value(bits: int):
-    """The float32 whose bit pattern is ``bits`` (musl's constants are given that way)."""
-    import numpy as np
-    return np.array(bits, dtype=np.uint32).view(np.float32)[()]
 
 
 _MAP_LOCALS = ("v", "y", "ek", "er", "ep", "t", "z", "a", "lh", "lm", "lf", "lhi", "llo", "lc", "lk")  # the v128
